@@ -1,0 +1,149 @@
+"""The `moestat` command line (Typer; output via rich). Thin: parse, call the library,
+render. Exit codes: 0 success, 2 invalid input (one line on stderr), 1 unexpected failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+from typer.exceptions import TyperException
+
+from moestat.errors import InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Statistics of mixture-of-experts models.",
+                  pretty_exceptions_enable=False)
+console = Console()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file in the same directory and rename (never a partial file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _fmt(v) -> str:
+    import numpy as np
+
+    a = np.asarray(v)
+    return np.array2string(a, precision=4, suppress_small=True, separator=", ") if a.ndim \
+        else f"{float(a):.6g}"
+
+
+@app.command()
+def fit(
+    data: Annotated[Path, typer.Argument(help="CSV file with a header row")],
+    target: Annotated[str, typer.Option(help="response column")],
+    experts: Annotated[int, typer.Option(help="number of experts k")] = 2,
+    features: Annotated[str | None, typer.Option(help="comma-separated feature columns "
+                                                 "(default: all others)")] = None,
+    gate: Annotated[str, typer.Option(help="gate, e.g. softmax, topk_softmax:2")] = "softmax",
+    expert: Annotated[str, typer.Option(help="expert, e.g. linear, ridge:tanh")] = "linear",
+    noise: Annotated[str, typer.Option(help="gaussian or laplace")] = "gaussian",
+    estimator: Annotated[str, typer.Option(help="em, mle or lse")] = "em",
+    n_init: Annotated[int, typer.Option(help="random restarts")] = 5,
+    max_iter: Annotated[int, typer.Option(help="iteration limit")] = 500,
+    tol: Annotated[float, typer.Option(help="relative objective tolerance")] = 1e-8,
+    seed: Annotated[int, typer.Option(help="random seed")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    save: Annotated[Path | None, typer.Option(help="write the fitted model as JSON")] = None,
+):
+    """Fit one MoE model to a user's table; print parameters, log-likelihood, BIC."""
+    import numpy as np
+    from sklearn.exceptions import ConvergenceWarning
+
+    from moestat.data import read_table
+    from moestat.estimator import MixtureOfExpertsRegressor
+
+    feats = None if features is None else [f.strip() for f in features.split(",") if f.strip()]
+    table = read_table(data, target, feats)
+    est = MixtureOfExpertsRegressor(n_experts=experts, gate=gate, expert=expert, noise=noise,
+                                    estimator=estimator, n_init=n_init, max_iter=max_iter,
+                                    tol=tol, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(table.X, table.y)
+    n = len(table.y)
+    out = {
+        "data": str(data), "target": table.target, "features": list(table.features),
+        "n_samples": n, "model": est.model_.describe(), "estimator": estimator,
+        "parameters": {k: np.asarray(v).tolist() for k, v in est.params_.items()},
+        "loglik": est.loglik_, "bic": est.bic(table.X, table.y), "aic": est.aic(table.X, table.y),
+        "n_parameters": est.n_parameters_, "converged": est.converged_, "n_iter": est.n_iter_,
+        "at_bound": est.at_bound_, "seed": seed, "n_init": n_init,
+    }
+    if save is not None:
+        write_atomic(save, json.dumps(out, indent=2) + "\n")
+    if as_json:
+        print(json.dumps(out))
+        return
+    console.print(f"[bold]{out['model']}[/bold]  ({estimator}, {n} rows, target "
+                  f"{table.target!r}, features {list(table.features)})")
+    t = RichTable("parameter", "value")
+    for k, v in est.params_.items():
+        t.add_row(k, _fmt(v))
+    console.print(t)
+    console.print(f"log-likelihood {out['loglik']:.6g}   BIC {out['bic']:.6g}   "
+                  f"AIC {out['aic']:.6g}   parameters {out['n_parameters']}")
+    status = "converged" if est.converged_ else "[red]NOT converged[/red]"
+    console.print(f"{status} after {est.n_iter_} iterations (best of {n_init} restarts)"
+                  + ("; [yellow]some parameter on its bound[/yellow]" if est.at_bound_ else ""))
+    if save is not None:
+        console.print(f"saved to {save}")
+
+
+@app.command(name="list")
+def list_parts():
+    """Registered gates, experts, noises and estimators."""
+    from moestat.registry import catalogue
+
+    for group, names in catalogue().items():
+        console.print(f"[bold]{group}[/bold]: {', '.join(names)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one-line errors, exit 2 for invalid input, 1 for unexpected failures."""
+    try:
+        app(args=argv, standalone_mode=False)
+        return 0
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except typer.Exit as e:
+        return e.exit_code
+    except typer.Abort:
+        print("error: aborted", file=sys.stderr)
+        return 1
+    except TyperException as e:  # usage errors: bad or missing options and arguments
+        msg = e.format_message()
+        if msg:
+            print(f"error: {msg}", file=sys.stderr)
+        return 2
+    except Exception as e:  # unexpected: one line, traceback only on request
+        if os.environ.get("MOESTAT_DEBUG"):
+            raise
+        print(f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+              " (set MOESTAT_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 1
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Reading a user's table (CSV) into (X, y) with one-line errors naming the problem."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from moestat.errors import InputError
+
+MISSING = {"", "na", "nan", "null", "none", "-nan", "n/a"}
+
+
+@dataclass(frozen=True)
+class Table:
+    X: np.ndarray  # (n_samples, n_features)
+    y: np.ndarray  # (n_samples,)
+    features: tuple[str, ...]
+    target: str
+
+
+def _parse(value: str, column: str, row: int) -> float:
+    v = value.strip()
+    if v.lower() in MISSING:
+        raise InputError(f"column {column!r} row {row}: missing value")
+    try:
+        x = float(v)
+    except ValueError:
+        raise InputError(f"column {column!r} row {row}: {v[:40]!r} is not a number") from None
+    if not math.isfinite(x):
+        raise InputError(f"column {column!r} row {row}: non-finite value {v!r}")
+    return x
+
+
+def read_table(path: str | Path, target: str, features: list[str] | None = None) -> Table:
+    """Numeric CSV with a header row; `features` default to every column but `target`.
+
+    Rows are numbered as in the file (header = row 1). Refuses: missing or empty files,
+    non-UTF-8 text, duplicated or empty column names, ragged rows, unknown columns, missing,
+    non-numeric or non-finite values, constant feature columns (not identifiable next to the
+    intercept).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"data file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+    rows = [r for r in csv.reader(text.splitlines()) if any(c.strip() for c in r)]
+    if not rows:
+        raise InputError(f"{path}: empty file (a header row and data rows are needed)")
+    header = [h.strip() for h in rows[0]]
+    if any(not h for h in header):
+        raise InputError(f"{path}: empty column name in the header")
+    dup = sorted({h for h in header if header.count(h) > 1})
+    if dup:
+        raise InputError(f"{path}: duplicated column names {dup}")
+    if len(rows) < 2:
+        raise InputError(f"{path}: no data rows below the header")
+    if target not in header:
+        raise InputError(f"unknown target column {target!r}; columns are {header}")
+    if features is None:
+        features = [h for h in header if h != target]
+    unknown = [f for f in features if f not in header]
+    if unknown:
+        raise InputError(f"unknown feature column(s) {unknown}; columns are {header}")
+    if target in features:
+        raise InputError(f"target {target!r} is also listed as a feature")
+    if not features:
+        raise InputError("no feature columns: the table needs at least one besides the target")
+    cols = [header.index(f) for f in features]
+    t = header.index(target)
+    X = np.empty((len(rows) - 1, len(cols)))
+    y = np.empty(len(rows) - 1)
+    for i, r in enumerate(rows[1:]):
+        if len(r) != len(header):
+            raise InputError(f"{path}: row {i + 2} has {len(r)} fields, the header has "
+                             f"{len(header)}")
+        X[i] = [_parse(r[c], header[c], i + 2) for c in cols]
+        y[i] = _parse(r[t], target, i + 2)
+    const = [f for j, f in enumerate(features) if np.all(X[:, j] == X[0, j])] if len(y) > 1 \
+        else []
+    if const:
+        raise InputError(f"constant feature column(s) {const}: drop them (not identifiable)")
+    return Table(X, y, tuple(features), target)

@@ -1,0 +1,123 @@
+"""Public fitting functions: compile once per (model, estimator, options), vmap over
+replicates or restarts.
+
+    fit(model, X, y, start)            one data set from given starting parameters
+    fit_batch(model, X, y, start)      leading replicate axis on X, y, start (and weights)
+    fit_random(model, X, y, key, n_init)  data-driven random starts, best objective kept
+
+X (n_samples, n_features), y (n_samples,), weights (n_samples,) >= 0 (default ones). Default
+bounds: `MixtureOfExperts.bounds(var(y))`. Estimators: "em" (mixture models), "mle" (any),
+"lse" (regression models).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from moestat.errors import InputError
+from moestat.fit.bounds import floored, on_bound, project
+from moestat.fit.em import em
+from moestat.fit.init import random_start
+from moestat.fit.lse import lse
+from moestat.fit.mle import mean_loglik, mle
+from moestat.fit.result import FitOptions, FitResult
+from moestat.model import MixtureOfExperts, MoEParams
+
+ESTIMATOR_FUNCTIONS = {"em": em, "mle": mle, "lse": lse}
+DEFAULT_OPTIONS = FitOptions()
+
+
+def check_estimator_for(model: MixtureOfExperts, estimator: str) -> None:
+    """Raise InputError when `estimator` does not apply to `model`."""
+    if estimator not in ESTIMATOR_FUNCTIONS:
+        raise InputError(f"unknown estimator {estimator!r}; expected one of "
+                         f"{', '.join(ESTIMATOR_FUNCTIONS)}")
+    if estimator == "em" and model.kind != "mixture":
+        raise InputError("estimator 'em' needs a mixture model; use 'lse' or 'mle' for "
+                         "regression models")
+    if estimator == "lse" and model.kind != "regression":
+        raise InputError("estimator 'lse' needs a regression model (kind='regression')")
+
+
+def default_bounds(model: MixtureOfExperts, y, weights):
+    mu = jnp.sum(weights * y) / jnp.sum(weights)
+    y_var = jnp.sum(weights * (y - mu) ** 2) / jnp.sum(weights)
+    return model.bounds(jnp.maximum(y_var, 1e-300))
+
+
+def _fit_one(model, estimator, options, X, y, weights, start, bounds):
+    """Traced body: run the estimator from `start`, then final objective and flags."""
+    if bounds is None:
+        bounds = default_bounds(model, y, weights)
+    start = project(model.canonicalize(start), bounds)
+    params, n_iter, converged, history = ESTIMATOR_FUNCTIONS[estimator](
+        model, X, y, weights, start, bounds, options)
+    params = model.canonicalize(params)
+    loglik = mean_loglik(model, params, X, y, weights)
+    if estimator == "lse":
+        objective = -jnp.sum(weights * (y - model.mean(params, X)) ** 2) / jnp.sum(weights)
+    else:
+        objective = loglik
+    return FitResult(params, objective, loglik, n_iter, converged,
+                     on_bound(params, bounds), floored(params.noise.var, bounds[0].noise.var),
+                     history)
+
+
+@functools.lru_cache(maxsize=128)
+def _compiled(model, estimator, options, batched: bool):
+    fn = functools.partial(_fit_one, model, estimator, options)
+    if batched:
+        fn = jax.vmap(fn, in_axes=(0, 0, 0, 0, None))
+    return jax.jit(fn)
+
+
+def _prepare(model, estimator, X, y, weights):
+    check_estimator_for(model, estimator)
+    X = jnp.asarray(X, dtype=jnp.float64)
+    y = jnp.asarray(y, dtype=jnp.float64)
+    if weights is None:
+        weights = jnp.ones(y.shape, dtype=jnp.float64)
+    return X, y, jnp.asarray(weights, dtype=jnp.float64)
+
+
+def fit(model: MixtureOfExperts, X, y, start: MoEParams, *, estimator: str = "em",
+        weights=None, bounds=None, options: FitOptions = DEFAULT_OPTIONS) -> FitResult:
+    """Fit one data set from `start`; returns a FitResult."""
+    X, y, weights = _prepare(model, estimator, X, y, weights)
+    return _compiled(model, estimator, options, False)(X, y, weights, start, bounds)
+
+
+def fit_batch(model: MixtureOfExperts, X, y, start: MoEParams, *, estimator: str = "em",
+              weights=None, bounds=None, options: FitOptions = DEFAULT_OPTIONS) -> FitResult:
+    """Fit R data sets at once: X (R, n, d), y (R, n), start with leading axis R. One
+    vmapped, jitted computation; the FitResult leaves carry the replicate axis."""
+    X, y, weights = _prepare(model, estimator, X, y, weights)
+    return _compiled(model, estimator, options, True)(X, y, weights, start, bounds)
+
+
+@functools.lru_cache(maxsize=128)
+def _compiled_random(model, estimator, options, n_init: int):
+    def run(X, y, weights, key, bounds):
+        b = default_bounds(model, y, weights) if bounds is None else bounds
+        keys = jax.random.split(key, n_init)
+        starts = jax.vmap(lambda k: random_start(model, X, y, weights, k, b, options))(keys)
+        results = jax.vmap(lambda s: _fit_one(model, estimator, options, X, y, weights, s,
+                                              b))(starts)
+        score = jnp.where(jnp.isfinite(results.objective), results.objective, -jnp.inf)
+        best = jnp.argmax(score)
+        return jax.tree_util.tree_map(lambda a: a[best], results), results.objective
+
+    return jax.jit(run)
+
+
+def fit_random(model: MixtureOfExperts, X, y, key, n_init: int = 5, *, estimator: str = "em",
+               weights=None, bounds=None, options: FitOptions = DEFAULT_OPTIONS):
+    """`n_init` data-driven random starts (vmapped); returns (best FitResult, objectives of
+    all restarts (n_init,))."""
+    if n_init < 1:
+        raise InputError(f"n_init must be >= 1, got {n_init}")
+    X, y, weights = _prepare(model, estimator, X, y, weights)
+    return _compiled_random(model, estimator, options, int(n_init))(X, y, weights, key, bounds)

@@ -1,0 +1,102 @@
+"""Expectation-maximisation for mixture (probabilistic) MoE models.
+
+E-step in log space: log r_ti = log w_i(x_t) + log f_i(y_t | x_t) - log p(y_t | x_t).
+M-step (generalised: every block increases its part of Q, so the log-likelihood never
+decreases):
+  gate    closed form (input-free lambda) | Newton/IRLS (softmax, quadratic softmax,
+          contaminated) | projected L-BFGS on Q_gate (top-K, temperature, activation gates);
+  experts weighted least squares + exact variances (linear / polynomial / constant experts
+          with Gaussian noise) | projected L-BFGS on Q_expert, then exact Gaussian variances.
+Sample weights w_t (n_samples,) multiply every term (zero weights pad data to bucket sizes).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from moestat.fit.loop import iterate
+from moestat.fit.result import FitOptions
+from moestat.fit.steps import (
+    gaussian_variance_update,
+    lbfgs_maximize,
+    newton_gate_update,
+    wls_expert_update,
+)
+from moestat.model import MixtureOfExperts, MoEParams
+
+
+def e_step(model: MixtureOfExperts, params: MoEParams, X, y, weights):
+    """Responsibilities (n_samples, n_components) and the weighted mean log-likelihood."""
+    log_joint = model.log_joint(params, X, y)
+    ll = jax.nn.logsumexp(log_joint, axis=1)
+    resp = jnp.exp(log_joint - ll[:, None])
+    return resp, jnp.sum(weights * ll) / jnp.sum(weights)
+
+
+def update_gate(model: MixtureOfExperts, params: MoEParams, X, resp, weights, bounds,
+                options: FitOptions):
+    """Gate block of the M-step (see module docstring)."""
+    gate, gb = model.gate, (bounds[0].gate, bounds[1].gate)
+    if hasattr(gate, "closed_form_m_step"):
+        from moestat.fit.bounds import project
+
+        return project(gate.closed_form_m_step(params.gate, X, resp, weights), gb)
+    if gate.normalized and gate.logit_features is not None:
+        return newton_gate_update(gate, params.gate, X, resp, weights, gb,
+                                  options.gate_newton_steps, options.ridge)
+    total = jnp.sum(weights)
+    return lbfgs_maximize(lambda g: gate.resp_objective(g, X, resp, weights) / total,
+                          params.gate, gate.to_free, gate.from_free, gb, options.inner_steps)
+
+
+def update_experts(model: MixtureOfExperts, params: MoEParams, X, y, R, bounds,
+                   options: FitOptions, var_shared: bool = False):
+    """Expert and noise blocks: maximise sum_ti R_ti log f(y_t | h_i(x_t), v_i).
+
+    R (n_samples, n_experts) weighted responsibilities of the trainable experts.
+    """
+    expert, noise = model.expert, model.noise
+    eb = (bounds[0].expert, bounds[1].expert)
+    vb = (bounds[0].noise.var, bounds[1].noise.var)
+    gaussian = noise.name == "gaussian"
+    if expert.design is not None and gaussian:
+        ep = wls_expert_update(expert, params.expert, X, y, R, eb, options.ridge)
+    else:
+        total = jnp.sum(R)
+
+        def q(en):
+            ep_, np_ = en
+            m = expert.mean(ep_, X)
+            return jnp.sum(R * noise.log_density(y[:, None], m, np_.var)) / total
+
+        both = (params.expert, params.noise)
+        ep, npar = lbfgs_maximize(
+            q, both,
+            lambda t: (expert.to_free(t[0]), noise.to_free(t[1])),
+            lambda t: (expert.from_free(t[0]), noise.from_free(t[1])),
+            ((bounds[0].expert, bounds[0].noise), (bounds[1].expert, bounds[1].noise)),
+            options.inner_steps,
+        )
+        if not gaussian:
+            return ep, npar
+    var = gaussian_variance_update(expert.mean(ep, X), y, R, vb)
+    return ep, params.noise._replace(var=var)
+
+
+def m_step(model, params, X, y, resp, weights, bounds, options):
+    gate = update_gate(model, params, X, resp, weights, bounds, options)
+    R = resp[:, : model.n_experts] * weights[:, None]
+    ep, npar = update_experts(model, params, X, y, R, bounds, options)
+    return MoEParams(gate, ep, npar)
+
+
+def em(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
+       options: FitOptions):
+    """Run EM from `params`. Returns (params, n_iter, converged, history)."""
+
+    def step(p):
+        resp, ll = e_step(model, p, X, y, weights)
+        return m_step(model, p, X, y, resp, weights, bounds, options), ll
+
+    return iterate(step, params, options.max_iter, options.tol)

@@ -1,0 +1,166 @@
+"""Starting points for the estimators.
+
+near_truth (experiments.md, shared protocol): every parameter of the truth is perturbed by
+independent noise of relative size `scale`:
+    real field     theta + scale * max(|theta|, 1) * eps
+    positive field theta * exp(scale * eps)          (variances, temperature)
+    unit field     sigmoid(logit(theta) + scale * eps)  (input-free lambda)
+with eps ~ N(0, 1), then the gauge is re-fixed. An over-specified fit (k > k*) first splits true
+atoms: fitted atom i copies true atom assignment[i] (default: the extra copies go to true atoms
+0, 1, ... in turn), copies share slopes and experts and divide the weight (beta0 - log count).
+
+random (users' data): k-means++ seeding plus Lloyd iterations on standardised (x, y) give hard
+clusters, treated as responsibilities for one M-step from neutral parameters. Frozen-expert
+models instead label as prompt the points whose residual to the frozen expert exceeds c standard
+deviations, c ~ U(1, 4). Restarts differ by their key.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from moestat.errors import InputError
+from moestat.fit.bounds import project
+from moestat.fit.result import FitOptions
+from moestat.fit.steps import (
+    gaussian_variance_update,
+    lbfgs_maximize,
+    newton_gate_update,
+    wls_expert_update,
+)
+from moestat.model import MixtureOfExperts, MoEParams
+
+
+def default_assignment(k_true: int, k: int) -> np.ndarray:
+    """Atoms 0..k*-1, then extra copies of true atoms 0, 1, ... in turn (sorted)."""
+    if k < k_true:
+        raise InputError(f"cannot start {k} experts near a truth with {k_true} experts")
+    extra = [j % k_true for j in range(k - k_true)]
+    return np.sort(np.concatenate([np.arange(k_true), np.asarray(extra, int)])).astype(int)
+
+
+def n_true_experts(params: MoEParams) -> int:
+    return int(jax.tree_util.tree_leaves(params.expert)[0].shape[0])
+
+
+def perturb(model: MixtureOfExperts, params: MoEParams, key, scale: float) -> MoEParams:
+    """Independent relative perturbation of every field (module docstring)."""
+    out = []
+    keys = jax.random.split(key, 3)
+    for part, p, kp in zip(model.parts(), params, keys, strict=True):
+        vals = {}
+        fkeys = jax.random.split(kp, len(p))
+        for (f, v), kf in zip(p._asdict().items(), fkeys, strict=True):
+            eps = jax.random.normal(kf, jnp.shape(v))
+            if f in part.positive:
+                v = v * jnp.exp(scale * eps)
+            elif f in part.unit:
+                v = jax.nn.sigmoid(jnp.log(v) - jnp.log1p(-v) + scale * eps)
+            else:
+                v = v + scale * jnp.maximum(jnp.abs(v), 1.0) * eps
+            vals[f] = v
+        out.append(type(p)(**vals))
+    return model.canonicalize(MoEParams(*out))
+
+
+def near_truth(model: MixtureOfExperts, truth: MoEParams, key, scale: float = 0.1,
+               assignment=None) -> MoEParams:
+    """Start next to `truth` (k* experts) for a model with k >= k* experts."""
+    k_true = n_true_experts(truth)
+    if k_true != model.n_experts:
+        if model.frozen is not None:
+            raise InputError("frozen-expert models have exactly one prompt expert")
+        if assignment is None:
+            assignment = default_assignment(k_true, model.n_experts)
+        assignment = np.asarray(assignment, int)
+        if assignment.shape != (model.n_experts,) or assignment.min() < 0 or \
+                assignment.max() >= k_true:
+            raise InputError(f"assignment must give a true atom in [0, {k_true}) for each of "
+                             f"{model.n_experts} fitted experts")
+        truth = model.split(truth, assignment)
+    return perturb(model, model.canonicalize(truth), key, scale)
+
+
+def kmeans_labels(key, Z, weights, k: int, n_lloyd: int = 10):
+    """Weighted k-means++ seeding + Lloyd iterations; Z (n, p) -> labels (n,)."""
+    n = Z.shape[0]
+    keys = jax.random.split(key, k)
+    first = jax.random.choice(keys[0], n, p=weights / weights.sum())
+    centers = jnp.zeros((k, Z.shape[1])).at[0].set(Z[first])
+
+    def seed(j, centers):
+        d2 = jnp.sum((Z[:, None, :] - centers[None]) ** 2, axis=-1)
+        d2 = jnp.where(jnp.arange(k)[None, :] < j, d2, jnp.inf).min(axis=1)
+        p = weights * d2
+        p = jnp.where(p.sum() > 0, p / p.sum(), weights / weights.sum())
+        return centers.at[j].set(Z[jax.random.choice(keys[j], n, p=p)])
+
+    centers = jax.lax.fori_loop(1, k, seed, centers)
+
+    def lloyd(_, centers):
+        labels = jnp.argmin(jnp.sum((Z[:, None, :] - centers[None]) ** 2, axis=-1), axis=1)
+        onehot = jax.nn.one_hot(labels, k) * weights[:, None]
+        mass = onehot.sum(axis=0)
+        new = (onehot.T @ Z) / jnp.maximum(mass, 1e-300)[:, None]
+        return jnp.where(mass[:, None] > 0, new, centers)
+
+    centers = jax.lax.fori_loop(0, n_lloyd, lloyd, centers)
+    return jnp.argmin(jnp.sum((Z[:, None, :] - centers[None]) ** 2, axis=-1), axis=1)
+
+
+def _standardise(A, weights):
+    mu = jnp.sum(weights[:, None] * A, axis=0) / weights.sum()
+    sd = jnp.sqrt(jnp.sum(weights[:, None] * (A - mu) ** 2, axis=0) / weights.sum())
+    return (A - mu) / jnp.where(sd > 0, sd, 1.0)
+
+
+def initial_responsibilities(model: MixtureOfExperts, X, y, weights, key):
+    """Hard labels as responsibilities (n_samples, n_components) (module docstring)."""
+    if model.frozen is not None:
+        resid = jnp.abs(y - model.frozen.mean(X))
+        sd0 = jnp.sqrt(jnp.asarray(model.frozen.noise_params.var[0]))
+        c = jax.random.uniform(key, minval=1.0, maxval=4.0)
+        prompt = (resid > c * sd0).astype(float)
+        return jnp.stack([prompt, 1.0 - prompt], axis=1)
+    Z = _standardise(jnp.concatenate([X, y[:, None]], axis=1), weights)
+    labels = kmeans_labels(key, Z, weights, model.n_experts)
+    return jax.nn.one_hot(labels, model.n_experts)
+
+
+def random_start(model: MixtureOfExperts, X, y, weights, key, bounds,
+                 options: FitOptions) -> MoEParams:
+    """One data-driven random start: responsibilities -> one M-step from neutral parameters."""
+    resp = initial_responsibilities(model, X, y, weights, key)
+    y_var = jnp.sum(weights * (y - jnp.sum(weights * y) / weights.sum()) ** 2) / weights.sum()
+    p = model.zeros()
+    p = p._replace(noise=p.noise._replace(var=jnp.full_like(p.noise.var, y_var)))
+    gate, gb = model.gate, (bounds[0].gate, bounds[1].gate)
+    if hasattr(gate, "closed_form_m_step"):
+        g = project(gate.closed_form_m_step(p.gate, X, resp, weights), gb)
+    elif gate.normalized and gate.logit_features is not None:
+        g = newton_gate_update(gate, p.gate, X, resp, weights, gb, 5, options.ridge)
+    else:
+        total = weights.sum()
+        g = lbfgs_maximize(lambda q: gate.resp_objective(q, X, resp, weights) / total,
+                           p.gate, gate.to_free, gate.from_free, gb, 5 * options.inner_steps)
+    R = resp[:, : model.n_experts] * weights[:, None]
+    eb = (bounds[0].expert, bounds[1].expert)
+    expert = model.expert
+    if expert.design is not None:
+        e = wls_expert_update(expert, p.expert, X, y, R, eb, options.ridge)
+    else:
+        total = R.sum()
+        e = lbfgs_maximize(
+            lambda q: -jnp.sum(R * (y[:, None] - expert.mean(q, X)) ** 2) / total,
+            p.expert, expert.to_free, expert.from_free, eb, 5 * options.inner_steps)
+    p = MoEParams(g, e, p.noise)
+    vb = (bounds[0].noise.var, bounds[1].noise.var)
+    if model.kind == "regression":
+        var = jnp.sum(weights * (y - model.mean(p, X)) ** 2) / weights.sum()
+        var = jnp.clip(var, *vb)
+    else:
+        var = gaussian_variance_update(expert.mean(e, X), y, R, vb)
+        var = jnp.where(R.sum(axis=0) > 0, var, y_var)  # an empty cluster keeps var(y)
+    return p._replace(noise=p.noise._replace(var=var))

@@ -1,0 +1,35 @@
+"""The iterate-until-converged loop shared by all estimators (one `lax.while_loop`)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def converged_test(new, old, tol):
+    """Relative objective change: |new - old| <= tol * max(|old|, 1)."""
+    return jnp.abs(new - old) <= tol * jnp.maximum(jnp.abs(old), 1.0)
+
+
+def iterate(step, state, max_iter: int, tol: float):
+    """Run `step(state) -> (state, objective_of_input_state)` until converged.
+
+    Returns (state, n_iter, converged, history) with history (max_iter,) holding the objective
+    of each visited state (NaN afterwards). Convergence compares consecutive objectives.
+    """
+    history = jnp.full((max_iter,), jnp.nan)
+
+    def cond(carry):
+        _, i, _, done, _ = carry
+        return (i < max_iter) & ~done
+
+    def body(carry):
+        state, i, prev, _, hist = carry
+        new_state, obj = step(state)
+        done = (i > 0) & converged_test(obj, prev, tol)
+        done = done | ~jnp.isfinite(obj)
+        return new_state, i + 1, obj, done, hist.at[i].set(obj)
+
+    init = (state, jnp.asarray(0), jnp.asarray(jnp.nan), jnp.asarray(False), history)
+    state, n_iter, last, done, history = jax.lax.while_loop(cond, body, init)
+    return state, n_iter, done & jnp.isfinite(last), history

@@ -1,0 +1,47 @@
+"""What every estimator returns, and the options they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+
+from moestat.model import MoEParams
+
+
+class FitResult(NamedTuple):
+    """Outcome of one fit (leaves gain a leading replicate axis when vmapped).
+
+    objective: the maximised quantity per sample — mean log-likelihood (em, mle) or minus the
+        mean squared error (lse); loglik: mean log-likelihood in every case;
+    history: objective after each iteration (NaN past `n_iter`), shape (max_iter,);
+    at_bound: some parameter ended on its box bound; floored: some variance ended on its lower
+        bound (models.md §5).
+    """
+
+    params: MoEParams
+    objective: jax.Array
+    loglik: jax.Array
+    n_iter: jax.Array
+    converged: jax.Array
+    at_bound: jax.Array
+    floored: jax.Array
+    history: jax.Array
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Stopping and inner-solver settings (hashable: part of the compiled function's key).
+
+    Stop when |obj_t - obj_{t-1}| <= tol * max(|obj_{t-1}|, 1) or after `max_iter` iterations
+    (the objective is per sample, so the floor at 1 only matters when it is near zero).
+    gate_newton_steps: Newton (IRLS) steps per EM gate update; inner_steps: L-BFGS iterations
+    per generic M-step; ridge: relative Tikhonov term keeping linear solves well posed.
+    """
+
+    max_iter: int = 500
+    tol: float = 1e-8
+    gate_newton_steps: int = 1
+    inner_steps: int = 10
+    ridge: float = 1e-10

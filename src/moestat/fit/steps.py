@@ -1,0 +1,135 @@
+"""Building blocks of the M-step and of the generic optimisers.
+
+Each block increases (never decreases) its objective, so EM built from them is a generalised
+EM whose log-likelihood is monotone:
+
+* `newton_gate_update`: Newton (IRLS) steps with step-halving on
+  Q_gate = sum_t w_t sum_i r_ti log w_i(x_t) for gates whose logits are linear in the parameters
+  (logits = Phi(x) @ coef.T);
+* `wls_expert_update`: closed-form weighted least squares for experts linear in their
+  parameters, then the exact Gaussian variance update;
+* `lbfgs_maximize`: a few projected L-BFGS iterations (optax, zoom line search) of any smooth
+  objective in unconstrained coordinates, accepted only if the objective did not decrease.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from moestat.fit.bounds import project
+
+
+def _solve_psd(H, g, ridge):
+    """Solve (H + ridge * mean(diag H) I) x = g for symmetric positive semi-definite H."""
+    P = H.shape[0]
+    lam = ridge * (jnp.trace(H) / P) + 1e-300
+    return jnp.linalg.solve(H + lam * jnp.eye(P), g)
+
+
+def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, ridge: float):
+    """Damped Newton ascent of Q_gate for a linear-logit normalised gate.
+
+    resp (n_samples, K) with rows summing to 1; the last row of the coefficients (K, m) is
+    pinned to 0 (gauge / frozen logit), so the K - 1 first rows are free. Gradient
+    G = (R - W)^T diag(w) Phi; Hessian -sum_t w_t W_ti (delta_ij - W_tj) phi_t phi_t^T.
+    Step-halving (up to 2^-20) on the projected candidate guarantees ascent.
+    """
+    Phi = gate.logit_features(X)  # (n, m)
+    K = resp.shape[1]
+    f = K - 1
+    m = Phi.shape[1]
+
+    def Q(p):
+        return gate.resp_objective(p, X, resp, weights)
+
+    def one_step(_, p):
+        coef = gate.to_coef(p)
+        W = jax.nn.softmax(Phi @ coef.T, axis=1)
+        G = ((resp - W) * weights[:, None]).T @ Phi  # (K, m)
+        C = W[:, :f, None] * (jnp.eye(f) - W[:, None, :f])  # (n, f, f)
+        H = jnp.einsum("tij,ta,tb->iajb", C * weights[:, None, None], Phi, Phi)
+        delta = _solve_psd(H.reshape(f * m, f * m), G[:f].reshape(-1), ridge).reshape(f, m)
+        q0 = Q(p)
+
+        def candidate(s):
+            c = coef.at[:f].add(s * delta)
+            return project(gate.from_coef(c, p), bounds)
+
+        def cond(c):
+            s, q = c
+            return (q < q0) & (s > 2.0**-20)
+
+        def body(c):
+            s, _ = c
+            return s / 2, Q(candidate(s / 2))
+
+        s, q = jax.lax.while_loop(cond, body, (1.0, Q(candidate(1.0))))
+        ok = (q >= q0) & jnp.isfinite(q)
+        new = candidate(s)
+        return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, p)
+
+    return jax.lax.fori_loop(0, n_steps, one_step, params)
+
+
+def lbfgs_maximize(objective, params, to_free, from_free, bounds, n_steps: int):
+    """Projected L-BFGS ascent of `objective(params)` for `n_steps` iterations.
+
+    Works in unconstrained coordinates `to_free(params)`; after every iteration the iterate is
+    clipped into `to_free(bounds)` (the transforms are monotone). Returns the new parameters
+    if the objective did not decrease, else the old ones.
+    """
+    lo, hi = to_free(bounds[0]), to_free(bounds[1])
+    free0 = to_free(params)
+
+    def loss(free):
+        return -objective(from_free(free))
+
+    opt = optax.lbfgs()
+    value_and_grad = optax.value_and_grad_from_state(loss)
+
+    def body(_, carry):
+        free, state = carry
+        value, grad = value_and_grad(free, state=state)
+        grad = jax.tree_util.tree_map(lambda g: jnp.where(jnp.isfinite(g), g, 0.0), grad)
+        updates, state = opt.update(grad, state, free, value=value, grad=grad, value_fn=loss)
+        free = optax.apply_updates(free, updates)
+        free = jax.tree_util.tree_map(jnp.clip, free, lo, hi)
+        return free, state
+
+    free, _ = jax.lax.fori_loop(0, n_steps, body, (free0, opt.init(free0)))
+    new = from_free(free)
+    old_val, new_val = objective(params), objective(new)
+    ok = jnp.isfinite(new_val) & (new_val >= old_val)
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, params)
+
+
+def gaussian_variance_update(means, y, R, var_bounds):
+    """Exact maximiser of sum_ti R_ti log N(y_t | m_ti, v_i) over v_i in its box.
+
+    means (n, k), R (n, k) weighted responsibilities; experts with no mass keep v = upper
+    bound clipped value of their mean residual (guarded against 0/0).
+    """
+    nk = R.sum(axis=0)
+    ss = jnp.sum(R * (y[:, None] - means) ** 2, axis=0)
+    var = ss / jnp.maximum(nk, 1e-300)
+    return jnp.clip(var, var_bounds[0], var_bounds[1])
+
+
+def wls_expert_update(expert, params, X, y, R, expert_bounds, ridge: float):
+    """Weighted least squares per expert: coef_i = argmin sum_t R_ti (y_t - phi_t^T c)^2.
+
+    R (n, k) weighted responsibilities. An expert whose mass sum_t R_ti is ~0 keeps its
+    parameters.
+    """
+    Phi = expert.design(X)  # (n, m)
+    A = jnp.einsum("ti,ta,tb->iab", R, Phi, Phi)
+    B = jnp.einsum("ti,ta,t->ia", R, Phi, y)
+    m = Phi.shape[1]
+    lam = ridge * jnp.trace(A, axis1=1, axis2=2) / m + 1e-300
+    coef = jnp.linalg.solve(A + lam[:, None, None] * jnp.eye(m), B[..., None])[..., 0]
+    old = expert.to_coef(params)
+    ok = (R.sum(axis=0) > 1e-10 * R.sum()) & jnp.all(jnp.isfinite(coef), axis=1)
+    coef = jnp.where(ok[:, None], coef, old)
+    return project(expert.from_coef(coef, params), expert_bounds)

@@ -1,0 +1,72 @@
+"""Noise laws of y around an expert mean (models.md §3).
+
+Both are parametrised by their **variance** v > 0 (never a standard deviation):
+gaussian: N(y | m, v); laplace: exp(-|y - m| / s) / (2 s) with s = sqrt(v / 2), so that
+Var = 2 s^2 = v. Mixture models carry one variance per expert, shape (k,); regression models
+one shared variance, shape ().
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from moestat.parts import Part
+
+VAR_BOUNDS = (1e-6, 1e3)  # default variance box, relative to the response variance
+
+
+class NoiseParams(NamedTuple):
+    var: jax.Array  # (k,) per expert (mixture) or () shared (regression)
+
+
+@dataclass(frozen=True)
+class Noise(Part):
+    Params: ClassVar[type] = NoiseParams
+    positive: ClassVar[tuple] = ("var",)
+    shared: bool = False  # one variance for all experts (regression models)
+
+    def shapes(self, k, d):
+        return {"var": () if self.shared else (k,)}
+
+    def zeros(self, k, d):
+        return NoiseParams(var=jnp.ones(() if self.shared else (k,)))
+
+    def field_bounds(self, field, scale):
+        return VAR_BOUNDS[0] * scale, VAR_BOUNDS[1] * scale
+
+    def split(self, params, assignment):
+        return params if self.shared else super().split(params, assignment)
+
+
+@dataclass(frozen=True)
+class GaussianNoise(Noise):
+    """log N(y | m, v) = -0.5 (log(2 pi v) + (y - m)^2 / v)."""
+
+    name: ClassVar[str] = "gaussian"
+
+    def log_density(self, y, mean, var):
+        return -0.5 * (jnp.log(2 * jnp.pi * var) + (y - mean) ** 2 / var)
+
+    def sample(self, key, mean, var):
+        return mean + jnp.sqrt(var) * jax.random.normal(key, jnp.shape(mean))
+
+
+@dataclass(frozen=True)
+class LaplaceNoise(Noise):
+    """log Laplace(y | m, s) = -log(2 s) - |y - m| / s, s = sqrt(v / 2)."""
+
+    name: ClassVar[str] = "laplace"
+
+    def log_density(self, y, mean, var):
+        s = jnp.sqrt(var / 2.0)
+        return -jnp.log(2.0 * s) - jnp.abs(y - mean) / s
+
+    def sample(self, key, mean, var):
+        return mean + jnp.sqrt(var / 2.0) * jax.random.laplace(key, jnp.shape(mean))
+
+
+NOISES: dict[str, type[Noise]] = {n.name: n for n in (GaussianNoise, LaplaceNoise)}

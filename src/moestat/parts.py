@@ -1,0 +1,124 @@
+"""The common contract of model parts (gates, experts, noises).
+
+A part is a small frozen (hashable) dataclass holding *structure only*; its parameters are an
+immutable `NamedTuple` pytree passed in and returned (parameters apart from structure, as in
+dynamax). Every field of a part's parameters is declared once in `shapes`, which also fixes its
+leading expert axis, so that generic code (optimisers, bounds, names, splitting) needs no
+per-part knowledge:
+
+* `positive` fields are optimised as log(value), `unit` fields as logit(value);
+* `gauge` fields have their last row pinned to 0 (softmax translation invariance);
+* `bounds` gives the default box (lower, upper) per field.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Params = Any  # a NamedTuple of arrays
+
+INF = float("inf")
+
+
+@dataclass(frozen=True)
+class Part(ABC):
+    """Base class of gates, experts and noises."""
+
+    Params: ClassVar[type[NamedTuple]]
+    positive: ClassVar[tuple[str, ...]] = ()
+    unit: ClassVar[tuple[str, ...]] = ()
+    gauge: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def label(self) -> str:
+        """The registry name, with its argument if any (e.g. ``ridge:tanh``)."""
+        return self.name  # type: ignore[attr-defined]
+
+    # ---- structure -------------------------------------------------------------------------
+    @abstractmethod
+    def shapes(self, n_components: int, n_features: int) -> dict[str, tuple[int, ...]]:
+        """Shape of each parameter field for `n_components` experts in dimension `n_features`."""
+
+    def zeros(self, n_components: int, n_features: int) -> Params:
+        shapes = self.shapes(n_components, n_features)
+        return self.Params(**{f: jnp.zeros(s) for f, s in shapes.items()})
+
+    def bounds(self, n_components: int, n_features: int, scale: float) -> tuple[Params, Params]:
+        """Default box (lower, upper) per field; `scale` is the response variance."""
+        shapes = self.shapes(n_components, n_features)
+        lo, hi = {}, {}
+        for f, s in shapes.items():
+            a, b = self.field_bounds(f, scale)
+            lo[f], hi[f] = jnp.full(s, a), jnp.full(s, b)
+        return self.Params(**lo), self.Params(**hi)
+
+    def field_bounds(self, field: str, scale: float) -> tuple[float, float]:
+        if field in self.unit:
+            return 1e-8, 1.0 - 1e-8
+        if field in self.positive:
+            return 1e-12, INF
+        return -INF, INF
+
+    # ---- gauge and unconstrained coordinates ------------------------------------------------
+    def canonicalize(self, params: Params) -> Params:
+        """Bring parameters to the gauge (gauge fields: subtract the last row)."""
+        if not self.gauge:
+            return params
+        shifted = {f: getattr(params, f) - getattr(params, f)[-1] for f in self.gauge}
+        return params._replace(**shifted)
+
+    def to_free(self, params: Params) -> Params:
+        """Unconstrained gauge-free coordinates: log / logit transforms, last gauge row dropped."""
+        out = {}
+        for f, v in params._asdict().items():
+            if f in self.gauge:
+                v = v[:-1]
+            if f in self.positive:
+                v = jnp.log(v)
+            elif f in self.unit:
+                v = jnp.log(v) - jnp.log1p(-v)
+            out[f] = v
+        return self.Params(**out)
+
+    def from_free(self, free: Params) -> Params:
+        out = {}
+        for f, v in free._asdict().items():
+            if f in self.positive:
+                v = jnp.exp(v)
+            elif f in self.unit:
+                v = jax.nn.sigmoid(v)
+            if f in self.gauge:
+                v = jnp.concatenate([v, jnp.zeros((1,) + v.shape[1:], v.dtype)], axis=0)
+            out[f] = v
+        return self.Params(**out)
+
+    # ---- over-specified initialisation ------------------------------------------------------
+    def split(self, params: Params, assignment: np.ndarray) -> Params:
+        """Parameters of k fitted atoms from k* true ones: atom i copies true atom assignment[i].
+
+        Default: every field is indexed along its leading (expert) axis; gates override this to
+        divide a split atom's weight among its copies.
+        """
+        idx = jnp.asarray(assignment)
+        return self.Params(*(v[idx] for v in params))
+
+
+def thaw(params: Params) -> Params:
+    """Arrays from a frozen (nested-tuple) parameter record."""
+    return type(params)(*(jnp.asarray(v, dtype=jnp.float64) for v in params))
+
+
+def freeze(params: Params) -> Params:
+    """Hashable nested-tuple copy of a parameter record (for structure that must be static)."""
+
+    def tup(a):
+        a = np.asarray(a, dtype=np.float64)
+        return float(a) if a.ndim == 0 else tuple(tup(x) for x in a)
+
+    return type(params)(*(tup(v) for v in params))
