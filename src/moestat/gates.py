@@ -60,6 +60,7 @@ class Gate(Part):
     """Base gate. Subclasses define `log_weights` (normalised) or `weights` (sigmoid)."""
 
     normalized: ClassVar[bool] = True
+    em_gate_objective: ClassVar[str] = "q"  # "q": EM's Q_gate; "likelihood": ECME step
 
     def log_weights(self, params, X):
         """log w_i(x), shape (n_samples, n_components); -inf where a weight is exactly 0."""
@@ -78,10 +79,11 @@ class Gate(Part):
         """Gate part of the EM objective: sum_t w_t sum_i r_ti log w_i(x_t).
 
         `resp` (n_samples, n_components) are responsibilities, `weights` (n_samples,) sample
-        weights. Entries with r = 0 contribute 0 even where log w = -inf (top-K).
+        weights. Entries with r = 0 contribute 0 even where log w = -inf (top-K); an entry with
+        r > 0 and w = 0 makes the objective -inf, as EM's lower bound requires.
         """
         logw = self.log_weights(params, X)
-        terms = jnp.where(resp > 0, resp * jnp.where(jnp.isfinite(logw), logw, 0.0), 0.0)
+        terms = jnp.where(resp > 0, resp * logw, 0.0)
         return jnp.sum(weights * terms.sum(axis=1))
 
     # IRLS interface (None when logits are not linear in the parameters)
@@ -137,6 +139,9 @@ class TopKSoftmaxGate(SoftmaxGate):
     """
 
     name: ClassVar[str] = "topk_softmax"
+    # EM's Q is -inf as soon as a boundary moves (points with r > 0 lose their expert), so the
+    # gate block maximises the observed log-likelihood instead (ECME, Liu & Rubin 1994)
+    em_gate_objective: ClassVar[str] = "likelihood"
     k_active: int = 2
     logit_features = None  # not smooth: generic M-step
 

@@ -51,6 +51,15 @@ class GaussianNoise(Noise):
     def log_density(self, y, mean, var):
         return -0.5 * (jnp.log(2 * jnp.pi * var) + (y - mean) ** 2 / var)
 
+    def irls_weights(self, resid, var):
+        """Weights turning the expert M-step into weighted least squares: exactly 1/v."""
+        return jnp.ones_like(resid) / var
+
+    def variance_update(self, resid, R, var_bounds):
+        """argmax_v sum_t R_ti log N(r_ti | 0, v_i): v_i = sum R r^2 / sum R, in its box."""
+        var = jnp.sum(R * resid**2, axis=0) / jnp.maximum(R.sum(axis=0), 1e-300)
+        return jnp.clip(var, *var_bounds)
+
     def sample(self, key, mean, var):
         return mean + jnp.sqrt(var) * jax.random.normal(key, jnp.shape(mean))
 
@@ -64,6 +73,18 @@ class LaplaceNoise(Noise):
     def log_density(self, y, mean, var):
         s = jnp.sqrt(var / 2.0)
         return -jnp.log(2.0 * s) - jnp.abs(y - mean) / s
+
+    def irls_weights(self, resid, var):
+        """Majorise-minimise weights 1 / (c s), c = |r_old|: |r| <= r^2 / (2c) + c / 2, with
+        equality at r_old, so weighted least squares with these weights cannot decrease the
+        Laplace log-density."""
+        s = jnp.sqrt(var / 2.0)
+        return 1.0 / (jnp.maximum(jnp.abs(resid), 1e-8 * s) * s)
+
+    def variance_update(self, resid, R, var_bounds):
+        """argmax_s sum R log Laplace(r | 0, s): s = sum R |r| / sum R; v = 2 s^2, in its box."""
+        s = jnp.sum(R * jnp.abs(resid), axis=0) / jnp.maximum(R.sum(axis=0), 1e-300)
+        return jnp.clip(2.0 * s**2, *var_bounds)
 
     def sample(self, key, mean, var):
         return mean + jnp.sqrt(var / 2.0) * jax.random.laplace(key, jnp.shape(mean))

@@ -4,9 +4,12 @@ E-step in log space: log r_ti = log w_i(x_t) + log f_i(y_t | x_t) - log p(y_t | 
 M-step (generalised: every block increases its part of Q, so the log-likelihood never
 decreases):
   gate    closed form (input-free lambda) | Newton/IRLS (softmax, quadratic softmax,
-          contaminated) | projected L-BFGS on Q_gate (top-K, temperature, activation gates);
-  experts weighted least squares + exact variances (linear / polynomial / constant experts
-          with Gaussian noise) | projected L-BFGS on Q_expert, then exact Gaussian variances.
+          contaminated) | projected L-BFGS on Q_gate (temperature, activation gates) |
+          projected L-BFGS on the observed log-likelihood with experts fixed (top-K: ECME,
+          because Q_gate is -inf as soon as a top-K boundary moves);
+  experts weighted least squares (closed form for linear / polynomial / constant experts,
+          projected L-BFGS otherwise) with weights exact for Gaussian noise and
+          majorise-minimise for Laplace noise, then the exact variance (scale) update.
 Sample weights w_t (n_samples,) multiply every term (zero weights pad data to bucket sizes).
 """
 
@@ -17,12 +20,7 @@ import jax.numpy as jnp
 
 from moestat.fit.loop import iterate
 from moestat.fit.result import FitOptions
-from moestat.fit.steps import (
-    gaussian_variance_update,
-    lbfgs_maximize,
-    newton_gate_update,
-    wls_expert_update,
-)
+from moestat.fit.steps import lbfgs_maximize, newton_gate_update, wls_expert_update
 from moestat.model import MixtureOfExperts, MoEParams
 
 
@@ -34,10 +32,18 @@ def e_step(model: MixtureOfExperts, params: MoEParams, X, y, weights):
     return resp, jnp.sum(weights * ll) / jnp.sum(weights)
 
 
-def update_gate(model: MixtureOfExperts, params: MoEParams, X, resp, weights, bounds,
+def update_gate(model: MixtureOfExperts, params: MoEParams, X, y, resp, weights, bounds,
                 options: FitOptions):
     """Gate block of the M-step (see module docstring)."""
     gate, gb = model.gate, (bounds[0].gate, bounds[1].gate)
+    if gate.em_gate_objective == "likelihood":  # ECME: observed log-likelihood, experts fixed
+        total = jnp.sum(weights)
+
+        def loglik(g):
+            return jnp.sum(weights * model.log_prob(params._replace(gate=g), X, y)) / total
+
+        return lbfgs_maximize(loglik, params.gate, gate.to_free, gate.from_free, gb,
+                              options.inner_steps)
     if hasattr(gate, "closed_form_m_step"):
         from moestat.fit.bounds import project
 
@@ -51,41 +57,32 @@ def update_gate(model: MixtureOfExperts, params: MoEParams, X, resp, weights, bo
 
 
 def update_experts(model: MixtureOfExperts, params: MoEParams, X, y, R, bounds,
-                   options: FitOptions, var_shared: bool = False):
-    """Expert and noise blocks: maximise sum_ti R_ti log f(y_t | h_i(x_t), v_i).
+                   options: FitOptions):
+    """Expert and noise blocks: increase sum_ti R_ti log f(y_t | h_i(x_t), v_i).
 
-    R (n_samples, n_experts) weighted responsibilities of the trainable experts.
+    R (n_samples, n_experts) weighted responsibilities of the trainable experts. The expert
+    step is weighted least squares with weights R * noise.irls_weights (exact for Gaussian
+    noise, a majorise-minimise step for Laplace noise): closed form for experts linear in
+    their parameters, projected L-BFGS otherwise; then the exact variance update.
     """
     expert, noise = model.expert, model.noise
     eb = (bounds[0].expert, bounds[1].expert)
     vb = (bounds[0].noise.var, bounds[1].noise.var)
-    gaussian = noise.name == "gaussian"
-    if expert.design is not None and gaussian:
-        ep = wls_expert_update(expert, params.expert, X, y, R, eb, options.ridge)
+    resid = y[:, None] - expert.mean(params.expert, X)
+    W = R * noise.irls_weights(resid, params.noise.var)
+    if expert.design is not None:
+        ep = wls_expert_update(expert, params.expert, X, y, W, eb, options.ridge)
     else:
         total = jnp.sum(R)
-
-        def q(en):
-            ep_, np_ = en
-            m = expert.mean(ep_, X)
-            return jnp.sum(R * noise.log_density(y[:, None], m, np_.var)) / total
-
-        both = (params.expert, params.noise)
-        ep, npar = lbfgs_maximize(
-            q, both,
-            lambda t: (expert.to_free(t[0]), noise.to_free(t[1])),
-            lambda t: (expert.from_free(t[0]), noise.from_free(t[1])),
-            ((bounds[0].expert, bounds[0].noise), (bounds[1].expert, bounds[1].noise)),
-            options.inner_steps,
-        )
-        if not gaussian:
-            return ep, npar
-    var = gaussian_variance_update(expert.mean(ep, X), y, R, vb)
+        ep = lbfgs_maximize(
+            lambda e: -0.5 * jnp.sum(W * (y[:, None] - expert.mean(e, X)) ** 2) / total,
+            params.expert, expert.to_free, expert.from_free, eb, options.inner_steps)
+    var = noise.variance_update(y[:, None] - expert.mean(ep, X), R, vb)
     return ep, params.noise._replace(var=var)
 
 
 def m_step(model, params, X, y, resp, weights, bounds, options):
-    gate = update_gate(model, params, X, resp, weights, bounds, options)
+    gate = update_gate(model, params, X, y, resp, weights, bounds, options)
     R = resp[:, : model.n_experts] * weights[:, None]
     ep, npar = update_experts(model, params, X, y, R, bounds, options)
     return MoEParams(gate, ep, npar)

@@ -24,12 +24,7 @@ import numpy as np
 from moestat.errors import InputError
 from moestat.fit.bounds import project
 from moestat.fit.result import FitOptions
-from moestat.fit.steps import (
-    gaussian_variance_update,
-    lbfgs_maximize,
-    newton_gate_update,
-    wls_expert_update,
-)
+from moestat.fit.steps import lbfgs_maximize, newton_gate_update, wls_expert_update
 from moestat.model import MixtureOfExperts, MoEParams
 
 
@@ -161,6 +156,6 @@ def random_start(model: MixtureOfExperts, X, y, weights, key, bounds,
         var = jnp.sum(weights * (y - model.mean(p, X)) ** 2) / weights.sum()
         var = jnp.clip(var, *vb)
     else:
-        var = gaussian_variance_update(expert.mean(e, X), y, R, vb)
+        var = model.noise.variance_update(y[:, None] - expert.mean(e, X), R, vb)
         var = jnp.where(R.sum(axis=0) > 0, var, y_var)  # an empty cluster keeps var(y)
     return p._replace(noise=p.noise._replace(var=var))

@@ -7,7 +7,7 @@ EM whose log-likelihood is monotone:
   Q_gate = sum_t w_t sum_i r_ti log w_i(x_t) for gates whose logits are linear in the parameters
   (logits = Phi(x) @ coef.T);
 * `wls_expert_update`: closed-form weighted least squares for experts linear in their
-  parameters, then the exact Gaussian variance update;
+  parameters;
 * `lbfgs_maximize`: a few projected L-BFGS iterations (optax, zoom line search) of any smooth
   objective in unconstrained coordinates, accepted only if the objective did not decrease.
 """
@@ -103,18 +103,6 @@ def lbfgs_maximize(objective, params, to_free, from_free, bounds, n_steps: int):
     old_val, new_val = objective(params), objective(new)
     ok = jnp.isfinite(new_val) & (new_val >= old_val)
     return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, params)
-
-
-def gaussian_variance_update(means, y, R, var_bounds):
-    """Exact maximiser of sum_ti R_ti log N(y_t | m_ti, v_i) over v_i in its box.
-
-    means (n, k), R (n, k) weighted responsibilities; experts with no mass keep v = upper
-    bound clipped value of their mean residual (guarded against 0/0).
-    """
-    nk = R.sum(axis=0)
-    ss = jnp.sum(R * (y[:, None] - means) ** 2, axis=0)
-    var = ss / jnp.maximum(nk, 1e-300)
-    return jnp.clip(var, var_bounds[0], var_bounds[1])
 
 
 def wls_expert_update(expert, params, X, y, R, expert_bounds, ridge: float):

@@ -1,0 +1,105 @@
+"""The `moestat` command line: real subprocesses, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "two_experts.csv"
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "moestat", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_fit_json_and_save(tmp_path):
+    out = tmp_path / "fit.json"
+    r = run("fit", EXAMPLE, "--target", "y", "--experts", "2", "--json", "--save", out)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["converged"] and res["n_samples"] == 2000 and res["features"] == ["x"]
+    slopes = sorted(a[0] for a in res["parameters"]["expert.a"])
+    assert abs(slopes[0] + 20) < 0.5 and abs(slopes[1] - 20) < 0.5  # the shipped truth
+    assert json.loads(out.read_text())["loglik"] == res["loglik"]
+    assert res["bic"] > -2 * res["loglik"]
+
+
+def test_fit_table_output():
+    r = run("fit", EXAMPLE, "--target", "y", "--experts", "2")
+    assert r.returncode == 0, r.stderr
+    assert "gate.beta1" in r.stdout and "BIC" in r.stdout and "converged" in r.stdout
+
+
+def test_list():
+    r = run("list")
+    assert r.returncode == 0
+    for name in ("softmax", "topk_softmax", "contaminated", "ridge", "laplace", "lse"):
+        assert name in r.stdout
+
+
+def _write(tmp_path, name, text, mode="w"):
+    p = tmp_path / name
+    if mode == "wb":
+        p.write_bytes(text)
+    else:
+        p.write_text(text)
+    return p
+
+
+GOOD_ROWS = "".join(f"{i / 50:.3f},{(i % 7) / 3:.3f},{(i * 3 % 11) / 5:.3f}\n"
+                    for i in range(60))
+CASES = [
+    ("nan", "x,z,y\n" + GOOD_ROWS + "0.5,nan,1\n", ["--target", "y"], "row 62: missing value"),
+    ("inf", "x,z,y\n" + GOOD_ROWS + "0.5,inf,1\n", ["--target", "y"], "non-finite"),
+    ("text", "x,z,y\n" + GOOD_ROWS + "0.5,abc,1\n", ["--target", "y"], "'abc' is not a number"),
+    ("empty", "", ["--target", "y"], "empty file"),
+    ("header only", "x,z,y\n", ["--target", "y"], "no data rows"),
+    ("unknown target", "x,z,y\n" + GOOD_ROWS, ["--target", "w"], "unknown target column 'w'"),
+    ("unknown feature", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--features", "x,q"],
+     "unknown feature column"),
+    ("k < 1", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--experts", "0"], "n_experts"),
+    ("unknown gate", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--gate", "foo"],
+     "unknown gate 'foo'"),
+    ("unknown expert", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--expert", "foo"],
+     "unknown expert 'foo'"),
+    ("too few rows", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--experts", "12"],
+     "fewer rows than parameters"),
+    ("duplicated header", "x,x,y\n" + GOOD_ROWS, ["--target", "y"], "duplicated column"),
+    ("ragged", "x,z,y\n" + GOOD_ROWS + "1,2\n", ["--target", "y"], "has 2 fields"),
+    ("constant column", "x,z,y\n" + "".join(f"1,{i},{i % 3}\n" for i in range(50)),
+     ["--target", "y"], "constant feature"),
+    ("bad option type", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--experts", "two"],
+     "--experts"),
+]
+
+
+@pytest.mark.parametrize("label,text,args,message", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_exits_2_with_one_line(tmp_path, label, text, args, message):
+    path = _write(tmp_path, "data.csv", text)
+    r = run("fit", path, *args)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert message in lines[0], lines[0]
+    assert r.stdout == ""
+
+
+def test_missing_file_and_non_utf8(tmp_path):
+    r = run("fit", tmp_path / "absent.csv", "--target", "y")
+    assert r.returncode == 2 and "not found" in r.stderr
+    p = _write(tmp_path, "latin.csv", b"x,y\n\xe9\xe9,1\n", mode="wb")
+    r = run("fit", p, "--target", "y")
+    assert r.returncode == 2 and "not UTF-8" in r.stderr
+
+
+def test_bom_is_accepted(tmp_path):
+    p = _write(tmp_path, "bom.csv", "\ufeffx,z,y\n" + GOOD_ROWS)
+    r = run("fit", p, "--target", "y", "--experts", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["features"] == ["x", "z"]
