@@ -51,9 +51,11 @@ class GaussianNoise(Noise):
     def log_density(self, y, mean, var):
         return -0.5 * (jnp.log(2 * jnp.pi * var) + (y - mean) ** 2 / var)
 
+    irls_depends_on_residual: ClassVar[bool] = False
+
     def irls_weights(self, resid, var):
         """Weights turning the expert M-step into weighted least squares: exactly 1/v."""
-        return jnp.ones_like(resid) / var
+        return 1.0 / var
 
     def variance_update(self, resid, R, var_bounds):
         """argmax_v sum_t R_ti log N(r_ti | 0, v_i): v_i = sum R r^2 / sum R, in its box."""
@@ -73,6 +75,8 @@ class LaplaceNoise(Noise):
     def log_density(self, y, mean, var):
         s = jnp.sqrt(var / 2.0)
         return -jnp.log(2.0 * s) - jnp.abs(y - mean) / s
+
+    irls_depends_on_residual: ClassVar[bool] = True
 
     def irls_weights(self, resid, var):
         """Majorise-minimise weights 1 / (c s), c = |r_old|: |r| <= r^2 / (2c) + c / 2, with

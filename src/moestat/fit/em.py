@@ -25,15 +25,17 @@ from moestat.model import MixtureOfExperts, MoEParams
 
 
 def e_step(model: MixtureOfExperts, params: MoEParams, X, y, weights):
-    """Responsibilities (n_samples, n_components) and the weighted mean log-likelihood."""
-    log_joint = model.log_joint(params, X, y)
+    """Responsibilities (n_samples, n_components), the weighted mean log-likelihood and the
+    log gate weights (n_samples, n_components) (reused by the gate's Newton step)."""
+    log_w = model.log_gate_weights(params, X)
+    log_joint = log_w + model.component_log_density(params, X, y)
     ll = jax.nn.logsumexp(log_joint, axis=1)
     resp = jnp.exp(log_joint - ll[:, None])
-    return resp, jnp.sum(weights * ll) / jnp.sum(weights)
+    return resp, jnp.sum(weights * ll) / jnp.sum(weights), log_w
 
 
 def update_gate(model: MixtureOfExperts, params: MoEParams, X, y, resp, weights, bounds,
-                options: FitOptions):
+                options: FitOptions, log_w=None):
     """Gate block of the M-step (see module docstring)."""
     gate, gb = model.gate, (bounds[0].gate, bounds[1].gate)
     if gate.em_gate_objective == "likelihood":  # ECME: observed log-likelihood, experts fixed
@@ -50,7 +52,7 @@ def update_gate(model: MixtureOfExperts, params: MoEParams, X, y, resp, weights,
         return project(gate.closed_form_m_step(params.gate, X, resp, weights), gb)
     if gate.normalized and gate.logit_features is not None:
         return newton_gate_update(gate, params.gate, X, resp, weights, gb,
-                                  options.gate_newton_steps, options.ridge)
+                                  options.gate_newton_steps, options.ridge, log_w)
     total = jnp.sum(weights)
     return lbfgs_maximize(lambda g: gate.resp_objective(g, X, resp, weights) / total,
                           params.gate, gate.to_free, gate.from_free, gb, options.inner_steps)
@@ -68,8 +70,11 @@ def update_experts(model: MixtureOfExperts, params: MoEParams, X, y, R, bounds,
     expert, noise = model.expert, model.noise
     eb = (bounds[0].expert, bounds[1].expert)
     vb = (bounds[0].noise.var, bounds[1].noise.var)
-    resid = y[:, None] - expert.mean(params.expert, X)
-    W = R * noise.irls_weights(resid, params.noise.var)
+    if noise.irls_depends_on_residual:
+        resid = y[:, None] - expert.mean(params.expert, X)
+        W = R * noise.irls_weights(resid, params.noise.var)
+    else:
+        W = R * noise.irls_weights(None, params.noise.var)
     if expert.design is not None:
         ep = wls_expert_update(expert, params.expert, X, y, W, eb, options.ridge)
     else:
@@ -81,8 +86,8 @@ def update_experts(model: MixtureOfExperts, params: MoEParams, X, y, R, bounds,
     return ep, params.noise._replace(var=var)
 
 
-def m_step(model, params, X, y, resp, weights, bounds, options):
-    gate = update_gate(model, params, X, y, resp, weights, bounds, options)
+def m_step(model, params, X, y, resp, weights, bounds, options, log_w=None):
+    gate = update_gate(model, params, X, y, resp, weights, bounds, options, log_w)
     R = resp[:, : model.n_experts] * weights[:, None]
     ep, npar = update_experts(model, params, X, y, R, bounds, options)
     return MoEParams(gate, ep, npar)
@@ -93,7 +98,7 @@ def em(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
     """Run EM from `params`. Returns (params, n_iter, converged, history)."""
 
     def step(p):
-        resp, ll = e_step(model, p, X, y, weights)
-        return m_step(model, p, X, y, resp, weights, bounds, options), ll
+        resp, ll, log_w = e_step(model, p, X, y, weights)
+        return m_step(model, p, X, y, resp, weights, bounds, options, log_w), ll
 
     return iterate(step, params, options.max_iter, options.tol)

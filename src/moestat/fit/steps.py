@@ -28,34 +28,44 @@ def _solve_psd(H, g, ridge):
     return jnp.linalg.solve(H + lam * jnp.eye(P), g)
 
 
-def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, ridge: float):
+def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, ridge: float,
+                       log_w=None):
     """Damped Newton ascent of Q_gate for a linear-logit normalised gate.
 
-    resp (n_samples, K) with rows summing to 1; the last row of the coefficients (K, m) is
-    pinned to 0 (gauge / frozen logit), so the K - 1 first rows are free. Gradient
-    G = (R - W)^T diag(w) Phi; Hessian -sum_t w_t W_ti (delta_ij - W_tj) phi_t phi_t^T.
-    Step-halving (up to 2^-20) on the projected candidate guarantees ascent.
+    logits z = Phi(x) @ coef.T with coef (K, m); resp (n_samples, K) with rows summing to 1, so
+    Q_gate = sum_t w_t (r_t . z_t - logsumexp(z_t)). The last coefficient row is pinned to 0
+    (gauge / frozen logit); the K - 1 first rows are free. Gradient G = (R - W)^T diag(w) Phi;
+    Hessian -sum_t w_t W_ti (delta_ij - W_tj) phi_t phi_t^T, formed as one matrix product
+    (n, f^2)^T (n, m^2). Step-halving (down to 2^-20) on the projected candidate guarantees
+    ascent. `log_w` (n, K), the E-step's log-weights at `params`, saves recomputing them.
     """
     Phi = gate.logit_features(X)  # (n, m)
+    n, m = Phi.shape
     K = resp.shape[1]
     f = K - 1
-    m = Phi.shape[1]
+    outer = (Phi[:, :, None] * Phi[:, None, :]).reshape(n, m * m)
 
-    def Q(p):
-        return gate.resp_objective(p, X, resp, weights)
+    def Q(coef):
+        z = Phi @ coef.T
+        return jnp.sum(weights * (jnp.sum(resp * z, axis=1) - jax.nn.logsumexp(z, axis=1)))
 
-    def one_step(_, p):
+    def one_step(p, log_w):
         coef = gate.to_coef(p)
-        W = jax.nn.softmax(Phi @ coef.T, axis=1)
+        if log_w is None:
+            log_w = jax.nn.log_softmax(Phi @ coef.T, axis=1)
+        q0 = jnp.sum(weights * jnp.sum(resp * log_w, axis=1))
+        W = jnp.exp(log_w)
         G = ((resp - W) * weights[:, None]).T @ Phi  # (K, m)
-        C = W[:, :f, None] * (jnp.eye(f) - W[:, None, :f])  # (n, f, f)
-        H = jnp.einsum("tij,ta,tb->iajb", C * weights[:, None, None], Phi, Phi)
+        C = W[:, :f, None] * (jnp.eye(f) - W[:, None, :f]) * weights[:, None, None]
+        H = (C.reshape(n, f * f).T @ outer).reshape(f, f, m, m).transpose(0, 2, 1, 3)
         delta = _solve_psd(H.reshape(f * m, f * m), G[:f].reshape(-1), ridge).reshape(f, m)
-        q0 = Q(p)
 
         def candidate(s):
             c = coef.at[:f].add(s * delta)
             return project(gate.from_coef(c, p), bounds)
+
+        def q_of(s):
+            return Q(gate.to_coef(candidate(s)))
 
         def cond(c):
             s, q = c
@@ -63,14 +73,16 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
 
         def body(c):
             s, _ = c
-            return s / 2, Q(candidate(s / 2))
+            return s / 2, q_of(s / 2)
 
-        s, q = jax.lax.while_loop(cond, body, (1.0, Q(candidate(1.0))))
+        s, q = jax.lax.while_loop(cond, body, (1.0, q_of(1.0)))
         ok = (q >= q0) & jnp.isfinite(q)
         new = candidate(s)
         return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, p)
 
-    return jax.lax.fori_loop(0, n_steps, one_step, params)
+    for i in range(n_steps):  # a few steps (default 1): unrolled
+        params = one_step(params, log_w if i == 0 else None)
+    return params
 
 
 def lbfgs_maximize(objective, params, to_free, from_free, bounds, n_steps: int):
@@ -112,9 +124,9 @@ def wls_expert_update(expert, params, X, y, R, expert_bounds, ridge: float):
     parameters.
     """
     Phi = expert.design(X)  # (n, m)
-    A = jnp.einsum("ti,ta,tb->iab", R, Phi, Phi)
-    B = jnp.einsum("ti,ta,t->ia", R, Phi, y)
-    m = Phi.shape[1]
+    n, m = Phi.shape
+    A = (R.T @ (Phi[:, :, None] * Phi[:, None, :]).reshape(n, m * m)).reshape(-1, m, m)
+    B = (R * y[:, None]).T @ Phi
     lam = ridge * jnp.trace(A, axis1=1, axis2=2) / m + 1e-300
     coef = jnp.linalg.solve(A + lam[:, None, None] * jnp.eye(m), B[..., None])[..., 0]
     old = expert.to_coef(params)

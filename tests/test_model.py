@@ -1,0 +1,147 @@
+"""Unit tests of the model parts: formulas, gauge, conventions, sampling."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from moestat import FrozenExpert, InputError, MixtureOfExperts
+from moestat.fit import near_truth
+from moestat.registry import make_expert, make_gate
+
+KEY = jax.random.PRNGKey(0)
+X = jax.random.normal(KEY, (7, 2))
+
+
+def softmax_model(k=3, d=2, **kw):
+    return MixtureOfExperts.create("softmax", "linear", "gaussian", n_experts=k, n_features=d,
+                                   **kw)
+
+
+def test_log_prob_matches_hand_formula():
+    m = softmax_model()
+    p = m.from_named({"gate.beta1": [[1.0, -1.0], [0.5, 2.0], [0.0, 0.0]],
+                      "gate.beta0": [0.2, -0.3, 0.0], "expert.a": [[1, 2], [-1, 0], [0, 3.0]],
+                      "expert.b": [0.5, -0.5, 1.0], "noise.var": [0.5, 1.0, 2.0]})
+    x, y = np.asarray(X), np.linspace(-1, 1, 7)
+    logits = x @ np.asarray(p.gate.beta1).T + np.asarray(p.gate.beta0)
+    w = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    means = x @ np.asarray(p.expert.a).T + np.asarray(p.expert.b)
+    dens = stats.norm.pdf(y[:, None], means, np.sqrt([0.5, 1.0, 2.0]))
+    expected = np.log((w * dens).sum(axis=1))
+    np.testing.assert_allclose(m.log_prob(p, X, jnp.asarray(y)), expected, rtol=1e-12)
+    np.testing.assert_allclose(m.mean(p, X), (w * means).sum(axis=1), rtol=1e-12)
+
+
+def test_softmax_gauge_is_enforced_and_harmless():
+    m = softmax_model()
+    p = m.zeros()
+    p = p._replace(gate=p.gate._replace(beta1=jnp.ones((3, 2)) * jnp.arange(3.0)[:, None],
+                                        beta0=jnp.array([1.0, 2.0, 3.0])))
+    c = m.canonicalize(p)
+    assert np.all(np.asarray(c.gate.beta1[-1]) == 0) and float(c.gate.beta0[-1]) == 0
+    np.testing.assert_allclose(m.gate_weights(c, X), m.gate_weights(p, X), rtol=1e-12)
+    # free coordinates drop the gauge row; round trip restores it
+    free = m.to_free(c)
+    assert free.gate.beta1.shape == (2, 2)
+    back = m.from_free(free)
+    np.testing.assert_allclose(back.gate.beta1, c.gate.beta1)
+    assert m.n_free_parameters() == 2 * 3 + 3 * 3 + 3
+
+
+def test_topk_zero_weights_and_ties_by_lowest_index():
+    g = make_gate("topk_softmax:2")
+    p = g.zeros(3, 1)
+    w = g.weights(p, jnp.zeros((1, 1)))  # all logits tie at 0: experts 0 and 1 are active
+    np.testing.assert_allclose(w, [[0.5, 0.5, 0.0]])
+    p = p._replace(beta1=jnp.array([[1.0], [-1.0], [0.0]]))
+    w = np.asarray(g.weights(p, jnp.array([[2.0], [-2.0]])))
+    assert w[0, 1] == 0.0 and w[1, 0] == 0.0
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+
+
+def test_laplace_variance_convention():
+    m = MixtureOfExperts.create("softmax", "constant", "laplace", n_experts=1, n_features=1)
+    p = m.from_named({"gate.beta1": [[0.0]], "gate.beta0": [0.0], "expert.b": [0.0],
+                      "noise.var": [2.0]})
+    y = m.sample(KEY, p, jnp.zeros((200_000, 1)))
+    assert abs(float(jnp.var(y)) - 2.0) < 0.05  # var = 2 s^2, so s = 1
+    # density: Laplace(0, s=1)
+    np.testing.assert_allclose(m.log_prob(p, jnp.zeros((1, 1)), jnp.array([0.7])),
+                               stats.laplace.logpdf(0.7, scale=1.0), rtol=1e-12)
+
+
+def test_sampling_follows_the_gate():
+    m = softmax_model(k=2, d=1)
+    p = m.from_named({"gate.beta1": [[0.0], [0.0]], "gate.beta0": [np.log(3.0), 0.0],
+                      "expert.a": [[0.0], [0.0]], "expert.b": [10.0, -10.0],
+                      "noise.var": [0.01, 0.01]})
+    y = m.sample(KEY, p, jnp.zeros((40_000, 1)))
+    assert abs(float(jnp.mean(y > 0)) - 0.75) < 0.01  # weight 3/(3+1)
+
+
+def test_contaminated_model_components():
+    frozen = FrozenExpert.create("ridge_nobias:tanh", "laplace", {"eta": [1.0, 0.0]}, 0.001)
+    m = MixtureOfExperts.create("contaminated", "ridge_nobias:tanh", "gaussian", n_experts=1,
+                                n_features=2, frozen=frozen)
+    p = m.from_named({"gate.beta": [0.5, 0.5], "gate.tau": 1.0, "expert.eta": [[-1.0, 0.0]],
+                      "noise.var": [0.001]})
+    w = np.asarray(m.gate_weights(p, X))
+    prompt = 1 / (1 + np.exp(-(np.asarray(X) @ np.array([0.5, 0.5]) + 1.0)))
+    np.testing.assert_allclose(w[:, 0], prompt, rtol=1e-12)
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+    means = np.asarray(m.expert_means(p, X))
+    np.testing.assert_allclose(means[:, 1], np.tanh(np.asarray(X)[:, 0]), rtol=1e-12)
+    np.testing.assert_allclose(means[:, 0], np.tanh(-np.asarray(X)[:, 0]), rtol=1e-12)
+
+
+def test_quadratic_gate_coefficients_round_trip():
+    g = make_gate("quadratic_softmax")
+    p = g.zeros(2, 2)._replace(A=jnp.array([[[1.0, 2.0], [0.0, 3.0]], [[0, 0], [0, 0.0]]]),
+                               beta1=jnp.array([[1.0, -1.0], [0, 0]]), beta0=jnp.array([0.5, 0]))
+    z_direct = g.logits(p, X)
+    z_features = g.logit_features(X) @ g.to_coef(p).T
+    np.testing.assert_allclose(z_direct, z_features, rtol=1e-12)
+    back = g.from_coef(g.to_coef(p), p)
+    np.testing.assert_allclose(g.logits(back, X), z_direct, rtol=1e-12)
+
+
+def test_polynomial_design_monomials():
+    e = make_expert("polynomial:2")
+    assert e.monomials(2) == [(), (0,), (1,), (0, 0), (0, 1), (1, 1)]
+    D = np.asarray(e.design(X))
+    x = np.asarray(X)
+    np.testing.assert_allclose(D[:, 4], x[:, 0] * x[:, 1])
+
+
+def test_near_truth_splits_atoms_for_overspecified_fit():
+    truth_model = softmax_model(k=2, d=1)
+    truth = truth_model.from_named({"gate.beta1": [[3.0], [0.0]], "gate.beta0": [1.0, 0.0],
+                                    "expert.a": [[1.0], [-1.0]], "expert.b": [0.0, 1.0],
+                                    "noise.var": [0.1, 0.2]})
+    fitted = softmax_model(k=3, d=1)
+    start = near_truth(fitted, truth, KEY, scale=0.0)
+    xs = jnp.linspace(-1, 1, 11)[:, None]
+    w = np.asarray(fitted.gate_weights(start, xs))
+    # atom 0 is split in two copies: together they carry its weight
+    np.testing.assert_allclose(w[:, 0] + w[:, 1], truth_model.gate_weights(truth, xs)[:, 0],
+                               rtol=1e-12)
+    np.testing.assert_allclose(fitted.log_prob(start, xs, xs[:, 0]),
+                               truth_model.log_prob(truth, xs, xs[:, 0]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs,msg", [
+    (dict(gate="sigmoid"), "not normalised"),
+    (dict(gate="contaminated"), "needs a frozen expert"),
+    (dict(gate="topk_softmax:5"), "exceeds n_experts"),
+    (dict(expert="ridge:identity"), "nonlinear activation"),
+    (dict(expert="polynomial:x"), "integer argument"),
+])
+def test_invalid_models_are_refused(kwargs, msg):
+    args = {"gate": "softmax", "expert": "linear", "noise": "gaussian", **kwargs}
+    with pytest.raises(InputError, match=msg):
+        MixtureOfExperts.create(args["gate"], args["expert"], args["noise"], n_experts=3,
+                                n_features=1)
