@@ -1,0 +1,181 @@
+"""Voronoi losses, per-parameter errors and density errors (losses.md)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from moestat import InputError, MixtureOfExperts
+from moestat import losses as L
+from moestat.fit import near_truth
+
+M2 = MixtureOfExperts.create("softmax", "linear", "gaussian", n_experts=2, n_features=1)
+M3 = MixtureOfExperts.create("softmax", "linear", "gaussian", n_experts=3, n_features=1)
+TRUTH = M2.from_named({"gate.beta1": [[2.0], [0.0]], "gate.beta0": [-0.5, 0.0],
+                       "expert.a": [[-2.0], [2.0]], "expert.b": [1.5, -0.5],
+                       "noise.var": [0.09, 0.16]})
+LOSSES = {"D1": L.d1, "D2": L.d2, "D_LSE": L.d_lse, "D_r2": lambda m, f, t: L.d_r(m, f, t, 2)}
+
+
+def perturbed(model, key, scale):
+    return near_truth(model, TRUTH, key, scale)
+
+
+def permute(model, params, perm):
+    perm = jnp.asarray(perm)
+    k = model.n_experts
+    p = jax.tree_util.tree_map(lambda v: v[perm] if v.ndim >= 1 and v.shape[0] == k else v,
+                               params)
+    return model.canonicalize(p)
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+@pytest.mark.parametrize("model", [M2, M3], ids=["exact", "over"])
+def test_zero_at_truth(name, model):
+    start = near_truth(model, TRUTH, jax.random.PRNGKey(0), 0.0)  # exact split for k = 3
+    assert float(LOSSES[name](model, start, TRUTH)) == pytest.approx(0.0, abs=1e-15)
+
+
+SEEDS = st.integers(0, 2**30)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=SEEDS, perm=st.permutations([0, 1, 2]), scale=st.floats(0.001, 0.05))
+def test_invariant_to_permuting_fitted_experts(seed, perm, scale):
+    f = perturbed(M3, jax.random.PRNGKey(seed), scale)
+    g = permute(M3, f, perm)
+    for name, loss in LOSSES.items():
+        assert float(loss(M3, g, TRUTH)) == pytest.approx(float(loss(M3, f, TRUTH)),
+                                                          rel=1e-9, abs=1e-14), name
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=SEEDS, c1=st.floats(-5, 5), c0=st.floats(-5, 5), scale=st.floats(0.001, 0.05))
+def test_invariant_to_softmax_gauge(seed, c1, c0, scale):
+    f = perturbed(M3, jax.random.PRNGKey(seed), scale)
+    shifted = f._replace(gate=f.gate._replace(beta1=f.gate.beta1 + c1, beta0=f.gate.beta0 + c0))
+    for name, loss in LOSSES.items():
+        assert float(loss(M3, shifted, TRUTH)) == pytest.approx(float(loss(M3, f, TRUTH)),
+                                                                rel=1e-9, abs=1e-14), name
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=SEEDS, t=st.floats(0.001, 0.05))
+def test_grows_with_perturbation_size(seed, t):
+    direction = perturbed(M2, jax.random.PRNGKey(seed), 1.0)
+    delta = jax.tree_util.tree_map(lambda a, b: a - b, direction, TRUTH)
+
+    def at(s):
+        return M2.canonicalize(jax.tree_util.tree_map(lambda a, d: a + s * d, TRUTH, delta))
+
+    for name, loss in LOSSES.items():
+        small, large = float(loss(M2, at(t), TRUTH)), float(loss(M2, at(2 * t), TRUTH))
+        assert large > small > 0, name
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=SEEDS, scale=st.floats(0.001, 0.2))
+def test_d2_equals_d1_when_exact_specified(seed, scale):
+    f = perturbed(M2, jax.random.PRNGKey(seed), scale)
+    assert float(L.d2(M2, f, TRUTH)) == pytest.approx(float(L.d1(M2, f, TRUTH)), rel=1e-12)
+    assert float(L.d_lse(M2, f, TRUTH)) == pytest.approx(float(L.d1(M2, f, TRUTH)), rel=1e-12)
+
+
+# ---- hand-computed examples -------------------------------------------------------------
+HAND = M3.from_named({"gate.beta1": [[2.1], [1.9], [0.0]],
+                      "gate.beta0": [np.log(0.3), np.log(0.3), 0.0],
+                      "expert.a": [[-2.0], [-1.8], [2.2]], "expert.b": [1.5, 1.6, -0.5],
+                      "noise.var": [0.1, 0.09, 0.16]})
+# cells: atoms 0, 1 -> true atom 0 (two-atom cell); atom 2 -> true atom 1 (singleton)
+W_TRUE0 = np.exp(-0.5)
+WEIGHT_TERM = abs(0.6 - W_TRUE0) + abs(1.0 - 1.0)
+D_ATOM = {  # (|d beta1|, |d a|, |d b|, |d var|) per fitted atom
+    0: (0.1, 0.0, 0.0, 0.01), 1: (0.1, 0.2, 0.1, 0.0), 2: (0.0, 0.2, 0.0, 0.0)}
+W = {0: 0.3, 1: 0.3, 2: 1.0}
+
+
+def hand(exps_cell, exps_single):
+    total = WEIGHT_TERM
+    for i in (0, 1):
+        total += W[i] * sum(d**e for d, e in zip(D_ATOM[i], exps_cell, strict=True))
+    total += W[2] * sum(d**e for d, e in zip(D_ATOM[2], exps_single, strict=True))
+    return total
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("D1", hand((1, 1, 1, 1), (1, 1, 1, 1))),
+    ("D2", hand((4, 2, 4, 2), (1, 1, 1, 1))),
+    ("D_LSE", hand((2, 2, 2, 2), (1, 1, 1, 1))),
+    ("D_r2", hand((2, 2, 2, 2), (2, 2, 2, 2))),
+])
+def test_hand_computed(name, expected):
+    assert float(LOSSES[name](M3, HAND, TRUTH)) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_parameter_errors_by_cell_type():
+    e = {k: float(v) for k, v in L.parameter_errors(M3, HAND, TRUTH).items()}
+    assert e["a@overfitted"] == pytest.approx(0.2, rel=1e-12)
+    assert e["a@singleton"] == pytest.approx(0.2, rel=1e-12)
+    assert e["b@overfitted"] == pytest.approx(0.1, rel=1e-12)
+    assert e["b@singleton"] == pytest.approx(0.0, abs=1e-15)
+    assert e["beta0_weight"] == pytest.approx(abs(0.6 - W_TRUE0), rel=1e-12)
+    assert e["empty_cells"] == 0.0
+
+
+def test_empty_cell_is_reported_and_keeps_its_weight():
+    far = M2.from_named({"gate.beta1": [[2.0], [0.0]], "gate.beta0": [-0.5, 0.0],
+                         "expert.a": [[2.1], [2.0]], "expert.b": [-0.4, -0.5],
+                         "noise.var": [0.16, 0.16]})  # both fitted atoms near true atom 1
+    e = L.parameter_errors(M2, far, TRUTH)
+    assert float(e["empty_cells"]) == 1.0
+    assert float(L.d1(M2, far, TRUTH)) >= W_TRUE0  # the missed atom's weight stays in
+
+
+def test_d2_refuses_unknown_cell_sizes():
+    m5 = MixtureOfExperts.create("softmax", "linear", "gaussian", n_experts=5, n_features=1)
+    f = near_truth(m5, TRUTH, jax.random.PRNGKey(0), 0.0, assignment=[0, 0, 0, 0, 1])
+    with pytest.raises(InputError, match="rbar for cells of \\[4\\]"):
+        L.check_d2_cells(m5, f, TRUTH)
+    assert np.isnan(float(L.d2(m5, f, TRUTH)))  # traced code signals it with NaN
+    assert float(L.d2(m5, f, TRUTH, rbar={4: 8.0})) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_losses_vmap_over_replicates():
+    fs = [perturbed(M3, jax.random.PRNGKey(s), 0.02) for s in range(4)]
+    stack = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *fs)
+    batched = jax.jit(jax.vmap(lambda f: L.d2(M3, f, TRUTH)))(stack)
+    np.testing.assert_allclose(batched, [float(L.d2(M3, f, TRUTH)) for f in fs], rtol=1e-12)
+
+
+def test_contaminated_errors():
+    from moestat import FrozenExpert
+
+    frozen = FrozenExpert.create("ridge_nobias:tanh", "laplace", {"eta": [1.0, 0.0]}, 0.001)
+    m = MixtureOfExperts.create("contaminated", "ridge_nobias:tanh", "gaussian", n_experts=1,
+                                n_features=2, frozen=frozen)
+    t = m.from_named({"gate.beta": [0.3, 0.3], "gate.tau": 1.0, "expert.eta": [[-1.0, 0.0]],
+                      "noise.var": [0.001]})
+    f = m.from_named({"gate.beta": [0.3, 0.7], "gate.tau": 1.1, "expert.eta": [[-1.0, 0.3]],
+                      "noise.var": [0.0012]})
+    e = {k: float(v) for k, v in L.contaminated_errors(m, f, t).items()}
+    assert e["exp_tau"] == pytest.approx(np.exp(1.1) - np.exp(1.0), rel=1e-12)
+    assert e["beta"] == pytest.approx(0.4, rel=1e-12)
+    assert e["eta"] == pytest.approx(0.3, rel=1e-12)
+    assert e["nu"] == pytest.approx(0.0002, rel=1e-9)
+
+
+def test_hellinger_and_l2():
+    X = jax.random.normal(jax.random.PRNGKey(0), (64, 1))
+    assert float(L.hellinger(M2, TRUTH, TRUTH, X)) == pytest.approx(0.0, abs=1e-12)
+    # one Gaussian vs a shifted one: h^2 = 1 - exp(-d^2 / (8 v)) for equal variances
+    m1 = MixtureOfExperts.create("softmax", "constant", "gaussian", n_experts=1, n_features=1)
+    p = m1.from_named({"gate.beta1": [[0.0]], "gate.beta0": [0.0], "expert.b": [0.0],
+                       "noise.var": [1.0]})
+    q = p._replace(expert=p.expert._replace(b=jnp.array([0.5])))
+    expected = np.sqrt(1 - np.exp(-(0.5**2) / 8))
+    assert float(L.hellinger(m1, q, p, X)) == pytest.approx(expected, rel=1e-9)
+    assert float(L.l2_error(m1, q, p, X)) == pytest.approx(0.5, rel=1e-12)
