@@ -199,8 +199,8 @@ class TemperatureSoftmaxGate(Gate):
 
 
 @dataclass(frozen=True)
-class ActivationTemperatureSoftmaxGate(Gate):
-    """Activation dense-to-sparse gate.
+class ActivationTemperatureSoftmaxGate(TemperatureSoftmaxGate):
+    """Activation dense-to-sparse gate (same parameters and bounds as the temperature gate).
 
     placement "outside" (default): w_i(x) = softmax_i(act(beta1_i^T x) / tau + beta0_i);
     placement "inside":            w_i(x) = softmax_i(act(beta1_i^T x + beta0_i) / tau).
@@ -208,9 +208,6 @@ class ActivationTemperatureSoftmaxGate(Gate):
     """
 
     name: ClassVar[str] = "activation_temperature_softmax"
-    Params: ClassVar[type] = TemperatureGateParams
-    gauge: ClassVar[tuple] = ("beta1", "beta0")
-    positive: ClassVar[tuple] = ("tau",)
     activation: str = "tanh"
     placement: str = "outside"
 
@@ -224,14 +221,6 @@ class ActivationTemperatureSoftmaxGate(Gate):
     @property
     def label(self):
         return f"activation_temperature_softmax:{self.activation}"
-
-    def shapes(self, k, d):
-        return {"beta1": (k, d), "beta0": (k,), "tau": ()}
-
-    def field_bounds(self, field, scale):
-        if field == "tau":
-            return 1e-2, 1e2
-        return super().field_bounds(field, scale)
 
     def log_weights(self, params, X):
         act = get_activation(self.activation)

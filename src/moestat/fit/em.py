@@ -18,6 +18,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from moestat.fit.bounds import project
 from moestat.fit.loop import iterate
 from moestat.fit.result import FitOptions
 from moestat.fit.steps import lbfgs_maximize, newton_gate_update, wls_expert_update
@@ -34,6 +35,20 @@ def e_step(model: MixtureOfExperts, params: MoEParams, X, y, weights):
     return resp, jnp.sum(weights * ll) / jnp.sum(weights), log_w
 
 
+def maximize_gate_q(gate, gate_params, X, resp, weights, gate_bounds, newton_steps: int,
+                    inner_steps: int, ridge: float, log_w=None):
+    """Increase Q_gate = sum_t w_t sum_i r_ti log w_i(x_t): closed form (input-free lambda),
+    Newton/IRLS (linear-logit normalised gates) or projected L-BFGS (any other gate)."""
+    if hasattr(gate, "closed_form_m_step"):
+        return project(gate.closed_form_m_step(gate_params, X, resp, weights), gate_bounds)
+    if gate.normalized and gate.logit_features is not None:
+        return newton_gate_update(gate, gate_params, X, resp, weights, gate_bounds,
+                                  newton_steps, ridge, log_w)
+    total = jnp.sum(weights)
+    return lbfgs_maximize(lambda g: gate.resp_objective(g, X, resp, weights) / total,
+                          gate_params, gate.to_free, gate.from_free, gate_bounds, inner_steps)
+
+
 def update_gate(model: MixtureOfExperts, params: MoEParams, X, y, resp, weights, bounds,
                 options: FitOptions, log_w=None):
     """Gate block of the M-step (see module docstring)."""
@@ -46,16 +61,8 @@ def update_gate(model: MixtureOfExperts, params: MoEParams, X, y, resp, weights,
 
         return lbfgs_maximize(loglik, params.gate, gate.to_free, gate.from_free, gb,
                               options.inner_steps)
-    if hasattr(gate, "closed_form_m_step"):
-        from moestat.fit.bounds import project
-
-        return project(gate.closed_form_m_step(params.gate, X, resp, weights), gb)
-    if gate.normalized and gate.logit_features is not None:
-        return newton_gate_update(gate, params.gate, X, resp, weights, gb,
-                                  options.gate_newton_steps, options.ridge, log_w)
-    total = jnp.sum(weights)
-    return lbfgs_maximize(lambda g: gate.resp_objective(g, X, resp, weights) / total,
-                          params.gate, gate.to_free, gate.from_free, gb, options.inner_steps)
+    return maximize_gate_q(gate, params.gate, X, resp, weights, gb, options.gate_newton_steps,
+                           options.inner_steps, options.ridge, log_w)
 
 
 def update_experts(model: MixtureOfExperts, params: MoEParams, X, y, R, bounds,

@@ -17,14 +17,15 @@ deviations, c ~ U(1, 4). Restarts differ by their key.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from moestat.errors import InputError
-from moestat.fit.bounds import project
+from moestat.fit.em import maximize_gate_q, update_experts
 from moestat.fit.result import FitOptions
-from moestat.fit.steps import lbfgs_maximize, newton_gate_update, wls_expert_update
 from moestat.model import MixtureOfExperts, MoEParams
 
 
@@ -126,36 +127,23 @@ def initial_responsibilities(model: MixtureOfExperts, X, y, weights, key):
 
 def random_start(model: MixtureOfExperts, X, y, weights, key, bounds,
                  options: FitOptions) -> MoEParams:
-    """One data-driven random start: responsibilities -> one M-step from neutral parameters."""
+    """One data-driven random start: responsibilities -> one M-step from neutral parameters
+    (the EM gate and expert updates, with 5 Newton steps and 5x the L-BFGS iterations)."""
     resp = initial_responsibilities(model, X, y, weights, key)
     y_var = jnp.sum(weights * (y - jnp.sum(weights * y) / weights.sum()) ** 2) / weights.sum()
     p = model.zeros()
     p = p._replace(noise=p.noise._replace(var=jnp.full_like(p.noise.var, y_var)))
-    gate, gb = model.gate, (bounds[0].gate, bounds[1].gate)
-    if hasattr(gate, "closed_form_m_step"):
-        g = project(gate.closed_form_m_step(p.gate, X, resp, weights), gb)
-    elif gate.normalized and gate.logit_features is not None:
-        g = newton_gate_update(gate, p.gate, X, resp, weights, gb, 5, options.ridge)
-    else:
-        total = weights.sum()
-        g = lbfgs_maximize(lambda q: gate.resp_objective(q, X, resp, weights) / total,
-                           p.gate, gate.to_free, gate.from_free, gb, 5 * options.inner_steps)
+    longer = dataclasses.replace(options, inner_steps=5 * options.inner_steps)
+    gate = maximize_gate_q(model.gate, p.gate, X, resp, weights,
+                           (bounds[0].gate, bounds[1].gate), 5, longer.inner_steps,
+                           options.ridge)
     R = resp[:, : model.n_experts] * weights[:, None]
-    eb = (bounds[0].expert, bounds[1].expert)
-    expert = model.expert
-    if expert.design is not None:
-        e = wls_expert_update(expert, p.expert, X, y, R, eb, options.ridge)
-    else:
-        total = R.sum()
-        e = lbfgs_maximize(
-            lambda q: -jnp.sum(R * (y[:, None] - expert.mean(q, X)) ** 2) / total,
-            p.expert, expert.to_free, expert.from_free, eb, 5 * options.inner_steps)
-    p = MoEParams(g, e, p.noise)
-    vb = (bounds[0].noise.var, bounds[1].noise.var)
-    if model.kind == "regression":
+    expert, noise = update_experts(model, p, X, y, R, bounds, longer)
+    var = noise.var
+    p = MoEParams(gate, expert, p.noise)
+    if model.kind == "regression":  # one shared variance: the mean squared residual
         var = jnp.sum(weights * (y - model.mean(p, X)) ** 2) / weights.sum()
-        var = jnp.clip(var, *vb)
+        var = jnp.clip(var, bounds[0].noise.var, bounds[1].noise.var)
     else:
-        var = model.noise.variance_update(y[:, None] - expert.mean(e, X), R, vb)
         var = jnp.where(R.sum(axis=0) > 0, var, y_var)  # an empty cluster keeps var(y)
     return p._replace(noise=p.noise._replace(var=var))

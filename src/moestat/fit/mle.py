@@ -3,12 +3,11 @@ log-likelihood over all free parameters in unconstrained coordinates."""
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
-import optax
 
 from moestat.fit.loop import iterate
 from moestat.fit.result import FitOptions
+from moestat.fit.steps import projected_lbfgs
 from moestat.model import MixtureOfExperts, MoEParams
 
 
@@ -20,24 +19,15 @@ def mean_loglik(model: MixtureOfExperts, params: MoEParams, X, y, weights):
 def mle(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
         options: FitOptions):
     """Returns (params, n_iter, converged, history); one L-BFGS iteration per step."""
-    lo, hi = model.to_free(bounds[0]), model.to_free(bounds[1])
-
-    def loss(free):
-        return -mean_loglik(model, model.from_free(free), X, y, weights)
-
-    opt = optax.lbfgs()
-    value_and_grad = optax.value_and_grad_from_state(loss)
+    init, lbfgs_step = projected_lbfgs(
+        lambda free: -mean_loglik(model, model.from_free(free), X, y, weights),
+        model.to_free(bounds[0]), model.to_free(bounds[1]))
 
     def step(state):
-        free, opt_state = state
-        value, grad = value_and_grad(free, state=opt_state)
-        grad = jax.tree_util.tree_map(lambda g: jnp.where(jnp.isfinite(g), g, 0.0), grad)
-        updates, opt_state = opt.update(grad, opt_state, free, value=value, grad=grad,
-                                        value_fn=loss)
-        free = jax.tree_util.tree_map(jnp.clip, optax.apply_updates(free, updates), lo, hi)
+        free, opt_state, value = lbfgs_step(*state)
         return (free, opt_state), -value
 
     free0 = model.to_free(params)
-    (free, _), n_iter, converged, history = iterate(step, (free0, opt.init(free0)),
+    (free, _), n_iter, converged, history = iterate(step, (free0, init(free0)),
                                                     options.max_iter, options.tol)
     return model.from_free(free), n_iter, converged, history

@@ -85,32 +85,40 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
     return params
 
 
-def lbfgs_maximize(objective, params, to_free, from_free, bounds, n_steps: int):
-    """Projected L-BFGS ascent of `objective(params)` for `n_steps` iterations.
-
-    Works in unconstrained coordinates `to_free(params)`; after every iteration the iterate is
-    clipped into `to_free(bounds)` (the transforms are monotone). Returns the new parameters
-    if the objective did not decrease, else the old ones.
-    """
-    lo, hi = to_free(bounds[0]), to_free(bounds[1])
-    free0 = to_free(params)
-
-    def loss(free):
-        return -objective(from_free(free))
-
+def projected_lbfgs(loss, lo, hi):
+    """One projected L-BFGS iteration (optax, zoom line search) of `loss(free)`, clipping the
+    iterate into [lo, hi]. Returns (init(free) -> state, step(free, state) -> (free, state,
+    loss at the input point)). Non-finite gradient entries are zeroed."""
     opt = optax.lbfgs()
     value_and_grad = optax.value_and_grad_from_state(loss)
 
-    def body(_, carry):
-        free, state = carry
+    def step(free, state):
         value, grad = value_and_grad(free, state=state)
         grad = jax.tree_util.tree_map(lambda g: jnp.where(jnp.isfinite(g), g, 0.0), grad)
         updates, state = opt.update(grad, state, free, value=value, grad=grad, value_fn=loss)
-        free = optax.apply_updates(free, updates)
-        free = jax.tree_util.tree_map(jnp.clip, free, lo, hi)
+        free = jax.tree_util.tree_map(jnp.clip, optax.apply_updates(free, updates), lo, hi)
+        return free, state, value
+
+    return opt.init, step
+
+
+def lbfgs_maximize(objective, params, to_free, from_free, bounds, n_steps: int):
+    """Projected L-BFGS ascent of `objective(params)` for `n_steps` iterations.
+
+    Works in unconstrained coordinates `to_free(params)`, clipped into `to_free(bounds)` (the
+    transforms are monotone). Returns the new parameters if the objective did not decrease,
+    else the old ones.
+    """
+    init, step = projected_lbfgs(lambda free: -objective(from_free(free)),
+                                 to_free(bounds[0]), to_free(bounds[1]))
+
+    def body(_, carry):
+        free, state = carry
+        free, state, _ = step(free, state)
         return free, state
 
-    free, _ = jax.lax.fori_loop(0, n_steps, body, (free0, opt.init(free0)))
+    free0 = to_free(params)
+    free, _ = jax.lax.fori_loop(0, n_steps, body, (free0, init(free0)))
     new = from_free(free)
     old_val, new_val = objective(params), objective(new)
     ok = jnp.isfinite(new_val) & (new_val >= old_val)
