@@ -23,7 +23,9 @@ GATE_TRUTH = {
     "temperature_softmax": {"beta1": [[3.0], [0.0]], "beta0": [0.5, 0.0], "tau": 1.0},
     "activation_temperature_softmax:tanh": {"beta1": [[2.0], [0.0]], "beta0": [0.5, 0.0],
                                             "tau": 0.5},
-    "sigmoid": {"beta1": [[3.0], [-2.0]], "beta0": [0.5, 1.0]},
+    # (2.5, 0.5) differs from the ridge:sigmoid expert (3, 0.5): sigmoid(gate) * sigmoid(expert)
+    # is symmetric under swapping the two, so equal truths make the Fisher matrix singular
+    "sigmoid": {"beta1": [[2.5], [-2.0]], "beta0": [0.5, 1.0]},
     "quadratic_softmax": {"A": [[[2.0]], [[0.0]]], "beta1": [[1.0], [0.0]], "beta0": [-1.0, 0.0]},
     "quadratic_sigmoid": {"A": [[[1.5]], [[-1.0]]], "beta1": [[1.0], [0.5]],
                           "beta0": [-0.5, 1.0]},
