@@ -179,3 +179,26 @@ def test_hellinger_and_l2():
     expected = np.sqrt(1 - np.exp(-(0.5**2) / 8))
     assert float(L.hellinger(m1, q, p, X)) == pytest.approx(expected, rel=1e-9)
     assert float(L.l2_error(m1, q, p, X)) == pytest.approx(0.5, rel=1e-12)
+
+
+def test_sigmoid_gate_weights_and_d_lse_hand_computed():
+    m = MixtureOfExperts.create("sigmoid", "ridge:tanh", "gaussian", n_experts=2, n_features=1,
+                                kind="regression")
+    t = m.from_named({"gate.beta1": [[2.0], [-1.0]], "gate.beta0": [0.0, 1.0],
+                      "expert.a": [[1.0], [-1.0]], "expert.b": [0.5, 0.0], "noise.var": 0.1})
+    f = m.from_named({"gate.beta1": [[2.1], [-1.0]], "gate.beta0": [0.2, 1.0],
+                      "expert.a": [[1.0], [-1.2]], "expert.b": [0.5, 0.0], "noise.var": 0.1})
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    expected = abs(sig(0.2) - sig(0.0)) + sig(0.2) * 0.1 + sig(1.0) * 0.2
+    assert float(L.d_lse(m, f, t)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_temperature_term_is_added():
+    m = MixtureOfExperts.create("temperature_softmax", "linear", "gaussian", n_experts=2,
+                                n_features=1)
+    t = m.from_named({"gate.beta1": [[2.0], [0.0]], "gate.beta0": [0.0, 0.0], "gate.tau": 1.0,
+                      "expert.a": [[1.0], [-1.0]], "expert.b": [0.5, 0.0],
+                      "noise.var": [0.1, 0.1]})
+    f = t._replace(gate=t.gate._replace(tau=jnp.asarray(1.3)))
+    assert float(L.d1(m, f, t)) == pytest.approx(0.3, rel=1e-12)
+    assert float(L.parameter_errors(m, f, t)["tau"]) == pytest.approx(0.3, rel=1e-12)

@@ -110,6 +110,33 @@ def fit(
         console.print(f"saved to {save}")
 
 
+@app.command()
+def identifiability(
+    expert: Annotated[str | None, typer.Option(help="expert to check, e.g. ridge:tanh")] = None,
+    activation: Annotated[str | None, typer.Option(help="activation of the activation gate, "
+                                                   "e.g. tanh")] = None,
+    seed: Annotated[int, typer.Option(help="random seed of the atoms")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+):
+    """Check the papers' identifiability conditions numerically and print the rate class."""
+    from moestat.identifiability import THRESHOLD, check_activation, check_expert
+
+    if (expert is None) == (activation is None):
+        raise InputError("give exactly one of --expert or --activation")
+    report = check_expert(expert, seed=seed) if expert else check_activation(activation,
+                                                                             seed=seed)
+    if as_json:
+        print(json.dumps({**report.as_dict(), "threshold": THRESHOLD}))
+        return
+    t = RichTable("condition", "functions", "s_min / s_max", "verdict",
+                  title=f"{report.subject} (independent if s_min / s_max >= {THRESHOLD:g})")
+    for c in report.checks:
+        t.add_row(c.condition, str(c.n_functions), f"{c.min_ratio:.1e}",
+                  "[green]holds[/green]" if c.holds else "[red]fails[/red]")
+    console.print(t)
+    console.print(report.rate_class)
+
+
 @app.command(name="list")
 def list_parts():
     """Registered gates, experts, noises and estimators."""

@@ -1,0 +1,78 @@
+"""Numerical identifiability checks classify every case of issue 3 correctly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from moestat import InputError
+from moestat.identifiability import THRESHOLD, check_activation, check_expert
+
+
+def verdicts(report):
+    return [c.holds for c in report.checks]  # [first order, strong (<= 2), gate x expert]
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "tanh"])
+def test_ridge_sigmoid_tanh_strongly_identifiable(act):
+    first, strong, _ = verdicts(check_expert(f"ridge:{act}"))
+    assert first and strong
+
+
+@pytest.mark.parametrize("spec", ["linear", "polynomial:2", "polynomial:3"])
+def test_linear_and_polynomial_not_strongly_identifiable(spec):
+    _, strong, gate = verdicts(check_expert(spec))
+    assert not strong and not gate
+
+
+def test_relu_fails_second_order_only():
+    first, strong, _ = verdicts(check_expert("ridge:relu"))
+    assert first and not strong
+
+
+def test_tanh_without_bias_meets_the_contaminated_condition_with_bias_fails():
+    assert verdicts(check_expert("ridge_nobias:tanh"))[2]
+    assert not verdicts(check_expert("ridge:tanh"))[2]
+
+
+def test_activation_gate_identity_fails_tanh_passes():
+    assert not check_activation("identity").checks[0].holds
+    assert check_activation("tanh").checks[0].holds
+
+
+def test_margins_are_wide():
+    """Exact identities sit far below the threshold, independent families far above."""
+    assert check_expert("linear").checks[1].min_ratio < THRESHOLD * 1e-6
+    assert check_expert("ridge:tanh").checks[1].min_ratio > THRESHOLD * 100
+    assert check_expert("ridge_nobias:tanh").checks[2].min_ratio > THRESHOLD * 100
+
+
+def test_unknown_names_are_refused():
+    with pytest.raises(InputError, match="unknown expert"):
+        check_expert("nope")
+    with pytest.raises(InputError, match="unknown activation"):
+        check_activation("nope")
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "moestat", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_prints_the_verdict():
+    r = run("identifiability", "--expert", "ridge:tanh")
+    assert r.returncode == 0, r.stderr
+    assert "holds" in r.stdout and "fails" in r.stdout and "strongly identifiable" in r.stdout
+    r = run("identifiability", "--activation", "identity", "--json")
+    out = json.loads(r.stdout)
+    assert out["checks"][0]["holds"] is False and out["threshold"] == THRESHOLD
+
+
+def test_cli_bad_arguments_exit_2():
+    r = run("identifiability")
+    assert r.returncode == 2 and "exactly one of" in r.stderr
+    r = run("identifiability", "--expert", "nope")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
