@@ -36,6 +36,18 @@ def test_exact_power_law_and_counts():
     assert w.n_values == int(np.sum(N >= 1e4))
 
 
+def test_nonconverged_fits_are_counted_and_optionally_dropped():
+    losses = N[:, None] ** -0.5 * np.ones((1, 4))
+    conv = np.ones(losses.shape, bool)
+    conv[3, 1] = False
+    losses[3, 1] = 1e6  # a wandering non-converged fit
+    kept = fit_rate(N, losses, converged=conv)
+    dropped = fit_rate(N, losses, converged=conv, drop_nonconverged=True)
+    assert kept.n_nonconverged == dropped.n_nonconverged == 1
+    assert dropped.n_failed == 1 and kept.n_failed == 0
+    assert dropped.slope == pytest.approx(-0.5, abs=1e-12) and kept.slope != dropped.slope
+
+
 def test_median_statistic_is_robust():
     rng = np.random.default_rng(0)
     losses = N[:, None] ** -0.5 * np.exp(rng.normal(0, 0.1, (N.size, 40)))

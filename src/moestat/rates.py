@@ -10,6 +10,7 @@ Failed (NaN) fits are dropped from the statistic but counted, never silently.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -27,6 +28,7 @@ class RateFit:
     replicates: int
     n_fits: int
     n_failed: int
+    n_nonconverged: int
     statistic: str
 
     def as_dict(self) -> dict:
@@ -48,20 +50,30 @@ def _stat(values, statistic):
                                                                                   axis=-1)
 
 
-def fit_rate(n, losses, *, window: tuple[float, float] | None = None, n_boot: int = 2000,
-             seed: int = 0, statistic: str = "mean") -> RateFit:
-    """Rate of `losses` (n_values, replicates) against sample sizes `n` (n_values,)."""
+def fit_rate(n, losses, *, converged=None, drop_nonconverged: bool = False,
+             window: tuple[float, float] | None = None, n_boot: int = 2000, seed: int = 0,
+             statistic: str = "mean") -> RateFit:
+    """Rate of `losses` (n_values, replicates) against sample sizes `n` (n_values,).
+
+    `converged` (same shape, bool) flags fits that met the stopping rule: they are always
+    counted (`n_nonconverged`) and, with `drop_nonconverged`, treated as failed.
+    """
     n = np.asarray(n, dtype=float)
     losses = np.asarray(losses, dtype=float)
     if losses.ndim != 2 or losses.shape[0] != n.shape[0]:
         raise InputError(f"losses must have shape (len(n), replicates), got {losses.shape}")
+    conv = np.ones(losses.shape, bool) if converged is None else np.asarray(converged, bool)
+    if conv.shape != losses.shape:
+        raise InputError(f"converged must have the shape of losses {losses.shape}")
+    if drop_nonconverged:
+        losses = np.where(conv, losses, np.nan)
     if statistic not in ("mean", "median"):
         raise InputError(f"statistic must be 'mean' or 'median', got {statistic!r}")
     if n_boot < 1000:
         raise InputError(f"n_boot must be >= 1000, got {n_boot}")
     if window is not None:
         keep = (n >= window[0]) & (n <= window[1])
-        n, losses = n[keep], losses[keep]
+        n, losses, conv = n[keep], losses[keep], conv[keep]
     failed = ~np.isfinite(losses)
     if n.size < 2:
         raise InputError("a rate needs at least two sample sizes in the window")
@@ -81,13 +93,15 @@ def fit_rate(n, losses, *, window: tuple[float, float] | None = None, n_boot: in
     R = losses.shape[1]
     idx = rng.integers(0, R, size=(n_boot, n.size, R))
     boot = np.take_along_axis(np.broadcast_to(losses, (n_boot,) + losses.shape), idx, axis=2)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-failed resamples: dropped below
         stat = _stat(boot, statistic)
     ok = np.all(np.isfinite(stat) & (stat > 0), axis=1)
     slopes, _ = _ols(logn, np.log(stat[ok]))
     lo, hi = np.percentile(slopes, [2.5, 97.5])
     return RateFit(float(slope), float(intercept), float(r2), (float(lo), float(hi)),
-                   int(n.size), int(R), int(losses.size), int(failed.sum()), statistic)
+                   int(n.size), int(R), int(losses.size), int(failed.sum()),
+                   int((~conv).sum()), statistic)
 
 
 def local_slopes(n, losses, width: int = 5, statistic: str = "mean"):
