@@ -1,5 +1,5 @@
 # moestat: two commands set everything up on a fresh machine.
-#   make demo  - create .venv if missing, install, fit the shipped example and print the result
+#   make demo  - create .venv if missing, install, run the contaminated-MoE rate study (quick)
 #   make test  - create .venv if missing, install with test extras, lint, run the test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -17,8 +17,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/moestat fit examples/two_experts.csv --target y --experts 2 --seed 0
-	@echo "truth (examples/make_two_experts.py): beta1 [[25],[0]], beta0 [-8,0], a [[-20],[20]], b [15,-5], var [0.09,0.16] (up to the order of experts)"
+	$(BIN)/moestat run experiments/contaminated_distinguishable.toml --preset quick --out runs/demo
+	@echo "fit one model to a table: $(BIN)/moestat fit examples/two_experts.csv --target y --experts 2"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -21,7 +21,7 @@ from moestat.errors import InputError
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Statistics of mixture-of-experts models.",
                   pretty_exceptions_enable=False)
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 140)
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -108,6 +108,79 @@ def fit(
                   + ("; [yellow]some parameter on its bound[/yellow]" if est.at_bound_ else ""))
     if save is not None:
         console.print(f"saved to {save}")
+
+
+def _rate_table(rep: dict) -> RichTable:
+    t = RichTable("setting", "metric", "slope", "95% CI", "theory", "paper", "median slope",
+                  "fits", "failed", "not conv.",
+                  title=f"{rep['experiment']}: empirical rates"
+                  + ("" if rep["complete"] else
+                     f" (PARTIAL: {rep['cells_done']}/{rep['cells_total']} cells)"))
+    for r in rep["rates"]:
+        if "error" in r:
+            t.add_row(r["setting"], r["metric"], r["error"], "", "", "", "", "", "", "")
+            continue
+        t.add_row(r["setting"], r["metric"], f"{r['slope']:.3f}",
+                  f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]",
+                  "" if r["theory"] is None else f"{r['theory']:g}",
+                  "" if r["paper"] is None else f"{r['paper']:g}",
+                  f"{r['median_slope']:.3f}", str(r["n_fits"]), str(r["n_failed"]),
+                  str(r["n_nonconverged"]))
+    return t
+
+
+@app.command(name="run")
+def run_sweep(
+    config: Annotated[Path, typer.Argument(help="experiment TOML file")],
+    out: Annotated[Path | None, typer.Option(help="output directory (default runs/NAME)")] = None,
+    preset: Annotated[str | None, typer.Option(help="quick or full")] = None,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume",
+                                         help="skip finished cells")] = True,
+    seed: Annotated[int | None, typer.Option(help="override the root seed")] = None,
+):
+    """Run a sweep in-process; writes cells, summary.json and prints the rate table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from moestat.experiments.runner import prepare_out, resolve, run_in_process, write_summary
+    from moestat.experiments.sweep import cells
+
+    cfg = resolve(config, preset, seed)
+    out = out or Path("runs") / cfg.name
+    prepare_out(cfg, out, resume)
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                  transient=True) as progress:
+        task = progress.add_task(f"{cfg.name} cells", total=len(cells(cfg)))
+        run_in_process(cfg, out, lambda done, total: progress.update(task, completed=done))
+    rep = write_summary(out)
+    console.print(_rate_table(rep))
+    console.print(f"results: {out}/cells  summary: {out}/summary.json")
+
+
+@app.command()
+def report(
+    directory: Annotated[Path, typer.Argument(help="run directory")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+):
+    """Rate table of a run: slope, 95% CI, theory, paper, fits, failed."""
+    from moestat.experiments.runner import report as make_report
+
+    rep = make_report(directory)
+    if as_json:
+        print(json.dumps(rep))
+    else:
+        console.print(_rate_table(rep))
+
+
+@app.command()
+def status(directory: Annotated[Path, typer.Argument(help="run directory")]):
+    """Cells done / total and non-converged fits."""
+    from moestat.experiments.runner import status as run_status
+
+    st = run_status(directory)
+    console.print(f"{st['experiment']}: {st['cells_done']}/{st['cells_total']} cells, "
+                  f"{st['fits']} fits, {st['nonconverged']} not converged"
+                  + ("" if st["complete"] else " (incomplete: run again to resume)"))
 
 
 @app.command()

@@ -1,0 +1,192 @@
+"""Experiment configuration: TOML validated by pydantic v2 (configs are data, never code).
+
+    name = "contaminated_distinguishable"
+    seed = 0                      # root seed
+    replicates = 40
+    block = 20                    # replicates per cell (one vmapped computation)
+    metrics = ["exp_tau", "beta", "eta", "nu"]
+    n = { start = 1e3, stop = 1e5, num = 20 }   # log-spaced (rounded), or n = [1000, 2000]
+
+    [[settings]]
+    name = "distinguishable"
+    gate = "contaminated"; expert = "ridge_nobias:tanh"; noise = "gaussian"
+    kind = "mixture"; estimator = "em"; n_experts = 1; n_features = 8
+    x = { dist = "normal" }       # or { dist = "uniform", low = 0, high = 1 }
+    init = { kind = "near_truth", scale = 0.1 }
+    frozen = { expert = "ridge_nobias:tanh", noise = "laplace", var = 0.001,
+               params = { eta = [1, 0, 0, 0, 0, 0, 0, 0] } }
+    [settings.truth]              # named parameters of the true model (k* experts)
+    "gate.beta" = [...]
+    "expert.eta" = { value = [[...]], plus = [[...]], power = -0.125 }   # value + plus n^power
+
+    [theory]  exp_tau = -0.5      # or per setting: [theory.distinguishable] exp_tau = -0.5
+    [paper]   exp_tau = -0.52
+    [presets.quick]  replicates = 8;  n = { start = 1e3, stop = 1e4, num = 5 }
+
+Every key is checked (unknown keys are refused) and errors name the field.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from moestat.errors import InputError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LogGrid(Strict):
+    start: Annotated[float, Field(gt=0)]
+    stop: Annotated[float, Field(gt=0)]
+    num: Annotated[int, Field(ge=1, le=1000)]
+
+    def values(self) -> list[int]:
+        if self.stop < self.start:
+            raise InputError(f"n grid: stop ({self.stop}) is below start ({self.start})")
+        vals = np.unique(np.round(np.logspace(np.log10(self.start), np.log10(self.stop),
+                                              self.num)).astype(int))
+        return [int(v) for v in vals]
+
+
+NGrid = list[Annotated[int, Field(ge=2, le=100_000_000)]] | LogGrid
+
+
+class NDependent(Strict):
+    """value + plus * n^power (elementwise): truths that move with the sample size."""
+
+    value: Any
+    plus: Any
+    power: float
+
+
+class XDist(Strict):
+    dist: Literal["normal", "uniform"] = "normal"
+    low: float = 0.0
+    high: float = 1.0
+
+
+class Init(Strict):
+    kind: Literal["near_truth", "random"] = "near_truth"
+    scale: Annotated[float, Field(ge=0)] = 0.1
+    n_init: Annotated[int, Field(ge=1, le=100)] = 5
+    assignment: list[int] | None = None
+
+
+class Frozen(Strict):
+    expert: str
+    noise: str
+    var: Annotated[float, Field(gt=0)]
+    params: dict[str, Any]
+
+
+class Setting(Strict):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    gate: str = "softmax"
+    expert: str = "linear"
+    noise: str = "gaussian"
+    kind: Literal["mixture", "regression"] = "mixture"
+    estimator: Literal["em", "mle", "lse"] = "em"
+    n_experts: Annotated[int, Field(ge=1, le=64)]
+    n_features: Annotated[int, Field(ge=1, le=1024)]
+    x: XDist = XDist()
+    init: Init = Init()
+    frozen: Frozen | None = None
+    truth: dict[str, Any | NDependent]
+    max_iter: Annotated[int, Field(ge=1)] = 500
+    tol: Annotated[float, Field(gt=0)] = 1e-8
+
+
+class Preset(Strict):
+    replicates: Annotated[int, Field(ge=1)] | None = None
+    block: Annotated[int, Field(ge=1)] | None = None
+    n: NGrid | None = None
+
+
+class ExperimentConfig(Strict):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] = 0
+    replicates: Annotated[int, Field(ge=1)]
+    block: Annotated[int, Field(ge=1)] = 20
+    metrics: Annotated[list[str], Field(min_length=1)]
+    n: NGrid
+    settings: Annotated[list[Setting], Field(min_length=1)]
+    theory: dict[str, float | dict[str, float]] = {}
+    paper: dict[str, float | dict[str, float]] = {}
+    presets: dict[str, Preset] = {}
+
+    @field_validator("n")
+    @classmethod
+    def _grid_not_empty(cls, v):
+        if isinstance(v, list) and not v:
+            raise ValueError("the n grid is empty")
+        return v
+
+    @field_validator("settings")
+    @classmethod
+    def _unique_names(cls, v):
+        names = [s.name for s in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"setting names must be unique, got {names}")
+        return v
+
+    def n_values(self) -> list[int]:
+        return sorted(set(self.n.values() if isinstance(self.n, LogGrid) else self.n))
+
+    def expected(self, table: str, setting: str, metric: str) -> float | None:
+        """theory / paper slope for (setting, metric): per-setting entry, else global."""
+        t = getattr(self, table)
+        if isinstance(t.get(setting), dict):
+            return t[setting].get(metric)
+        v = t.get(metric)
+        return v if isinstance(v, float | int) else None
+
+    def with_preset(self, preset: str | None) -> ExperimentConfig:
+        if preset is None:
+            return self
+        if preset not in self.presets:
+            raise InputError(f"unknown preset {preset!r}; the config defines "
+                             f"{sorted(self.presets) or 'none'}")
+        p = self.presets[preset]
+        changes = {k: v for k, v in p.model_dump(exclude_none=True).items()}
+        if p.n is not None:
+            changes["n"] = p.n
+        return self.model_copy(update=changes)
+
+
+def _one_line(e: ValidationError, source: str) -> str:
+    err = e.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"].replace("\n", " ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+    return f"{source}: {where}: {msg}{more}"
+
+
+def parse_config(data: dict, source: str = "config") -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as e:
+        raise InputError(_one_line(e, source)) from None
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate a TOML experiment file; one-line InputError on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"config file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{path}: not valid TOML ({str(e).splitlines()[0]})") from None
+    return parse_config(data, str(path))

@@ -1,0 +1,143 @@
+"""Running a sweep in-process (the embedded default) with resume, and reporting its rates."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import tomli_w
+
+from moestat.errors import InputError
+from moestat.experiments.config import ExperimentConfig, load_config, parse_config
+from moestat.experiments.store import (
+    cell_key,
+    config_hash,
+    done_keys,
+    read_rows,
+    remove_temporaries,
+    write_atomic_bytes,
+    write_cell,
+)
+from moestat.experiments.sweep import cells, check_metrics, run_cell
+from moestat.rates import fit_rate
+
+RESOLVED = "config.resolved.toml"
+
+
+def resolve(config_path: str | Path, preset: str | None = None,
+            seed: int | None = None) -> ExperimentConfig:
+    config = load_config(config_path).with_preset(preset)
+    if seed is not None:
+        if seed < 0:
+            raise InputError(f"--seed must be >= 0, got {seed}")
+        config = config.model_copy(update={"seed": seed})
+    check_metrics(config)
+    return config
+
+
+def prepare_out(config: ExperimentConfig, out: Path, resume: bool) -> None:
+    """Write DIR/config.resolved.toml, refusing a directory made by a different config."""
+    path = Path(out) / RESOLVED
+    text = tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
+    if path.exists():
+        old = parse_config(tomllib.loads(path.read_text()), str(path))
+        if config_hash(old) != config_hash(config):
+            raise InputError(f"{out} holds results of a different config (or preset / seed); "
+                             "use another --out or delete it")
+        if not resume:
+            for p in (Path(out) / "cells").glob("*.parquet"):
+                p.unlink()
+    write_atomic_bytes(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def load_resolved(out: Path) -> ExperimentConfig:
+    path = Path(out) / RESOLVED
+    if not path.is_file():
+        raise InputError(f"{out} is not a moestat run directory (no {RESOLVED})")
+    return parse_config(tomllib.loads(path.read_text()), str(path))
+
+
+def run_in_process(config: ExperimentConfig, out: Path,
+                   on_cell: Callable[[int, int], None] | None = None) -> int:
+    """Run every missing cell in order; returns how many were computed."""
+    remove_temporaries(out)
+    chash = config_hash(config)
+    todo = [c for c in cells(config) if cell_key(chash, c) not in done_keys(out)]
+    total = len(cells(config))
+    done = total - len(todo)
+    for c in todo:
+        write_cell(out, cell_key(chash, c), run_cell(config, c))
+        done += 1
+        if on_cell:
+            on_cell(done, total)
+    return len(todo)
+
+
+def status(out: Path) -> dict:
+    config = load_resolved(out)
+    chash = config_hash(config)
+    keys = done_keys(out)
+    all_cells = cells(config)
+    done = sum(cell_key(chash, c) in keys for c in all_cells)
+    table = read_rows(out)
+    n_fits = 0 if table is None else table.num_rows
+    nonconv = 0 if table is None else int(np.sum(~np.asarray(table["converged"])))
+    return {"experiment": config.name, "cells_done": done, "cells_total": len(all_cells),
+            "fits": n_fits, "nonconverged": nonconv, "complete": done == len(all_cells)}
+
+
+def report(out: Path, n_boot: int = 2000) -> dict:
+    """The rate table (interfaces.md): one entry per (setting, metric)."""
+    config = load_resolved(out)
+    st = status(out)
+    table = read_rows(out)
+    rates = []
+    if table is not None:
+        cols = table.to_pydict()
+        setting = np.asarray(cols["setting"])
+        n = np.asarray(cols["n"])
+        rep = np.asarray(cols["replicate"])
+        conv = np.asarray(cols["converged"])
+        bound = np.asarray(cols["at_bound"])
+        for s in config.settings:
+            sel = setting == s.name
+            ns = np.unique(n[sel])
+            if ns.size < 2:
+                continue
+            for metric in config.metrics:
+                L = np.full((ns.size, config.replicates), np.nan)
+                C = np.ones_like(L, bool)
+                vals = np.asarray(cols[f"metric.{metric}"], float)
+                for i, nv in enumerate(ns):
+                    m = sel & (n == nv)
+                    L[i, rep[m]] = vals[m]
+                    C[i, rep[m]] = conv[m]
+                missing = np.isnan(L).all(axis=0)  # replicates not run yet
+                L, C = L[:, ~missing], C[:, ~missing]
+                try:
+                    r = fit_rate(ns, L, converged=C, n_boot=n_boot, seed=config.seed)
+                    med = fit_rate(ns, L, n_boot=1000, seed=config.seed, statistic="median")
+                except InputError as e:
+                    rates.append({"setting": s.name, "metric": metric, "error": str(e)})
+                    continue
+                rates.append({
+                    "setting": s.name, "metric": metric, "slope": r.slope,
+                    "ci95": list(r.ci95), "intercept": r.intercept, "r2": r.r2,
+                    "theory": config.expected("theory", s.name, metric),
+                    "paper": config.expected("paper", s.name, metric),
+                    "n_values": r.n_values, "replicates": r.replicates, "n_fits": r.n_fits,
+                    "n_failed": r.n_failed, "n_nonconverged": r.n_nonconverged,
+                    "n_at_bound": int(np.sum(bound[sel])), "median_slope": med.slope,
+                })
+    return {"experiment": config.name, "complete": st["complete"],
+            "cells_done": st["cells_done"], "cells_total": st["cells_total"], "rates": rates}
+
+
+def write_summary(out: Path) -> dict:
+    summary = report(out)
+    text = json.dumps(summary, indent=2) + "\n"
+    write_atomic_bytes(Path(out) / "summary.json", lambda tmp: Path(tmp).write_text(text))
+    return summary

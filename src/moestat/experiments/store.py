@@ -1,0 +1,80 @@
+"""Results on disk: one Parquet file per finished cell, written atomically.
+
+    DIR/config.resolved.toml   the resolved config (preset and seed applied)
+    DIR/cells/<key>.parquet    one finished cell; key = sha256(config hash | cell)[:24]
+
+A cell file appears only complete (temporary file in the same directory, fsync, rename), so an
+interrupted sweep loses at most the cells in flight, and `--resume` skips what exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from moestat.experiments.config import ExperimentConfig
+from moestat.experiments.sweep import Cell
+
+
+def config_hash(config: ExperimentConfig) -> str:
+    blob = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def cell_key(chash: str, cell: Cell) -> str:
+    raw = f"{chash}|{cell.setting}|{cell.n}|{cell.start}|{cell.stop}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+def cells_dir(out: Path) -> Path:
+    return Path(out) / "cells"
+
+
+def write_atomic_bytes(path: Path, write) -> None:
+    """Call write(tmp_path) then rename onto `path`; the temporary is removed on failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_cell(out: Path, key: str, rows: dict[str, list]) -> Path:
+    path = cells_dir(out) / f"{key}.parquet"
+    table = pa.table(rows)
+    write_atomic_bytes(path, lambda tmp: pq.write_table(table, tmp))
+    return path
+
+
+def done_keys(out: Path) -> set[str]:
+    d = cells_dir(out)
+    return {p.stem for p in d.glob("*.parquet")} if d.is_dir() else set()
+
+
+def remove_temporaries(out: Path) -> int:
+    """Delete temporaries left by a killed run; returns how many."""
+    d = cells_dir(out)
+    stale = list(d.glob(".*.tmp")) if d.is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
+
+
+def read_rows(out: Path) -> pa.Table | None:
+    files = sorted(cells_dir(out).glob("*.parquet")) if cells_dir(out).is_dir() else []
+    if not files:
+        return None
+    return pa.concat_tables([pq.read_table(f) for f in files])

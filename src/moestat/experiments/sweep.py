@@ -1,0 +1,220 @@
+"""From a validated config to cells, and running one cell.
+
+A cell is (setting, n, block of replicates). Data and initialisation of replicate r depend only
+on (root seed, setting name, n, r):
+
+    key(r) = fold_in(fold_in(fold_in(PRNGKey(seed), crc32(setting)), n), r)
+    data key, init key = split(key(r))
+
+so results are identical whatever the backend, worker count or execution order. Inside a cell
+the replicates are one vmapped, jitted fit followed by vmapped metrics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import zlib
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from moestat import __version__
+from moestat import losses as L
+from moestat.errors import InputError
+from moestat.experiments.config import ExperimentConfig, NDependent, Setting
+from moestat.fit import FitOptions, fit_batch, fit_random, near_truth
+from moestat.model import FrozenExpert, MixtureOfExperts, MoEParams
+
+N_EVAL = 1000  # held-out x for the density / regression error
+
+
+@dataclass(frozen=True)
+class Cell:
+    setting: str
+    n: int
+    start: int  # first replicate index
+    stop: int  # one past the last
+
+    @property
+    def label(self) -> str:
+        return f"{self.setting}/n={self.n}/r={self.start}-{self.stop - 1}"
+
+
+def cells(config: ExperimentConfig) -> list[Cell]:
+    """Every cell of the sweep, settings in config order, n ascending, replicate blocks."""
+    out = []
+    for s in config.settings:
+        for n in config.n_values():
+            for a in range(0, config.replicates, config.block):
+                out.append(Cell(s.name, n, a, min(a + config.block, config.replicates)))
+    return out
+
+
+# ---- models and truths -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Built:
+    setting: Setting
+    fit_model: MixtureOfExperts
+    truth_model: MixtureOfExperts
+
+    def truth(self, n: int) -> MoEParams:
+        named = {}
+        for name, v in self.setting.truth.items():
+            if isinstance(v, NDependent):
+                named[name] = np.asarray(v.value, float) + np.asarray(v.plus, float) * \
+                    float(n) ** v.power
+            else:
+                named[name] = np.asarray(v, float)
+        return self.truth_model.canonicalize(self.truth_model.from_named(named))
+
+
+def build(setting: Setting) -> Built:
+    """Models of a setting (fitted with n_experts; truth with k* from its parameters)."""
+    frozen = None
+    if setting.frozen is not None:
+        f = setting.frozen
+        frozen = FrozenExpert.create(f.expert, f.noise, f.params, f.var)
+    fit_model = MixtureOfExperts.create(setting.gate, setting.expert, setting.noise,
+                                        n_experts=setting.n_experts,
+                                        n_features=setting.n_features, kind=setting.kind,
+                                        frozen=frozen)
+    k_true = None
+    for name, v in setting.truth.items():
+        if name.startswith("expert."):
+            arr = np.asarray(v.value if isinstance(v, NDependent) else v, float)
+            k_true = arr.shape[0] if arr.ndim else None
+            break
+    if k_true is None:
+        raise InputError(f"settings.{setting.name}.truth: expert parameters with one row per "
+                         "true expert are required")
+    truth_model = dataclasses.replace(fit_model, n_experts=k_true)
+    built = Built(setting, fit_model, truth_model)
+    try:
+        built.truth(1000)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"settings.{setting.name}.truth: {str(e).splitlines()[0]}") from None
+    return built
+
+
+def available_metrics(built: Built) -> list[str]:
+    m = built.fit_model
+    if m.frozen is not None:
+        names = ["exp_tau", "beta"] if m.gate.name == "contaminated" else ["lambda"]
+        names += ["eta", "nu"]
+        if m.expert.name == "linear":
+            names += ["a", "b"]
+    else:
+        names = ["D1", "D2", "D_LSE", "D_r1", "D_r2", "D_r3", "D_r4", "beta0_weight"]
+        blocks = L.atom_blocks(m, m.zeros())
+        for b in blocks:
+            names += [b, f"{b}@singleton", f"{b}@overfitted"]
+        if "tau" in m.gate.Params._fields:
+            names.append("tau")
+    names.append("l2" if m.kind == "regression" else "hellinger")
+    return names
+
+
+def check_metrics(config: ExperimentConfig) -> None:
+    for s in config.settings:
+        avail = available_metrics(build(s))
+        bad = [x for x in config.metrics if x not in avail]
+        if bad:
+            raise InputError(f"metrics {bad} are not defined for setting {s.name!r}; "
+                             f"available: {avail}")
+
+
+def metric_fn(built: Built, metrics: list[str], X_eval):
+    """(fitted params, truth) -> {metric: scalar}, for vmapping over replicates."""
+    m, tm = built.fit_model, built.truth_model
+
+    def fn(fitted, truth):
+        out = {}
+        if m.frozen is not None:
+            out.update(L.contaminated_errors(m, fitted, truth))
+        else:
+            for name in metrics:
+                if name == "D1":
+                    out[name] = L.d1(m, fitted, truth)
+                elif name == "D2":
+                    out[name] = L.d2(m, fitted, truth)
+                elif name == "D_LSE":
+                    out[name] = L.d_lse(m, fitted, truth)
+                elif name.startswith("D_r"):
+                    out[name] = L.d_r(m, fitted, truth, float(name[3:]))
+            if any(x not in out for x in metrics if x not in ("hellinger", "l2")):
+                out.update(L.parameter_errors(m, fitted, truth))
+        if "hellinger" in metrics:
+            out["hellinger"] = L.hellinger(m, fitted, truth, X_eval, truth_model=tm)
+        if "l2" in metrics:
+            out["l2"] = L.l2_error(m, fitted, truth, X_eval, truth_model=tm)
+        return {k: out[k] for k in metrics}
+
+    return fn
+
+
+# ---- seeds and data ------------------------------------------------------------------------
+def replicate_key(seed: int, setting: str, n: int, r: int):
+    k = jax.random.fold_in(jax.random.PRNGKey(seed), zlib.crc32(setting.encode()))
+    return jax.random.fold_in(jax.random.fold_in(k, n), r)
+
+
+def draw_x(xdist, key, n: int, d: int):
+    if xdist.dist == "uniform":
+        return jax.random.uniform(key, (n, d), minval=xdist.low, maxval=xdist.high)
+    return jax.random.normal(key, (n, d))
+
+
+def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
+    """Fit every replicate of the cell and return its rows (column -> list)."""
+    setting = next(s for s in config.settings if s.name == cell.setting)
+    built = build(setting)
+    truth = built.truth(cell.n)
+    d = setting.n_features
+    reps = list(range(cell.start, cell.stop))
+    keys = [jax.random.split(replicate_key(config.seed, cell.setting, cell.n, r)) for r in reps]
+    Xs, ys, starts = [], [], []
+    for kd, ki in keys:
+        kx, ky = jax.random.split(kd)
+        X = draw_x(setting.x, kx, cell.n, d)
+        Xs.append(X)
+        ys.append(built.truth_model.sample(ky, truth, X))
+        if setting.init.kind == "near_truth":
+            starts.append(near_truth(built.fit_model, truth, ki, setting.init.scale,
+                                     setting.init.assignment))
+    X, y = jnp.stack(Xs), jnp.stack(ys)
+    options = FitOptions(max_iter=setting.max_iter, tol=setting.tol)
+    t0 = time.perf_counter()
+    if setting.init.kind == "near_truth":
+        start = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *starts)
+        result = fit_batch(built.fit_model, X, y, start, estimator=setting.estimator,
+                           options=options)
+    else:
+        parts = [fit_random(built.fit_model, X[i], y[i], keys[i][1], setting.init.n_init,
+                            estimator=setting.estimator, options=options)[0]
+                 for i in range(len(reps))]
+        result = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *parts)
+    eval_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), zlib.crc32(b"eval"))
+    X_eval = draw_x(setting.x, eval_key, N_EVAL, d)
+    metrics = jax.vmap(metric_fn(built, config.metrics, X_eval), in_axes=(0, None))(
+        result.params, truth)
+    metrics = jax.device_get(metrics)
+    result = jax.device_get(result)
+    seconds = (time.perf_counter() - t0) / len(reps)
+    rows: dict[str, list] = {
+        "setting": [cell.setting] * len(reps), "n": [cell.n] * len(reps), "replicate": reps,
+        "seed": [config.seed] * len(reps),
+        "objective": np.asarray(result.objective, float).tolist(),
+        "loglik": np.asarray(result.loglik, float).tolist(),
+        "n_iter": np.asarray(result.n_iter, int).tolist(),
+        "converged": np.asarray(result.converged, bool).tolist(),
+        "at_bound": np.asarray(result.at_bound, bool).tolist(),
+        "floored": np.asarray(result.floored, bool).tolist(),
+        "fit_seconds": [seconds] * len(reps), "version": [__version__] * len(reps),
+    }
+    for name in config.metrics:
+        v = np.asarray(metrics[name], float)
+        rows[f"metric.{name}"] = np.where(np.isfinite(v), v, np.nan).tolist()
+    return rows

@@ -1,0 +1,141 @@
+"""Experiment engine: configs, resumable in-process sweeps, reports (real subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = """
+name = "tiny"
+seed = 3
+replicates = 4
+block = 2
+metrics = ["D1", "hellinger", "a"]
+n = [300, 600, 1200, 2400]
+
+[[settings]]
+name = "exact"
+gate = "softmax"
+expert = "linear"
+n_experts = 2
+n_features = 1
+x = { dist = "uniform", low = 0.0, high = 1.0 }
+[settings.truth]
+"gate.beta1" = [[6.0], [0.0]]
+"gate.beta0" = [-3.0, 0.0]
+"expert.a" = [[-3.0], [3.0]]
+"expert.b" = [2.0, -1.0]
+"noise.var" = [0.05, 0.08]
+
+[theory]
+D1 = -0.5
+"""
+
+
+def moestat(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "moestat", *map(str, args)],
+                          capture_output=True, text=True, timeout=600, **kw)
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY)
+    return p
+
+
+def test_run_report_status(tiny, tmp_path):
+    out = tmp_path / "run"
+    r = moestat("run", tiny, "--out", out)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(moestat("report", out, "--json").stdout)
+    assert rep["experiment"] == "tiny" and rep["complete"]
+    assert {(x["setting"], x["metric"]) for x in rep["rates"]} == {
+        ("exact", "D1"), ("exact", "hellinger"), ("exact", "a")}
+    d1 = next(x for x in rep["rates"] if x["metric"] == "D1")
+    assert d1["theory"] == -0.5 and d1["paper"] is None and d1["n_fits"] == 16
+    assert d1["ci95"][0] < d1["slope"] < d1["ci95"][1] and d1["slope"] < 0
+    assert json.loads((out / "summary.json").read_text())["rates"] == rep["rates"]
+    assert len(list((out / "cells").glob("*.parquet"))) == 8
+    assert "8/8 cells" in moestat("status", out).stdout
+
+
+def test_sigkill_then_resume_gives_the_same_report(tiny, tmp_path):
+    ref = tmp_path / "ref"
+    assert moestat("run", tiny, "--out", ref).returncode == 0
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "moestat", "run", str(tiny), "--out",
+                             str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill once some, but not all, cells are written
+        if len(list((out / "cells").glob("*.parquet"))) >= 2:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    written = len(list((out / "cells").glob("*.parquet")))
+    assert 2 <= written < 8, written
+    status = moestat("status", out).stdout
+    assert "incomplete" in status
+    assert moestat("run", tiny, "--out", out).returncode == 0
+    a = json.loads(moestat("report", ref, "--json").stdout)
+    b = json.loads(moestat("report", out, "--json").stdout)
+    assert a == b
+    assert not [p for p in (out / "cells").iterdir() if p.suffix != ".parquet"]
+
+
+def test_changed_config_in_same_directory_is_refused(tiny, tmp_path):
+    out = tmp_path / "run"
+    assert moestat("run", tiny, "--out", out).returncode == 0
+    tiny.write_text(TINY.replace("seed = 3", "seed = 4"))
+    r = moestat("run", tiny, "--out", out)
+    assert r.returncode == 2 and "different config" in r.stderr
+
+
+BAD = [
+    ("unknown key", TINY.replace('name = "tiny"', 'name = "tiny"\ncolour = 1'),
+     "colour: unknown key"),
+    ("wrong type", TINY.replace("replicates = 4", 'replicates = "four"'), "replicates"),
+    ("empty grid", TINY.replace("n = [300, 600, 1200, 2400]", "n = []"), "n grid is empty"),
+    ("replicates < 1", TINY.replace("replicates = 4", "replicates = 0"), "replicates"),
+    ("not TOML", "name = [unclosed", "not valid TOML"),
+    ("unknown metric", TINY.replace('"D1", ', '"D9", '), "metrics ['D9']"),
+    ("unknown gate", TINY.replace('gate = "softmax"', 'gate = "nope"'), "unknown gate"),
+]
+
+
+@pytest.mark.parametrize("label,text,message", BAD, ids=[b[0] for b in BAD])
+def test_bad_configs_exit_2_with_one_line(tmp_path, label, text, message):
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    r = moestat("run", p, "--out", tmp_path / "o")
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr and message in lines[0], r.stderr
+
+
+def test_missing_config_file(tmp_path):
+    r = moestat("run", tmp_path / "absent.toml")
+    assert r.returncode == 2 and "config file not found" in r.stderr
+
+
+def test_unknown_preset(tiny, tmp_path):
+    r = moestat("run", tiny, "--preset", "quick", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "unknown preset 'quick'" in r.stderr
+
+
+def test_shipped_configs_validate():
+    from moestat.experiments.runner import resolve
+
+    for path in sorted((ROOT / "experiments").glob("*.toml")):
+        for preset in (None, "quick", "full"):
+            resolve(path, preset)
