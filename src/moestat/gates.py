@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from moestat.activations import get_activation
-from moestat.parts import INF, Part
+from moestat.parts import Part
 
 GATE_BOUND = 50.0  # default |beta| and |tau| box for gate coefficients (models.md §5)
 
@@ -398,4 +398,4 @@ GATES: dict[str, type[Gate]] = {
 
 # gates that pair a single trainable prompt with a frozen expert
 FROZEN_GATES = ("contaminated", "input_free")
-__all__ = ["GATES", "FROZEN_GATES", "Gate", "GATE_BOUND", "INF"]
+__all__ = ["GATES", "FROZEN_GATES", "Gate", "GATE_BOUND"]

@@ -21,6 +21,7 @@ Weights: w(beta0) = exp(beta0) (softmax family), sigmoid(beta0) (sigmoid gates).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import jax
@@ -99,8 +100,6 @@ def atom_blocks_truth(model: MixtureOfExperts, truth: MoEParams):
 
 
 def _with_k(model: MixtureOfExperts, k: int) -> MixtureOfExperts:
-    import dataclasses
-
     return dataclasses.replace(model, n_experts=int(k)) if k != model.n_experts else model
 
 
