@@ -67,6 +67,20 @@ def test_run_report_status(tiny, tmp_path):
     assert json.loads((out / "summary.json").read_text())["rates"] == rep["rates"]
     assert len(list((out / "cells").glob("*.parquet"))) == 8
     assert "8/8 cells" in moestat("status", out).stdout
+    # the figure: written by `run`, rebuilt by `plot`; log-log axes, one series per metric
+    assert (out / "rates.png").stat().st_size > 10_000
+    r = moestat("plot", out, "-o", tmp_path / "fig.svg")
+    assert r.returncode == 0 and (tmp_path / "fig.svg").read_text().startswith("<?xml")
+    from matplotlib.container import ErrorbarContainer
+
+    from moestat.experiments.plot import rate_figure
+
+    fig = rate_figure(out)
+    (ax,) = fig.axes
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    series = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert [c.get_label().split(":")[0] for c in series] == ["D1", "hellinger", "a"]
+    assert moestat("plot", out, "-o", tmp_path / "fig.txt").returncode == 2
 
 
 def test_sigkill_then_resume_gives_the_same_report(tiny, tmp_path):

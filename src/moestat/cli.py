@@ -153,8 +153,11 @@ def run_sweep(
         task = progress.add_task(f"{cfg.name} cells", total=len(cells(cfg)))
         run_in_process(cfg, out, lambda done, total: progress.update(task, completed=done))
     rep = write_summary(out)
+    from moestat.experiments.plot import save_rate_figure
+
+    figure = save_rate_figure(out, out / "rates.png")
     console.print(_rate_table(rep))
-    console.print(f"results: {out}/cells  summary: {out}/summary.json")
+    console.print(f"results: {out}/cells  summary: {out}/summary.json  figure: {figure}")
 
 
 @app.command()
@@ -170,6 +173,19 @@ def report(
         print(json.dumps(rep))
     else:
         console.print(_rate_table(rep))
+
+
+@app.command()
+def plot(
+    directory: Annotated[Path, typer.Argument(help="run directory")],
+    output: Annotated[Path | None, typer.Option("-o", "--output",
+                                                help="figure file (.png, .svg, .pdf)")] = None,
+):
+    """Log-log figure of a run: mean +/- 2 s.e., fitted and theory lines per metric."""
+    from moestat.experiments.plot import save_rate_figure
+
+    path = save_rate_figure(directory, output or Path(directory) / "rates.png")
+    console.print(f"figure: {path}")
 
 
 @app.command()

@@ -1,0 +1,85 @@
+"""Log-log rate figure of a run: one panel per setting, one series per metric.
+
+Each series: the mean over replicates at each n with error bars of +/- 2 standard errors
+(across replicates), the fitted OLS line (dashed) labelled with its slope, and the theory's
+slope (dotted, anchored at the fitted line's value at the smallest n) where the config gives
+one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from moestat.errors import InputError  # noqa: E402
+from moestat.experiments.runner import load_resolved, report  # noqa: E402
+from moestat.experiments.store import read_rows  # noqa: E402
+
+SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def rate_figure(out: Path):
+    """Build the figure of run directory `out`; returns a matplotlib Figure."""
+    config = load_resolved(out)
+    table = read_rows(out)
+    if table is None:
+        raise InputError(f"{out} has no finished cells to plot")
+    rep = {(r["setting"], r["metric"]): r for r in report(out, n_boot=1000)["rates"]
+           if "slope" in r}
+    cols = table.to_pydict()
+    setting, n = np.asarray(cols["setting"]), np.asarray(cols["n"])
+    names = [s.name for s in config.settings]
+    fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4.2), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, sname in zip(axes[0], names, strict=True):
+        sel = setting == sname
+        ns = np.unique(n[sel])
+        for i, metric in enumerate(config.metrics):
+            c = colours[i % len(colours)]
+            vals = np.asarray(cols[f"metric.{metric}"], float)
+            means, ses = [], []
+            for nv in ns:
+                v = vals[sel & (n == nv)]
+                v = v[np.isfinite(v)]
+                means.append(v.mean() if v.size else np.nan)
+                ses.append(v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else 0.0)
+            means, ses = np.asarray(means), np.asarray(ses)
+            lower = np.minimum(2 * ses, 0.999 * means)  # keep the bar above 0 on a log axis
+            r = rep.get((sname, metric))
+            label = metric if r is None else f"{metric}: slope {r['slope']:.2f}"
+            ax.errorbar(ns, means, yerr=[lower, 2 * ses], fmt="o", ms=3.5, color=c,
+                        capsize=2, label=label)
+            if r is not None:
+                fit = np.exp(r["intercept"]) * ns ** r["slope"]
+                ax.plot(ns, fit, "--", color=c, lw=1)
+                if r["theory"] is not None:
+                    ax.plot(ns, fit[0] * (ns / ns[0]) ** r["theory"], ":", color=c, lw=1.2)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("sample size n")
+        ax.set_ylabel("error (mean over replicates, ±2 s.e.)")
+        ax.set_title(f"{config.name}: {sname}", fontsize=10)
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(fontsize=8, title="dashed: fit, dotted: theory", title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def save_rate_figure(out: Path, path: Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise InputError(f"figure file must end in {', '.join(SUFFIXES)}, got {path.name!r}")
+    from moestat.experiments.store import write_atomic_bytes
+
+    fig = rate_figure(out)
+    try:
+        write_atomic_bytes(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:],
+                                                          dpi=130))
+    finally:
+        plt.close(fig)
+    return path
