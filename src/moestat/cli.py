@@ -137,13 +137,19 @@ def run_sweep(
     resume: Annotated[bool, typer.Option("--resume/--no-resume",
                                          help="skip finished cells")] = True,
     seed: Annotated[int | None, typer.Option(help="override the root seed")] = None,
+    workers: Annotated[int, typer.Option(help="local worker processes (0: in-process)")] = 0,
 ):
-    """Run a sweep in-process; writes cells, summary.json and prints the rate table."""
+    """Run a sweep (in-process, or on --workers N processes); writes cells, summary.json and
+    rates.png, and prints the rate table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from moestat.experiments.runner import prepare_out, resolve, run_in_process, write_summary
+    from moestat.experiments.backends import InProcess, ProcessPool
+    from moestat.experiments.runner import prepare_out, resolve, run_sweep, write_summary
     from moestat.experiments.sweep import cells
 
+    if workers < 0:
+        raise InputError(f"--workers must be >= 0, got {workers}")
+    backend = ProcessPool(workers) if workers > 0 else InProcess()
     cfg = resolve(config, preset, seed)
     out = out or Path("runs") / cfg.name
     prepare_out(cfg, out, resume)
@@ -151,7 +157,7 @@ def run_sweep(
                   MofNCompleteColumn(), TimeRemainingColumn(), console=console,
                   transient=True) as progress:
         task = progress.add_task(f"{cfg.name} cells", total=len(cells(cfg)))
-        run_in_process(cfg, out, lambda done, total: progress.update(task, completed=done))
+        run_sweep(cfg, out, backend, lambda done, total: progress.update(task, completed=done))
     rep = write_summary(out)
     from moestat.experiments.plot import save_rate_figure
 

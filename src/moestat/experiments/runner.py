@@ -11,6 +11,7 @@ import numpy as np
 import tomli_w
 
 from moestat.errors import InputError
+from moestat.experiments.backends import InProcess
 from moestat.experiments.config import ExperimentConfig, load_config, parse_config
 from moestat.experiments.store import (
     cell_key,
@@ -21,7 +22,7 @@ from moestat.experiments.store import (
     write_atomic_bytes,
     write_cell,
 )
-from moestat.experiments.sweep import cells, check_metrics, run_cell
+from moestat.experiments.sweep import cells, check_metrics
 from moestat.rates import fit_rate
 
 RESOLVED = "config.resolved.toml"
@@ -60,16 +61,18 @@ def load_resolved(out: Path) -> ExperimentConfig:
     return parse_config(tomllib.loads(path.read_text()), str(path))
 
 
-def run_in_process(config: ExperimentConfig, out: Path,
-                   on_cell: Callable[[int, int], None] | None = None) -> int:
-    """Run every missing cell in order; returns how many were computed."""
+def run_sweep(config: ExperimentConfig, out: Path, backend=None,
+              on_cell: Callable[[int, int], None] | None = None) -> int:
+    """Run every missing cell on `backend` (default in-process), writing each as it finishes;
+    returns how many were computed."""
     remove_temporaries(out)
+    backend = backend or InProcess()
     chash = config_hash(config)
     todo = [c for c in cells(config) if cell_key(chash, c) not in done_keys(out)]
     total = len(cells(config))
     done = total - len(todo)
-    for c in todo:
-        write_cell(out, cell_key(chash, c), run_cell(config, c))
+    for cell, rows in backend.map_cells(config, todo):
+        write_cell(out, cell_key(chash, cell), rows)
         done += 1
         if on_cell:
             on_cell(done, total)

@@ -211,7 +211,7 @@ def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
         "n_iter": np.asarray(result.n_iter, int).tolist(),
         "converged": np.asarray(result.converged, bool).tolist(),
         "at_bound": np.asarray(result.at_bound, bool).tolist(),
-        "floored": np.asarray(result.floored, bool).tolist(),
+        "floored": np.asarray(result.floored, bool).tolist(), "failed": [False] * len(reps),
         "fit_seconds": [seconds] * len(reps), "version": [__version__] * len(reps),
     }
     for name in config.metrics:
