@@ -39,7 +39,8 @@ def test_fit_table_output():
 def test_list():
     r = run("list")
     assert r.returncode == 0
-    for name in ("softmax", "topk_softmax", "contaminated", "ridge", "laplace", "lse"):
+    for name in ("softmax", "topk_softmax", "contaminated", "ridge", "laplace", "lse",
+                 "contaminated_distinguishable"):
         assert name in r.stdout
 
 

@@ -83,9 +83,18 @@ def make_noise(spec: str | Noise, shared: bool = False) -> Noise:
     return NOISES[name](shared=shared)
 
 
+def shipped_experiments() -> list[str]:
+    """Names of the experiment configs shipped in the repository's `experiments/` folder."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "experiments"
+    return sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
+
+
 def catalogue() -> dict[str, list[str]]:
     """Everything registered, for `moestat list`."""
     return {
+        "experiments": shipped_experiments(),
         "gates": [make_gate(n).label if n != "activation_temperature_softmax"
                   else "activation_temperature_softmax:ACT" for n in GATES],
         "experts": ["linear", "polynomial:P", "constant", "ridge:ACT", "ridge_nobias:ACT"],
