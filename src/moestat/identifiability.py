@@ -7,7 +7,9 @@ these conditions, such as x dh/db = dh/da for an expert with a bias, already hol
 dimension), draw l = 2 random atoms, evaluate every function of the family, normalise the
 columns and compute the singular values of the (n_points, n_functions) matrix. The family is
 declared dependent when s_min / s_max < THRESHOLD in every one of `n_trials` independent draws
-(an exact identity gives ~1e-15; genuinely independent families here give > 1e-6).
+(an exact identity gives ~1e-15; genuinely independent families here give > 1e-6). This is the
+numerical rank of the Gram matrix F^T F (its eigenvalues are the squared singular values),
+computed from F directly, which keeps the precision that squaring would lose.
 
 Conditions
   expert (LSE, strong identifiability):  {d^alpha h / d eta^alpha (x, eta_j): 1 <= |alpha| <= 2}
