@@ -98,7 +98,7 @@ class Setting(Strict):
     x: XDist = XDist()
     init: Init = Init()
     frozen: Frozen | None = None
-    truth: dict[str, Any | NDependent]
+    truth: dict[str, NDependent | float | list[Any]]  # a table can only be NDependent
     max_iter: Annotated[int, Field(ge=1)] = 500
     tol: Annotated[float, Field(gt=0)] = 1e-8
 
