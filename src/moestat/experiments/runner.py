@@ -68,8 +68,10 @@ def run_sweep(config: ExperimentConfig, out: Path, backend=None,
     remove_temporaries(out)
     backend = backend or InProcess()
     chash = config_hash(config)
-    todo = [c for c in cells(config) if cell_key(chash, c) not in done_keys(out)]
-    total = len(cells(config))
+    all_cells = cells(config)
+    done_already = done_keys(out)  # one directory listing, not one per cell
+    todo = [c for c in all_cells if cell_key(chash, c) not in done_already]
+    total = len(all_cells)
     done = total - len(todo)
     for cell, rows in backend.map_cells(config, todo):
         write_cell(out, cell_key(chash, cell), rows)
@@ -79,13 +81,14 @@ def run_sweep(config: ExperimentConfig, out: Path, backend=None,
     return len(todo)
 
 
-def status(out: Path) -> dict:
+def status(out: Path, table=None) -> dict:
+    """Cells done / total and fit counts; `table` (the run's rows) saves re-reading them."""
     config = load_resolved(out)
     chash = config_hash(config)
     keys = done_keys(out)
     all_cells = cells(config)
     done = sum(cell_key(chash, c) in keys for c in all_cells)
-    table = read_rows(out)
+    table = read_rows(out) if table is None else table
     n_fits = 0 if table is None else table.num_rows
     nonconv = 0 if table is None else int(np.sum(~np.asarray(table["converged"])))
     return {"experiment": config.name, "cells_done": done, "cells_total": len(all_cells),
@@ -95,8 +98,8 @@ def status(out: Path) -> dict:
 def report(out: Path, n_boot: int = 2000) -> dict:
     """The rate table (interfaces.md): one entry per (setting, metric)."""
     config = load_resolved(out)
-    st = status(out)
     table = read_rows(out)
+    st = status(out, table)
     rates = []
     if table is not None:
         cols = table.to_pydict()
