@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -53,10 +54,8 @@ def tiny(tmp_path):
     return p
 
 
-def test_run_report_status(tiny, tmp_path):
-    out = tmp_path / "run"
-    r = moestat("run", tiny, "--out", out)
-    assert r.returncode == 0, r.stderr
+def test_run_report_status(reference, tmp_path):
+    out = reference  # made by `moestat run tiny.toml --out DIR`
     rep = json.loads(moestat("report", out, "--json").stdout)
     assert rep["experiment"] == "tiny" and rep["complete"]
     assert {(x["setting"], x["metric"]) for x in rep["rates"]} == {
@@ -83,9 +82,8 @@ def test_run_report_status(tiny, tmp_path):
     assert moestat("plot", out, "-o", tmp_path / "fig.txt").returncode == 2
 
 
-def test_sigkill_then_resume_gives_the_same_report(tiny, tmp_path):
-    ref = tmp_path / "ref"
-    assert moestat("run", tiny, "--out", ref).returncode == 0
+def test_sigkill_then_resume_gives_the_same_report(reference, tiny, tmp_path):
+    ref = reference
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "moestat", "run", str(tiny), "--out",
                              str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -107,9 +105,9 @@ def test_sigkill_then_resume_gives_the_same_report(tiny, tmp_path):
     assert not [p for p in (out / "cells").iterdir() if p.suffix != ".parquet"]
 
 
-def test_changed_config_in_same_directory_is_refused(tiny, tmp_path):
+def test_changed_config_in_same_directory_is_refused(reference, tiny, tmp_path):
     out = tmp_path / "run"
-    assert moestat("run", tiny, "--out", out).returncode == 0
+    shutil.copytree(reference, out)
     tiny.write_text(TINY.replace("seed = 3", "seed = 4"))
     r = moestat("run", tiny, "--out", out)
     assert r.returncode == 2 and "different config" in r.stderr
@@ -165,15 +163,78 @@ def _table(out):
     return {k: [v[i] for i in order] for k, v in t.items() if k not in skip}
 
 
-def test_process_pool_gives_identical_results(tiny, tmp_path):
-    a, b = tmp_path / "inproc", tmp_path / "pool"
-    assert moestat("run", tiny, "--out", a).returncode == 0
-    r = moestat("run", tiny, "--out", b, "--workers", "2")
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The tiny sweep run in-process once: what every other backend must reproduce."""
+    d = tmp_path_factory.mktemp("ref")
+    (d / "tiny.toml").write_text(TINY)
+    r = moestat("run", d / "tiny.toml", "--out", d / "inproc")
     assert r.returncode == 0, r.stderr
-    ta, tb = _table(a), _table(b)
-    assert ta == tb  # bit-identical metrics, objectives, iterations, flags
+    return d / "inproc"
+
+
+def assert_same_results(a, b):
+    assert _table(a) == _table(b)  # bit-identical metrics, objectives, iterations, flags
     assert json.loads(moestat("report", a, "--json").stdout) == json.loads(
         moestat("report", b, "--json").stdout)
+
+
+def test_process_pool_gives_identical_results(reference, tiny, tmp_path):
+    b = tmp_path / "pool"
+    r = moestat("run", tiny, "--out", b, "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    assert_same_results(reference, b)
+
+
+@pytest.fixture
+def dask_cluster():
+    """A real Dask cluster on 127.0.0.1: scheduler plus 2 single-threaded worker processes
+    (each under a nanny that restarts it if it dies)."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as client:
+        yield cluster.scheduler_address, client
+
+
+def test_dask_cluster_gives_identical_results(reference, dask_cluster, tiny, tmp_path):
+    address, client = dask_cluster
+    assert address.startswith("tcp://127.0.0.1:") and len(client.run(os.getpid)) == 2
+    b = tmp_path / "dask"
+    r = moestat("run", tiny, "--out", b, "--scheduler", address)
+    assert r.returncode == 0, r.stderr
+    assert_same_results(reference, b)
+
+
+def test_dask_worker_killed_mid_sweep_changes_nothing(reference, dask_cluster, tiny, tmp_path):
+    address, client = dask_cluster
+    out = tmp_path / "dask"
+    proc = subprocess.Popen([sys.executable, "-m", "moestat", "run", str(tiny), "--out",
+                             str(out), "--scheduler", address],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill a busy worker once some, not all, cells are written
+        if len(list((out / "cells").glob("*.parquet"))) >= 1:
+            break
+        time.sleep(0.05)
+    busy = [w for w, tasks in client.processing().items() if tasks]
+    pids = client.run(os.getpid)
+    victim = pids[busy[0]] if busy else next(iter(pids.values()))
+    os.kill(victim, signal.SIGKILL)
+    written = len(list((out / "cells").glob("*.parquet")))
+    assert 1 <= written < 8, written
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    assert victim not in client.run(os.getpid).values()  # the nanny started a new worker
+    assert_same_results(reference, out)
+
+
+def test_bad_scheduler_address_exits_2(tiny, tmp_path):
+    r = moestat("run", tiny, "--out", tmp_path / "o", "--scheduler", "127.0.0.1:8786")
+    assert r.returncode == 2 and "--scheduler must be 'local' or an address" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
 
 
 def test_a_failing_cell_is_recorded_not_lost(tiny, tmp_path, monkeypatch):

@@ -138,18 +138,29 @@ def run_sweep(
                                          help="skip finished cells")] = True,
     seed: Annotated[int | None, typer.Option(help="override the root seed")] = None,
     workers: Annotated[int, typer.Option(help="local worker processes (0: in-process)")] = 0,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Dask scheduler tcp://HOST:PORT, or 'local' to start a LocalCluster of "
+             "--workers processes (default 2)")] = None,
 ):
-    """Run a sweep (in-process, or on --workers N processes); writes cells, summary.json and
-    rates.png, and prints the rate table."""
+    """Run a sweep (in-process, on --workers N local processes, or on a Dask cluster with
+    --scheduler); writes cells, summary.json and rates.png, and prints the rate table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from moestat.experiments.backends import InProcess, ProcessPool
+    from moestat.experiments.backends import DaskCluster, InProcess, ProcessPool
     from moestat.experiments.runner import prepare_out, resolve, run_sweep, write_summary
     from moestat.experiments.sweep import cells
 
     if workers < 0:
         raise InputError(f"--workers must be >= 0, got {workers}")
-    backend = ProcessPool(workers) if workers > 0 else InProcess()
+    if scheduler is None:
+        backend = ProcessPool(workers) if workers > 0 else InProcess()
+    elif scheduler == "local":
+        backend = DaskCluster("local", workers or 2)
+    elif workers:
+        raise InputError("--workers applies to local runs; a remote --scheduler has its own "
+                         "workers")
+    else:
+        backend = DaskCluster(scheduler)
     cfg = resolve(config, preset, seed)
     out = out or Path("runs") / cfg.name
     prepare_out(cfg, out, resume)

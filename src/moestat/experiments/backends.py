@@ -3,6 +3,10 @@ the runner writes each finished cell atomically, so the backend never touches th
 
 * InProcess — the embedded default: cells in order, in this process.
 * ProcessPool(workers) — a local pool of `spawn`ed processes (JAX is not fork-safe).
+* DaskCluster(address | None, workers) — a Dask distributed cluster: an existing scheduler at
+  `tcp://HOST:PORT` (its workers must have moestat installed), or a `LocalCluster` of `workers`
+  single-threaded worker processes on 127.0.0.1 started for the sweep and closed after it.
+  A worker that dies mid-task is replaced (by its nanny) and the scheduler reruns its tasks.
 
 A task that raises is retried `retries` times; if it still fails, its rows are recorded with
 `failed = true` and NaN metrics (never lost, never presented as a result). A pool whose worker
@@ -18,6 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from moestat import __version__
+from moestat.errors import InputError
 from moestat.experiments.config import ExperimentConfig
 from moestat.experiments.sweep import Cell, run_cell
 
@@ -79,3 +84,62 @@ class ProcessPool:
                     continue  # a worker died: rebuild the pool for what is left
         for cell in pending:  # the pool kept breaking: record, do not lose
             yield cell, failed_rows(config, cell)
+
+
+SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
+CONNECT_TIMEOUT = "20s"
+
+
+def check_scheduler_address(address: str) -> None:
+    if address != "local" and not address.startswith(SCHEMES):
+        raise InputError(f"--scheduler must be 'local' or an address like tcp://HOST:PORT, "
+                         f"got {address!r}")
+
+
+class DaskCluster:
+    """Cells as Dask futures; results yielded in completion order."""
+
+    name = "dask"
+
+    def __init__(self, address: str = "local", workers: int = 2):
+        check_scheduler_address(address)
+        self.address, self.workers = address, workers
+
+    def _connect(self, stack):
+        import logging
+
+        from distributed import Client, LocalCluster
+
+        if self.address == "local":
+            cluster = stack.enter_context(LocalCluster(
+                n_workers=self.workers, threads_per_worker=1, processes=True,
+                host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR))
+            return stack.enter_context(Client(cluster))
+        try:
+            return stack.enter_context(Client(self.address, timeout=CONNECT_TIMEOUT))
+        except OSError as e:
+            raise InputError(f"cannot reach the Dask scheduler at {self.address} "
+                             f"({type(e).__name__})") from None
+
+    def map_cells(self, config: ExperimentConfig, cells: list[Cell]) -> Iterator:
+        from contextlib import ExitStack
+
+        from distributed import as_completed
+
+        with ExitStack() as stack:
+            client = self._connect(stack)
+            submit = lambda c: client.submit(run_cell_safely, config, c, pure=False)  # noqa: E731
+            futures = {submit(c): (c, 0) for c in cells}
+            queue = as_completed(list(futures))
+            for fut in queue:
+                cell, attempt = futures.pop(fut)
+                try:
+                    rows = fut.result()
+                except Exception:  # noqa: BLE001 - e.g. KilledWorker: the task killed workers
+                    if attempt < RETRIES:
+                        again = submit(cell)
+                        futures[again] = (cell, attempt + 1)
+                        queue.add(again)
+                        continue
+                    rows = failed_rows(config, cell)
+                yield cell, rows
