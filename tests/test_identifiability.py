@@ -9,7 +9,12 @@ import sys
 import pytest
 
 from moestat import InputError
-from moestat.identifiability import THRESHOLD, check_activation, check_expert
+from moestat.identifiability import (
+    THRESHOLD,
+    check_activation,
+    check_distinguishable,
+    check_expert,
+)
 
 
 def verdicts(report):
@@ -76,3 +81,39 @@ def test_cli_bad_arguments_exit_2():
     assert r.returncode == 2 and "exactly one of" in r.stderr
     r = run("identifiability", "--expert", "nope")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def _frozen(noise, expert="ridge_nobias:tanh"):
+    from moestat.model import FrozenExpert
+
+    return FrozenExpert.create(expert, noise, {"eta": [1.0] + [0.0] * 7}, 0.001)
+
+
+def test_laplace_frozen_expert_is_distinguishable_from_gaussian_prompts():
+    """The paper's distinguishable setting (Laplace f0, Gaussian tanh prompt): independent with
+    a wide margin (ratio ~1e-1 against the 1e-8 threshold), at the frozen atom too."""
+    r = check_distinguishable(_frozen("laplace"), "ridge_nobias:tanh", "gaussian")
+    assert len(r.checks) == 2 and all(c.holds for c in r.checks)
+    assert min(c.min_ratio for c in r.checks) > THRESHOLD * 1e4
+    assert r.rate_class.startswith("distinguishable")
+
+
+def test_gaussian_frozen_expert_of_the_prompt_family_is_not():
+    """Gaussian f0 with the prompt's own expert family: at the frozen atom the prompt density
+    equals f0 (an exact identity, ratio at rounding level); random atoms stay independent."""
+    r = check_distinguishable(_frozen("gaussian"), "ridge_nobias:tanh", "gaussian")
+    at_frozen, random_atoms = r.checks
+    assert not at_frozen.holds and at_frozen.min_ratio < 1e-12
+    assert random_atoms.holds
+    assert r.rate_class.startswith("not distinguishable")
+    # a different prompt expert family cannot reproduce the Gaussian tanh f0 exactly
+    assert check_distinguishable(_frozen("gaussian"), "linear", "gaussian").checks[0].holds
+
+
+def test_cli_distinguishability():
+    r = run("identifiability", "--expert", "ridge_nobias:tanh", "--frozen-noise", "gaussian",
+            "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["checks"][0]["holds"] is False
+    r = run("identifiability", "--activation", "tanh", "--frozen-noise", "laplace")
+    assert r.returncode == 2 and "--frozen-noise needs --expert" in r.stderr

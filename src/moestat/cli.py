@@ -221,16 +221,46 @@ def identifiability(
     expert: Annotated[str | None, typer.Option(help="expert to check, e.g. ridge:tanh")] = None,
     activation: Annotated[str | None, typer.Option(help="activation of the activation gate, "
                                                    "e.g. tanh")] = None,
+    frozen_noise: Annotated[str | None, typer.Option(
+        help="check distinguishability of a frozen expert with this noise (e.g. laplace) "
+             "from the prompt family --expert / --noise")] = None,
+    frozen_expert: Annotated[str | None, typer.Option(
+        help="frozen expert family (default: --expert)")] = None,
+    noise: Annotated[str, typer.Option(help="prompt noise for --frozen-noise")] = "gaussian",
+    n_features: Annotated[int, typer.Option(help="input dimension for --frozen-noise")] = 2,
     seed: Annotated[int, typer.Option(help="random seed of the atoms")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ):
-    """Check the papers' identifiability conditions numerically and print the rate class."""
-    from moestat.identifiability import THRESHOLD, check_activation, check_expert
+    """Check the papers' identifiability conditions numerically and print the rate class.
+    With --frozen-noise: is a frozen expert distinguishable from the prompt family?"""
+    from moestat.identifiability import (
+        THRESHOLD,
+        check_activation,
+        check_distinguishable,
+        check_expert,
+    )
 
     if (expert is None) == (activation is None):
         raise InputError("give exactly one of --expert or --activation")
-    report = check_expert(expert, seed=seed) if expert else check_activation(activation,
-                                                                             seed=seed)
+    if frozen_noise is not None:
+        if expert is None:
+            raise InputError("--frozen-noise needs --expert (the prompt expert)")
+        if n_features < 1:
+            raise InputError(f"--n-features must be >= 1, got {n_features}")
+        import numpy as np
+
+        from moestat.model import FrozenExpert
+        from moestat.registry import make_expert
+
+        fe = make_expert(frozen_expert or expert)
+        rng = np.random.default_rng(seed)
+        params = {f: rng.standard_normal(s[1:]) for f, s in fe.shapes(1, n_features).items()}
+        frozen = FrozenExpert.create(fe.label, frozen_noise, params, 1.0)
+        report = check_distinguishable(frozen, expert, noise, seed=seed)
+    elif expert:
+        report = check_expert(expert, seed=seed)
+    else:
+        report = check_activation(activation, seed=seed)
     if as_json:
         print(json.dumps({**report.as_dict(), "threshold": THRESHOLD}))
         return
@@ -254,6 +284,9 @@ def list_parts():
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one-line errors, exit 2 for invalid input, 1 for unexpected failures."""
+    from moestat.cache import enable_compilation_cache
+
+    enable_compilation_cache()
     try:
         app(args=argv, standalone_mode=False)
         return 0

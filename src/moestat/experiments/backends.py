@@ -22,6 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from moestat import __version__
+from moestat.cache import enable_compilation_cache
 from moestat.errors import InputError
 from moestat.experiments.config import ExperimentConfig
 from moestat.experiments.sweep import Cell, run_cell
@@ -43,6 +44,7 @@ def failed_rows(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
 
 def run_cell_safely(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
     """run_cell with retries; failed rows after the last attempt."""
+    enable_compilation_cache()  # worker processes share the CLI's on-disk XLA cache
     for _ in range(RETRIES + 1):
         try:
             return run_cell(config, cell)

@@ -13,6 +13,7 @@ the replicates are one vmapped, jitted fit followed by vmapped metrics.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import zlib
 from dataclasses import dataclass
@@ -126,11 +127,12 @@ def check_metrics(config: ExperimentConfig) -> None:
                              f"available: {avail}")
 
 
-def metric_fn(built: Built, metrics: list[str], X_eval):
-    """(fitted params, truth) -> {metric: scalar}, for vmapping over replicates."""
+def metric_fn(built: Built, metrics: list[str]):
+    """(fitted params, truth, X_eval (N_EVAL, d)) -> {metric: scalar}, for vmapping over
+    replicates."""
     m, tm = built.fit_model, built.truth_model
 
-    def fn(fitted, truth):
+    def fn(fitted, truth, X_eval):
         out = {}
         if m.frozen is not None:
             out.update(L.contaminated_errors(m, fitted, truth))
@@ -167,39 +169,76 @@ def draw_x(xdist, key, n: int, d: int):
     return jax.random.normal(key, (n, d))
 
 
+CHUNK = 4096  # rows drawn per compiled sampler call
+
+
+def simulate(built: Built, keys, truth: MoEParams, n: int):
+    """Replicate data X (R, n, d), y (R, n) and starts from keys (R,) (replicate keys).
+
+    Replicate r's data key kd and init key ki are split(key_r); rows come in chunks of CHUNK:
+    chunk j is drawn from fold_in(kd, j) by one sampler compiled per setting (not per n: every
+    n reuses it), and the first n rows are kept. Near-truth starts come from ki."""
+    sample_chunk, start_fn = _simulators(built.setting.model_dump_json())
+    kd, ki = jax.vmap(jax.random.split)(keys).transpose(1, 0, 2)
+    parts = [jax.device_get(sample_chunk(kd, truth, j)) for j in range(-(-n // CHUNK))]
+    X = jnp.asarray(np.concatenate([p[0] for p in parts], axis=1)[:, :n])
+    y = jnp.asarray(np.concatenate([p[1] for p in parts], axis=1)[:, :n])
+    start = start_fn(ki, truth) if start_fn is not None else None
+    return X, y, start, ki
+
+
+@functools.lru_cache(maxsize=32)
+def _simulators(setting_json: str):
+    setting = Setting.model_validate_json(setting_json)
+    built = build(setting)
+    assignment = None if setting.init.assignment is None else tuple(setting.init.assignment)
+
+    def chunk(kd, truth, j):
+        kx, ky = jax.random.split(jax.random.fold_in(kd, j))
+        X = draw_x(setting.x, kx, CHUNK, setting.n_features)
+        return X, built.truth_model.sample(ky, truth, X)
+
+    def start(ki, truth):
+        return near_truth(built.fit_model, truth, ki, setting.init.scale, assignment)
+
+    sample_chunk = jax.jit(jax.vmap(chunk, in_axes=(0, None, None)))
+    near = setting.init.kind == "near_truth"
+    return sample_chunk, jax.jit(jax.vmap(start, in_axes=(0, None))) if near else None
+
+
+def eval_points(seed: int, setting: Setting):
+    """Held-out x (N_EVAL, d) for the density / regression errors: one set per root seed."""
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), zlib.crc32(b"eval"))
+    return draw_x(setting.x, key, N_EVAL, setting.n_features)
+
+
+@functools.lru_cache(maxsize=32)
+def _metric_evaluator(setting_json: str, metrics: tuple[str, ...]):
+    """jit(vmap(metric_fn)) over replicates, compiled once per setting (not per n)."""
+    built = build(Setting.model_validate_json(setting_json))
+    return jax.jit(jax.vmap(metric_fn(built, list(metrics)), in_axes=(0, None, None)))
+
+
 def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
     """Fit every replicate of the cell and return its rows (column -> list)."""
     setting = next(s for s in config.settings if s.name == cell.setting)
     built = build(setting)
     truth = built.truth(cell.n)
-    d = setting.n_features
     reps = list(range(cell.start, cell.stop))
-    keys = [jax.random.split(replicate_key(config.seed, cell.setting, cell.n, r)) for r in reps]
-    Xs, ys, starts = [], [], []
-    for kd, ki in keys:
-        kx, ky = jax.random.split(kd)
-        X = draw_x(setting.x, kx, cell.n, d)
-        Xs.append(X)
-        ys.append(built.truth_model.sample(ky, truth, X))
-        if setting.init.kind == "near_truth":
-            starts.append(near_truth(built.fit_model, truth, ki, setting.init.scale,
-                                     setting.init.assignment))
-    X, y = jnp.stack(Xs), jnp.stack(ys)
+    keys = jnp.stack([replicate_key(config.seed, cell.setting, cell.n, r) for r in reps])
+    X, y, start, init_keys = simulate(built, keys, truth, cell.n)
     options = FitOptions(max_iter=setting.max_iter, tol=setting.tol)
     t0 = time.perf_counter()
     if setting.init.kind == "near_truth":
-        start = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *starts)
         result = fit_batch(built.fit_model, X, y, start, estimator=setting.estimator,
                            options=options)
     else:
-        parts = [fit_random(built.fit_model, X[i], y[i], keys[i][1], setting.init.n_init,
+        parts = [fit_random(built.fit_model, X[i], y[i], init_keys[i], setting.init.n_init,
                             estimator=setting.estimator, options=options)[0]
                  for i in range(len(reps))]
         result = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *parts)
-    eval_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), zlib.crc32(b"eval"))
-    X_eval = draw_x(setting.x, eval_key, N_EVAL, d)
-    metrics = jax.vmap(metric_fn(built, config.metrics, X_eval), in_axes=(0, None))(
-        result.params, truth)
+    metrics = _metric_evaluator(setting.model_dump_json(), tuple(config.metrics))(
+        result.params, truth, eval_points(config.seed, setting))
     metrics = jax.device_get(metrics)
     result = jax.device_get(result)
     seconds = (time.perf_counter() - t0) / len(reps)

@@ -8,7 +8,7 @@ decreases):
           projected L-BFGS on the observed log-likelihood with experts fixed (top-K: ECME,
           because Q_gate is -inf as soon as a top-K boundary moves);
   experts weighted least squares (closed form for linear / polynomial / constant experts,
-          projected L-BFGS otherwise) with weights exact for Gaussian noise and
+          damped Gauss-Newton otherwise) with weights exact for Gaussian noise and
           majorise-minimise for Laplace noise, then the exact variance (scale) update.
 Sample weights w_t (n_samples,) multiply every term (zero weights pad data to bucket sizes).
 """
@@ -21,7 +21,12 @@ import jax.numpy as jnp
 from moestat.fit.bounds import project
 from moestat.fit.loop import iterate
 from moestat.fit.result import FitOptions
-from moestat.fit.steps import lbfgs_maximize, newton_gate_update, wls_expert_update
+from moestat.fit.steps import (
+    gauss_newton_expert_update,
+    lbfgs_maximize,
+    newton_gate_update,
+    wls_expert_update,
+)
 from moestat.model import MixtureOfExperts, MoEParams
 
 
@@ -72,7 +77,7 @@ def update_experts(model: MixtureOfExperts, params: MoEParams, X, y, R, bounds,
     R (n_samples, n_experts) weighted responsibilities of the trainable experts. The expert
     step is weighted least squares with weights R * noise.irls_weights (exact for Gaussian
     noise, a majorise-minimise step for Laplace noise): closed form for experts linear in
-    their parameters, projected L-BFGS otherwise; then the exact variance update.
+    their parameters, damped Gauss-Newton otherwise; then the exact variance update.
     """
     expert, noise = model.expert, model.noise
     eb = (bounds[0].expert, bounds[1].expert)
@@ -85,10 +90,8 @@ def update_experts(model: MixtureOfExperts, params: MoEParams, X, y, R, bounds,
     if expert.design is not None:
         ep = wls_expert_update(expert, params.expert, X, y, W, eb, options.ridge)
     else:
-        total = jnp.sum(R)
-        ep = lbfgs_maximize(
-            lambda e: -0.5 * jnp.sum(W * (y[:, None] - expert.mean(e, X)) ** 2) / total,
-            params.expert, expert.to_free, expert.from_free, eb, options.inner_steps)
+        ep = gauss_newton_expert_update(expert, params.expert, X, y, W, eb,
+                                        options.expert_newton_steps, options.ridge)
     var = noise.variance_update(y[:, None] - expert.mean(ep, X), R, vb)
     return ep, params.noise._replace(var=var)
 

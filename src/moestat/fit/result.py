@@ -36,12 +36,14 @@ class FitOptions:
 
     Stop when |obj_t - obj_{t-1}| <= tol * max(|obj_{t-1}|, 1) or after `max_iter` iterations
     (the objective is per sample, so the floor at 1 only matters when it is near zero).
-    gate_newton_steps: Newton (IRLS) steps per EM gate update; inner_steps: L-BFGS iterations
+    gate_newton_steps: Newton (IRLS) steps per EM gate update; expert_newton_steps: Gauss-Newton
+    steps per EM update of experts non-linear in their parameters; inner_steps: L-BFGS iterations
     per generic M-step; ridge: relative Tikhonov term keeping linear solves well posed.
     """
 
     max_iter: int = 500
     tol: float = 1e-8
     gate_newton_steps: int = 1
+    expert_newton_steps: int = 1
     inner_steps: int = 10
     ridge: float = 1e-10
