@@ -21,7 +21,7 @@ demo: $(STAMP)
 	@echo "fit one model to a table: $(BIN)/moestat fit examples/two_experts.csv --target y --experts 2"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks experiments
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
