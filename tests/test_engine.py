@@ -151,6 +151,8 @@ def test_shipped_configs_validate():
     for path in sorted((ROOT / "experiments").glob("*.toml")):
         for preset in (None, "quick", "full"):
             resolve(path, preset)
+    for path in sorted((ROOT / "experiments" / "probes").glob("*.toml")):  # one-off studies
+        resolve(path)
 
 
 def _table(out):
