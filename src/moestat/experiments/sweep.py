@@ -4,10 +4,11 @@ A cell is (setting, n, block of replicates). Data and initialisation of replicat
 on (root seed, setting name, n, r):
 
     key(r) = fold_in(fold_in(fold_in(PRNGKey(seed), crc32(setting)), n), r)
-    data key, init key = split(key(r))
+    data key, init key = split(key(r));  rows in chunks j of CHUNK from fold_in(data key, j)
 
 so results are identical whatever the backend, worker count or execution order. Inside a cell
-the replicates are one vmapped, jitted fit followed by vmapped metrics.
+the replicates are one vmapped, jitted fit followed by vmapped metrics; the sampler, the starts
+and the metrics compile once per setting, the fit once per (setting, n).
 """
 
 from __future__ import annotations
