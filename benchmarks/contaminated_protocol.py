@@ -30,13 +30,12 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import minimize
 
 from moestat.experiments.runner import prepare_out, resolve, run_sweep
 from moestat.experiments.store import read_rows
-from moestat.experiments.sweep import build, replicate_key, simulate
+from moestat.experiments.sweep import build, replicate_keys, simulate
 
 CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "contaminated_distinguishable.toml"
 
@@ -76,8 +75,7 @@ def baseline(config, replicates: int, gradient: str):
     seconds, lls = 0.0, {}
     for n in config.n_values():
         truth = built.truth(n)
-        keys = jnp.stack([replicate_key(config.seed, setting.name, n, r)
-                          for r in range(replicates)])
+        keys = replicate_keys(config.seed, setting.name, n, range(replicates))
         X, y, start, _ = jax.device_get(simulate(built, keys, truth, n))
         for r in range(replicates):
             x0 = np.concatenate([start.gate.beta[r], [start.gate.tau[r]],

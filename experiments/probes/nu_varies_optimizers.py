@@ -19,12 +19,11 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from moestat import losses as L
 from moestat.experiments.runner import resolve
-from moestat.experiments.sweep import build, replicate_key, simulate
+from moestat.experiments.sweep import build, replicate_keys, simulate
 from moestat.fit import FitOptions, fit_batch
 
 CONFIG = Path(__file__).resolve().parents[1] / "contaminated_nondistinguishable.toml"
@@ -47,8 +46,7 @@ def main():
           "| seconds |\n|---|---|---|---|---|---|---|---|---|")
     for n in a.n:
         truth = built.truth(n)
-        keys = jnp.stack([replicate_key(config.seed, setting.name, n, r)
-                          for r in range(a.replicates)])
+        keys = replicate_keys(config.seed, setting.name, n, range(a.replicates))
         X, y, start, _ = simulate(built, keys, truth, n)
         base = None
         for label, est, max_iter, tol in OPTIMISERS:

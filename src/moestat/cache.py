@@ -6,7 +6,8 @@ persistent cache keeps compiled executables on disk, keyed by the program, the J
 and the device, so a hit is exactly the program a fresh compile would produce.
 
 Directory: $MOESTAT_CACHE_DIR, default ~/.cache/moestat/xla; MOESTAT_CACHE_DIR="" disables it.
-Only the CLI and the sweep backends turn it on; importing moestat as a library changes nothing.
+Only the CLI and the pool / Dask worker processes turn it on; importing moestat as a library,
+or running a sweep in-process through the library, changes nothing.
 """
 
 from __future__ import annotations

@@ -44,13 +44,19 @@ def failed_rows(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
 
 def run_cell_safely(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
     """run_cell with retries; failed rows after the last attempt."""
-    enable_compilation_cache()  # worker processes share the CLI's on-disk XLA cache
     for _ in range(RETRIES + 1):
         try:
             return run_cell(config, cell)
         except Exception:  # noqa: BLE001 - recorded as failed below, never lost
             continue
     return failed_rows(config, cell)
+
+
+def run_cell_in_worker(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
+    """run_cell_safely in a pool / Dask worker process, which shares the CLI's on-disk XLA
+    cache (the in-process backend leaves the caller's JAX configuration alone)."""
+    enable_compilation_cache()
+    return run_cell_safely(config, cell)
 
 
 class InProcess:
@@ -74,7 +80,7 @@ class ProcessPool:
                 return
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(self.workers, mp_context=ctx) as pool:
-                futures = {pool.submit(run_cell_safely, config, c): c for c in pending}
+                futures = {pool.submit(run_cell_in_worker, config, c): c for c in pending}
                 try:
                     while futures:
                         done, _ = wait(futures, return_when=FIRST_COMPLETED)
@@ -130,7 +136,7 @@ class DaskCluster:
 
         with ExitStack() as stack:
             client = self._connect(stack)
-            submit = lambda c: client.submit(run_cell_safely, config, c, pure=False)  # noqa: E731
+            submit = lambda c: client.submit(run_cell_in_worker, config, c, pure=False)  # noqa: E731
             futures = {submit(c): (c, 0) for c in cells}
             queue = as_completed(list(futures))
             for fut in queue:

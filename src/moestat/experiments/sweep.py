@@ -164,6 +164,11 @@ def replicate_key(seed: int, setting: str, n: int, r: int):
     return jax.random.fold_in(jax.random.fold_in(k, n), r)
 
 
+def replicate_keys(seed: int, setting: str, n: int, reps) -> jax.Array:
+    """Stacked replicate_key for each replicate index in `reps`, shape (R, 2)."""
+    return jnp.stack([replicate_key(seed, setting, n, r) for r in reps])
+
+
 def draw_x(xdist, key, n: int, d: int):
     if xdist.dist == "uniform":
         return jax.random.uniform(key, (n, d), minval=xdist.low, maxval=xdist.high)
@@ -226,7 +231,7 @@ def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
     built = build(setting)
     truth = built.truth(cell.n)
     reps = list(range(cell.start, cell.stop))
-    keys = jnp.stack([replicate_key(config.seed, cell.setting, cell.n, r) for r in reps])
+    keys = replicate_keys(config.seed, cell.setting, cell.n, reps)
     X, y, start, init_keys = simulate(built, keys, truth, cell.n)
     options = FitOptions(max_iter=setting.max_iter, tol=setting.tol)
     t0 = time.perf_counter()
