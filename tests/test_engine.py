@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -262,3 +263,86 @@ def test_a_failing_cell_is_recorded_not_lost(tiny, tmp_path, monkeypatch):
     rep = runner.report(out)
     d1 = next(x for x in rep["rates"] if x["metric"] == "D1")
     assert rep["complete"] and d1["n_failed"] == 2 and d1["n_fits"] == 16
+
+
+MIXED = """
+name = "mixed"
+seed = 1
+replicates = 3
+block = 3
+local_window = 2
+n = [400, 800, 1600]
+metrics = ["D1", "hellinger"]
+
+[[settings]]
+name = "dense"
+n_experts = 2
+n_features = 1
+x = { dist = "uniform", low = 0.0, high = 1.0 }
+[settings.truth]
+"gate.beta1" = [[6.0], [0.0]]
+"gate.beta0" = [-3.0, 0.0]
+"expert.a" = [[-3.0], [3.0]]
+"expert.b" = [2.0, -1.0]
+"noise.var" = [0.05, 0.08]
+
+[[settings]]
+name = "sparse_over"
+gate = "topk_softmax:3"
+truth_gate = "topk_softmax:2"
+n_experts = 4
+n_features = 1
+x = { dist = "uniform", low = -1.0, high = 1.0 }
+init = { kind = "near_truth", scale = 0.1, assignment = [0, 1, 2, 2] }
+metrics = ["D2", "b@overfitted"]
+[settings.truth]
+"gate.beta1" = [[-3.0], [3.0], [0.0]]
+"gate.beta0" = [-2.0, -2.0, 0.0]
+"expert.a" = [[1.0], [-1.0], [0.0]]
+"expert.b" = [-2.0, -2.0, 2.0]
+"noise.var" = [0.25, 0.25, 0.25]
+"""
+
+
+def test_per_setting_metrics_truth_gate_and_local_slopes(tmp_path):
+    """Settings with their own metrics share one results table (missing columns read as
+    NaN); `truth_gate` makes the data come from a K = 2 top-K truth while K = 3 is fitted; the
+    report carries local slopes (window `local_window`) and far-out counts."""
+    from moestat.experiments import runner
+    from moestat.experiments.store import read_rows
+    from moestat.experiments.sweep import build
+
+    path = tmp_path / "mixed.toml"
+    path.write_text(MIXED)
+    config = runner.resolve(path)
+    assert config.metrics_for("dense") == ["D1", "hellinger"]
+    assert config.all_metrics() == ["D1", "hellinger", "D2", "b@overfitted"]
+    built = build(config.settings[1])
+    assert built.truth_model.gate.k_active == 2 and built.fit_model.gate.k_active == 3
+    out = tmp_path / "run"
+    runner.prepare_out(config, out, True)
+    runner.run_sweep(config, out)
+    cols = {k: (np.asarray(v, float) if k.startswith("metric.") else v)
+            for k, v in read_rows(out).to_pydict().items()}  # null (other setting) -> NaN
+    dense = [i for i, s in enumerate(cols["setting"]) if s == "dense"]
+    assert all(np.isnan(cols["metric.D2"][i]) for i in dense)
+    assert all(np.isfinite(cols["metric.D1"][i]) for i in dense)
+    rep = runner.report(out)
+    assert {(r["setting"], r["metric"]) for r in rep["rates"]} == {
+        ("dense", "D1"), ("dense", "hellinger"), ("sparse_over", "D2"),
+        ("sparse_over", "b@overfitted")}
+    for r in rep["rates"]:
+        loc = r["local_slopes"]
+        assert len(loc["n"]) == 2 and len(loc["slope"]) == 2  # 3 n values, windows of 2
+        assert loc["n"][0] == pytest.approx((400 * 800) ** 0.5)
+        assert 0 <= r["n_far_out"] <= r["n_fits"]
+    hell = [v for v, s in zip(cols["metric.hellinger"], cols["setting"], strict=True)
+            if s == "sparse_over"]
+    assert len(hell) == 9 and all(np.isnan(hell))  # not a metric of that setting
+
+
+def test_truth_gate_must_have_the_fitted_gate_parameters(tmp_path):
+    bad = MIXED.replace('truth_gate = "topk_softmax:2"', 'truth_gate = "temperature_softmax"')
+    (tmp_path / "bad.toml").write_text(bad)
+    r = moestat("run", tmp_path / "bad.toml", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "truth_gate" in r.stderr and len(r.stderr.splitlines()) == 1

@@ -202,3 +202,43 @@ def test_temperature_term_is_added():
     f = t._replace(gate=t.gate._replace(tau=jnp.asarray(1.3)))
     assert float(L.d1(m, f, t)) == pytest.approx(0.3, rel=1e-12)
     assert float(L.parameter_errors(m, f, t)["tau"]) == pytest.approx(0.3, rel=1e-12)
+
+
+def test_activation_gate_aligns_only_its_true_symmetry():
+    """softmax(tanh(beta1 x)/tau + beta0): a common beta0 shift is a symmetry (loss 0), a
+    common beta1 shift is not (it changes the weights, so the loss must see it)."""
+    m = MixtureOfExperts.create("activation_temperature_softmax:tanh", "linear", "gaussian",
+                                n_experts=2, n_features=1)
+    t = m.from_named({"gate.beta1": [[3.0], [0.0]], "gate.beta0": [-1.0, 0.0], "gate.tau": 0.5,
+                      "expert.a": [[-2.0], [2.0]], "expert.b": [1.5, -0.5],
+                      "noise.var": [0.09, 0.16]})
+    assert m.gate.shift_invariant == ("beta0",)
+    shifted0 = t._replace(gate=t.gate._replace(beta0=t.gate.beta0 + 0.7))
+    shifted1 = t._replace(gate=t.gate._replace(beta1=t.gate.beta1 + 0.7))
+    X = jnp.linspace(0, 1, 7)[:, None]
+    assert np.allclose(m.gate_weights(shifted0, X), m.gate_weights(t, X), atol=1e-14)
+    assert not np.allclose(m.gate_weights(shifted1, X), m.gate_weights(t, X), atol=1e-3)
+    assert float(L.d1(m, shifted0, t)) == pytest.approx(0.0, abs=1e-12)
+    assert float(L.d1(m, shifted1, t)) > 0.1
+
+
+def test_temperature_scale_ray_is_invisible_to_the_model_and_to_scaled_losses():
+    """(beta1, beta0, tau) -> c (beta1, beta0, tau) leaves the temperature gate unchanged: the
+    raw D1 sees |c - 1| (beta and tau differences), the loss after `to_truth_temperature`
+    is 0, and a genuine change of beta1 / tau is still seen after rescaling."""
+    m = MixtureOfExperts.create("temperature_softmax", "linear", "gaussian", n_experts=2,
+                                n_features=1)
+    t = m.from_named({"gate.beta1": [[12.5], [0.0]], "gate.beta0": [-4.0, 0.0],
+                      "gate.tau": 0.5, "expert.a": [[-20.0], [20.0]], "expert.b": [15.0, -5.0],
+                      "noise.var": [0.09, 0.16]})
+    c = 1.3
+    g = t.gate
+    ray = t._replace(gate=g._replace(beta1=c * g.beta1, beta0=c * g.beta0, tau=c * g.tau))
+    X = jnp.linspace(0, 1, 9)[:, None]
+    assert np.allclose(m.gate_weights(ray, X), m.gate_weights(t, X), atol=1e-14)
+    assert float(L.d1(m, ray, t)) > 0.15  # |d tau| = 0.15 plus w_1 |d beta1|
+    assert float(L.d1(m, L.to_truth_temperature(m, ray, t), t)) == pytest.approx(0, abs=1e-12)
+    moved = ray._replace(gate=ray.gate._replace(beta1=ray.gate.beta1 * 1.1))
+    scaled = L.to_truth_temperature(m, moved, t)
+    assert float(scaled.gate.tau) == pytest.approx(0.5)
+    assert float(L.parameter_errors(m, scaled, t)["beta1"]) == pytest.approx(1.25, rel=1e-12)

@@ -112,20 +112,20 @@ def fit(
 
 def _rate_table(rep: dict) -> RichTable:
     t = RichTable("setting", "metric", "slope", "95% CI", "theory", "paper", "median slope",
-                  "fits", "failed", "not conv.",
+                  "fits", "failed", "not conv.", "far out",
                   title=f"{rep['experiment']}: empirical rates"
                   + ("" if rep["complete"] else
                      f" (PARTIAL: {rep['cells_done']}/{rep['cells_total']} cells)"))
     for r in rep["rates"]:
         if "error" in r:
-            t.add_row(r["setting"], r["metric"], r["error"], "", "", "", "", "", "", "")
+            t.add_row(r["setting"], r["metric"], r["error"], *[""] * 8)
             continue
         t.add_row(r["setting"], r["metric"], f"{r['slope']:.3f}",
                   f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]",
                   "" if r["theory"] is None else f"{r['theory']:g}",
                   "" if r["paper"] is None else f"{r['paper']:g}",
                   f"{r['median_slope']:.3f}", str(r["n_fits"]), str(r["n_failed"]),
-                  str(r["n_nonconverged"]))
+                  str(r["n_nonconverged"]), str(r["n_far_out"]))
     return t
 
 
@@ -197,11 +197,13 @@ def plot(
     directory: Annotated[Path, typer.Argument(help="run directory")],
     output: Annotated[Path | None, typer.Option("-o", "--output",
                                                 help="figure file (.png, .svg, .pdf)")] = None,
+    local_slopes: Annotated[bool, typer.Option(
+        "--local-slopes", help="add a row of local slopes against n")] = False,
 ):
     """Log-log figure of a run: mean +/- 2 s.e., fitted and theory lines per metric."""
     from moestat.experiments.plot import save_rate_figure
 
-    path = save_rate_figure(directory, output or Path(directory) / "rates.png")
+    path = save_rate_figure(directory, output or Path(directory) / "rates.png", local_slopes)
     console.print(f"figure: {path}")
 
 

@@ -62,6 +62,12 @@ class Gate(Part):
     normalized: ClassVar[bool] = True
     em_gate_objective: ClassVar[str] = "q"  # "q": EM's Q_gate; "likelihood": ECME step
 
+    @property
+    def shift_invariant(self) -> tuple:
+        """Gate fields whose common shift across experts leaves the weights unchanged (the
+        true symmetry the losses align; `gauge` may also hold conventional restrictions)."""
+        return self.gauge
+
     def log_weights(self, params, X):
         """log w_i(x), shape (n_samples, n_components); -inf where a weight is exactly 0."""
         return jnp.log(self.weights(params, X))
@@ -149,6 +155,11 @@ class TopKSoftmaxGate(SoftmaxGate):
     def label(self):
         return f"topk_softmax:{self.k_active}"
 
+    def active_set_features(self, X):
+        """Logit features [x, 1] (logits are linear in the parameters on each active set):
+        the EM gate block takes a Newton step with the active sets fixed (fit/em.py)."""
+        return SoftmaxGate.logit_features(self, X)
+
     def active(self, logits):
         k = logits.shape[-1]
         zi, zj = logits[..., :, None], logits[..., None, :]
@@ -189,6 +200,18 @@ class TemperatureSoftmaxGate(Gate):
         z = (X @ params.beta1.T + params.beta0) / params.tau
         return jax.nn.log_softmax(z, axis=-1)
 
+    def logit_features(self, X):
+        """[x, 1]: the logits are linear in the ratios coef = [beta1, beta0] / tau."""
+        return SoftmaxGate.logit_features(self, X)
+
+    def to_coef(self, params):
+        return jnp.concatenate([params.beta1, params.beta0[:, None]], axis=1) / params.tau
+
+    def from_coef(self, coef, params):
+        """Ratios back to parameters at the current tau: the weights depend on the ratios
+        only, so EM's Newton step never moves tau (any tau on the ray is an MLE)."""
+        return params._replace(beta1=coef[:, :-1] * params.tau, beta0=coef[:, -1] * params.tau)
+
     def split(self, params, assignment):
         idx = jnp.asarray(assignment)
         counts = jnp.asarray(np.bincount(assignment)[np.asarray(assignment)], dtype=float)
@@ -210,6 +233,7 @@ class ActivationTemperatureSoftmaxGate(TemperatureSoftmaxGate):
     name: ClassVar[str] = "activation_temperature_softmax"
     activation: str = "tanh"
     placement: str = "outside"
+    logit_features = None  # logits non-linear in beta1: generic (L-BFGS) gate step
 
     def __post_init__(self):
         get_activation(self.activation)
@@ -229,6 +253,12 @@ class ActivationTemperatureSoftmaxGate(TemperatureSoftmaxGate):
         else:
             z = act(X @ params.beta1.T + params.beta0) / params.tau
         return jax.nn.log_softmax(z, axis=-1)
+
+    @property
+    def shift_invariant(self):
+        """Only beta0 (outside placement) shifts freely: act(beta1 x) is not translation-
+        invariant in beta1, so the gauge on beta1_k is a restriction, not a symmetry."""
+        return ("beta0",) if self.placement == "outside" else ()
 
     def split(self, params, assignment):
         if self.placement == "outside":

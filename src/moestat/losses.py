@@ -67,12 +67,12 @@ def voronoi_cells(dist):
 def _shift_gauge(model, gate_params, r):
     """Subtract fitted atom r's row from every gauge field (a softmax-invariant shift)."""
     return gate_params._replace(**{f: getattr(gate_params, f) - getattr(gate_params, f)[r]
-                                   for f in model.gate.gauge})
+                                   for f in model.gate.shift_invariant})
 
 
 def align_gauge(model: MixtureOfExperts, fitted: MoEParams, truth: MoEParams) -> MoEParams:
     """Fitted parameters in the truth's gauge (module docstring); identity without a gauge."""
-    if not model.gate.gauge:
+    if not model.gate.shift_invariant:
         return fitted
     tb = atom_blocks_truth(model, truth)
     k = model.n_experts
@@ -182,6 +182,19 @@ def d_lse(model, fitted, truth):
 def d_r(model, fitted, truth, r: float):
     """D_r: every parameter difference raised to r in every cell."""
     return voronoi_loss(model, fitted, truth, lambda b, s: float(r))
+
+
+def to_truth_temperature(model, fitted, truth):
+    """Plain temperature gate: softmax((beta1 x + beta0) / tau) is unchanged by
+    (beta1, beta0, tau) -> c (beta1, beta0, tau), so only the ratios to tau are identifiable.
+    Returns the fitted parameters moved along that ray to tau = tau* (c = tau* / tau_hat); the
+    `*_scaled` metrics are the usual losses evaluated on them."""
+    c = truth.gate.tau / fitted.gate.tau
+    g = fitted.gate
+    return fitted._replace(gate=g._replace(beta1=g.beta1 * c, beta0=g.beta0 * c, tau=g.tau * c))
+
+
+SCALED = "_scaled"  # metric-name marker: evaluate on to_truth_temperature(fitted)
 
 
 # ---- per-parameter errors ------------------------------------------------------------------

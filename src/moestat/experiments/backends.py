@@ -38,7 +38,7 @@ def failed_rows(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
             "seed": [config.seed] * k, "objective": nan, "loglik": nan, "n_iter": [0] * k,
             "converged": [False] * k, "at_bound": [False] * k, "floored": [False] * k,
             "failed": [True] * k, "fit_seconds": nan, "version": [__version__] * k}
-    rows.update({f"metric.{m}": nan for m in config.metrics})
+    rows.update({f"metric.{m}": nan for m in config.metrics_for(cell.setting)})
     return rows
 
 

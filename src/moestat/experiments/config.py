@@ -4,7 +4,7 @@
     seed = 0                      # root seed
     replicates = 40
     block = 20                    # replicates per cell (one vmapped computation)
-    metrics = ["exp_tau", "beta", "eta", "nu"]
+    metrics = ["exp_tau", "beta", "eta", "nu"]   # default; a setting may give its own
     n = { start = 1e3, stop = 1e5, num = 20 }   # log-spaced (rounded), or n = [1000, 2000]
 
     [[settings]]
@@ -33,7 +33,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from moestat.errors import InputError
 
@@ -89,6 +96,8 @@ class Frozen(Strict):
 class Setting(Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
     gate: str = "softmax"
+    truth_gate: str | None = None  # gate of the data-generating model (default: `gate`), e.g.
+    # topk_softmax:2 data fitted with topk_softmax:3
     expert: str = "linear"
     noise: str = "gaussian"
     kind: Literal["mixture", "regression"] = "mixture"
@@ -99,6 +108,7 @@ class Setting(Strict):
     init: Init = Init()
     frozen: Frozen | None = None
     truth: dict[str, NDependent | float | list[Any]]  # a table can only be NDependent
+    metrics: Annotated[list[str], Field(min_length=1)] | None = None  # overrides the global
     max_iter: Annotated[int, Field(ge=1)] = 500
     tol: Annotated[float, Field(gt=0)] = 1e-8
 
@@ -115,9 +125,10 @@ class ExperimentConfig(Strict):
     seed: Annotated[int, Field(ge=0)] = 0
     replicates: Annotated[int, Field(ge=1)]
     block: Annotated[int, Field(ge=1)] = 20
-    metrics: Annotated[list[str], Field(min_length=1)]
+    metrics: list[str] = []  # default for settings without their own `metrics`
     n: NGrid
     settings: Annotated[list[Setting], Field(min_length=1)]
+    local_window: Annotated[int, Field(ge=2)] = 5  # n values per local slope (report)
     theory: dict[str, float | dict[str, float]] = {}
     paper: dict[str, float | dict[str, float]] = {}
     presets: dict[str, Preset] = {}
@@ -136,6 +147,23 @@ class ExperimentConfig(Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"setting names must be unique, got {names}")
         return v
+
+    @model_validator(mode="after")
+    def _every_setting_has_metrics(self):
+        for s in self.settings:
+            if not (s.metrics or self.metrics):
+                raise ValueError(f"setting {s.name!r} has no metrics (give `metrics` at the "
+                                 "top level or in the setting)")
+        return self
+
+    def metrics_for(self, setting: str) -> list[str]:
+        """The setting's own `metrics`, else the global list."""
+        s = next(x for x in self.settings if x.name == setting)
+        return list(s.metrics or self.metrics)
+
+    def all_metrics(self) -> list[str]:
+        """Every metric of any setting, in first-seen order."""
+        return list(dict.fromkeys(m for s in self.settings for m in self.metrics_for(s.name)))
 
     def n_values(self) -> list[int]:
         return sorted(set(self.n.values() if isinstance(self.n, LogGrid) else self.n))

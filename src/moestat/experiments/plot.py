@@ -23,8 +23,11 @@ from moestat.experiments.store import read_rows  # noqa: E402
 SUFFIXES = (".png", ".svg", ".pdf")
 
 
-def rate_figure(out: Path):
-    """Build the figure of run directory `out`; returns a matplotlib Figure."""
+def rate_figure(out: Path, local: bool = False):
+    """Build the figure of run directory `out`; returns a matplotlib Figure. With `local`, a
+    second row shows each metric's local slopes (report's `local_slopes`: OLS over windows of
+    `local_window` consecutive n) against n, next to the theory's exponent — a rate slower
+    than any polynomial shows as local slopes drifting toward 0."""
     config = load_resolved(out)
     table = read_rows(out)
     if table is None:
@@ -34,12 +37,17 @@ def rate_figure(out: Path):
     cols = table.to_pydict()
     setting, n = np.asarray(cols["setting"]), np.asarray(cols["n"])
     names = [s.name for s in config.settings]
-    fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4.2), squeeze=False)
+    rows = 2 if local else 1
+    fig, axes = plt.subplots(rows, len(names), figsize=(5.5 * len(names), 4.2 * rows),
+                             squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    if local:
+        for ax, sname in zip(axes[1], names, strict=True):
+            _local_panel(ax, config, sname, rep, colours)
     for ax, sname in zip(axes[0], names, strict=True):
         sel = setting == sname
         ns = np.unique(n[sel])
-        for i, metric in enumerate(config.metrics):
+        for i, metric in enumerate(config.metrics_for(sname)):
             c = colours[i % len(colours)]
             vals = np.asarray(cols[f"metric.{metric}"], float)
             means, ses = [], []
@@ -70,13 +78,32 @@ def rate_figure(out: Path):
     return fig
 
 
-def save_rate_figure(out: Path, path: Path) -> Path:
+def _local_panel(ax, config, sname, rep, colours):
+    for i, metric in enumerate(config.metrics_for(sname)):
+        r = rep.get((sname, metric))
+        if r is None or "local_slopes" not in r:
+            continue
+        c = colours[i % len(colours)]
+        ax.plot(r["local_slopes"]["n"], r["local_slopes"]["slope"], "o-", ms=3, color=c,
+                label=metric)
+        if r["theory"] is not None:
+            ax.axhline(r["theory"], color=c, ls=":", lw=1.2)
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel(f"sample size n (centre of {config.local_window} consecutive n)")
+    ax.set_ylabel("local slope")
+    ax.set_title(f"{sname}: local slopes (dotted: theory)", fontsize=10)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8)
+
+
+def save_rate_figure(out: Path, path: Path, local: bool = False) -> Path:
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise InputError(f"figure file must end in {', '.join(SUFFIXES)}, got {path.name!r}")
     from moestat.experiments.store import write_atomic_bytes
 
-    fig = rate_figure(out)
+    fig = rate_figure(out, local)
     try:
         write_atomic_bytes(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:],
                                                           dpi=130))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from moestat.experiments.store import (
     write_cell,
 )
 from moestat.experiments.sweep import cells, check_metrics
-from moestat.rates import fit_rate
+from moestat.rates import fit_rate, local_slopes
 
 RESOLVED = "config.resolved.toml"
 
@@ -113,7 +114,7 @@ def report(out: Path, n_boot: int = 2000) -> dict:
             ns = np.unique(n[sel])
             if ns.size < 2:
                 continue
-            for metric in config.metrics:
+            for metric in config.metrics_for(s.name):
                 L = np.full((ns.size, config.replicates), np.nan)
                 C = np.ones_like(L, bool)
                 vals = np.asarray(cols[f"metric.{metric}"], float)
@@ -129,7 +130,7 @@ def report(out: Path, n_boot: int = 2000) -> dict:
                 except InputError as e:
                     rates.append({"setting": s.name, "metric": metric, "error": str(e)})
                     continue
-                rates.append({
+                entry = {
                     "setting": s.name, "metric": metric, "slope": r.slope,
                     "ci95": list(r.ci95), "intercept": r.intercept, "r2": r.r2,
                     "theory": config.expected("theory", s.name, metric),
@@ -137,9 +138,25 @@ def report(out: Path, n_boot: int = 2000) -> dict:
                     "n_values": r.n_values, "replicates": r.replicates, "n_fits": r.n_fits,
                     "n_failed": r.n_failed, "n_nonconverged": r.n_nonconverged,
                     "n_at_bound": int(np.sum(bound[sel])), "median_slope": med.slope,
-                })
+                    "n_far_out": far_out(L),
+                }
+                if ns.size > config.local_window:
+                    centres, slopes = local_slopes(ns, L, config.local_window)
+                    entry["local_slopes"] = {"n": centres.tolist(), "slope": slopes.tolist()}
+                rates.append(entry)
     return {"experiment": config.name, "complete": st["complete"],
             "cells_done": st["cells_done"], "cells_total": st["cells_total"], "rates": rates}
+
+
+def far_out(losses) -> int:
+    """Fits far out above the rest at their n (Tukey: > Q3 + 3 IQR of log loss across
+    replicates), e.g. an over-fitted atom with a tiny weight wandering in beta1; the median
+    slope is robust to them, the mean slope is not."""
+    logs = np.log(np.where(losses > 0, losses, np.nan))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        q1, q3 = np.nanpercentile(logs, [25, 75], axis=1, keepdims=True)
+    return int(np.sum(logs > q3 + 3 * (q3 - q1)))
 
 
 def write_summary(out: Path) -> dict:

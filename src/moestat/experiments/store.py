@@ -77,4 +77,5 @@ def read_rows(out: Path) -> pa.Table | None:
     files = sorted(cells_dir(out).glob("*.parquet")) if cells_dir(out).is_dir() else []
     if not files:
         return None
-    return pa.concat_tables([pq.read_table(f) for f in files])
+    # settings may have different metrics: missing columns read as null (NaN)
+    return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")

@@ -29,6 +29,7 @@ from moestat.errors import InputError
 from moestat.experiments.config import ExperimentConfig, NDependent, Setting
 from moestat.fit import FitOptions, fit_batch, fit_random, near_truth
 from moestat.model import FrozenExpert, MixtureOfExperts, MoEParams
+from moestat.registry import make_gate
 
 N_EVAL = 1000  # held-out x for the density / regression error
 
@@ -93,6 +94,11 @@ def build(setting: Setting) -> Built:
         raise InputError(f"settings.{setting.name}.truth: expert parameters with one row per "
                          "true expert are required")
     truth_model = dataclasses.replace(fit_model, n_experts=k_true)
+    if setting.truth_gate is not None:
+        truth_model = dataclasses.replace(truth_model, gate=make_gate(setting.truth_gate))
+        if truth_model.gate.Params != fit_model.gate.Params:
+            raise InputError(f"settings.{setting.name}.truth_gate: {setting.truth_gate!r} has "
+                             f"other parameters than the fitted gate {setting.gate!r}")
     built = Built(setting, fit_model, truth_model)
     try:
         built.truth(1000)
@@ -115,6 +121,9 @@ def available_metrics(built: Built) -> list[str]:
             names += [b, f"{b}@singleton", f"{b}@overfitted"]
         if "tau" in m.gate.Params._fields:
             names.append("tau")
+        if m.gate.name == "temperature_softmax":  # scale-invariant: see L.to_truth_temperature
+            names += [x.replace("@", L.SCALED + "@") if "@" in x else x + L.SCALED
+                      for x in names if x.startswith(("D", "beta1"))]
     names.append("l2" if m.kind == "regression" else "hellinger")
     return names
 
@@ -122,7 +131,7 @@ def available_metrics(built: Built) -> list[str]:
 def check_metrics(config: ExperimentConfig) -> None:
     for s in config.settings:
         avail = available_metrics(build(s))
-        bad = [x for x in config.metrics if x not in avail]
+        bad = [x for x in config.metrics_for(s.name) if x not in avail]
         if bad:
             raise InputError(f"metrics {bad} are not defined for setting {s.name!r}; "
                              f"available: {avail}")
@@ -133,22 +142,34 @@ def metric_fn(built: Built, metrics: list[str]):
     replicates."""
     m, tm = built.fit_model, built.truth_model
 
+    def voronoi_and_parameters(fitted, truth, names):
+        out = {}
+        for name in names:
+            if name == "D1":
+                out[name] = L.d1(m, fitted, truth)
+            elif name == "D2":
+                out[name] = L.d2(m, fitted, truth)
+            elif name == "D_LSE":
+                out[name] = L.d_lse(m, fitted, truth)
+            elif name.startswith("D_r"):
+                out[name] = L.d_r(m, fitted, truth, float(name[3:]))
+        if any(x not in out for x in names):
+            out.update(L.parameter_errors(m, fitted, truth))
+        return out
+
     def fn(fitted, truth, X_eval):
         out = {}
         if m.frozen is not None:
             out.update(L.contaminated_errors(m, fitted, truth))
         else:
-            for name in metrics:
-                if name == "D1":
-                    out[name] = L.d1(m, fitted, truth)
-                elif name == "D2":
-                    out[name] = L.d2(m, fitted, truth)
-                elif name == "D_LSE":
-                    out[name] = L.d_lse(m, fitted, truth)
-                elif name.startswith("D_r"):
-                    out[name] = L.d_r(m, fitted, truth, float(name[3:]))
-            if any(x not in out for x in metrics if x not in ("hellinger", "l2")):
-                out.update(L.parameter_errors(m, fitted, truth))
+            plain = [x for x in metrics if x not in ("hellinger", "l2") and L.SCALED not in x]
+            scaled = [x for x in metrics if L.SCALED in x]
+            if plain:
+                out.update(voronoi_and_parameters(fitted, truth, plain))
+            if scaled:
+                base = voronoi_and_parameters(L.to_truth_temperature(m, fitted, truth), truth,
+                                              [x.replace(L.SCALED, "") for x in scaled])
+                out.update({x: base[x.replace(L.SCALED, "")] for x in scaled})
         if "hellinger" in metrics:
             out["hellinger"] = L.hellinger(m, fitted, truth, X_eval, truth_model=tm)
         if "l2" in metrics:
@@ -243,7 +264,8 @@ def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
                             estimator=setting.estimator, options=options)[0]
                  for i in range(len(reps))]
         result = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *parts)
-    metrics = _metric_evaluator(setting.model_dump_json(), tuple(config.metrics))(
+    names = config.metrics_for(setting.name)
+    metrics = _metric_evaluator(setting.model_dump_json(), tuple(names))(
         result.params, truth, eval_points(config.seed, setting))
     metrics = jax.device_get(metrics)
     result = jax.device_get(result)
@@ -259,7 +281,7 @@ def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
         "floored": np.asarray(result.floored, bool).tolist(), "failed": [False] * len(reps),
         "fit_seconds": [seconds] * len(reps), "version": [__version__] * len(reps),
     }
-    for name in config.metrics:
+    for name in names:
         v = np.asarray(metrics[name], float)
         rows[f"metric.{name}"] = np.where(np.isfinite(v), v, np.nan).tolist()
     return rows

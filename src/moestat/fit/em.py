@@ -5,8 +5,9 @@ M-step (generalised: every block increases its part of Q, so the log-likelihood 
 decreases):
   gate    closed form (input-free lambda) | Newton/IRLS (softmax, quadratic softmax,
           contaminated) | projected L-BFGS on Q_gate (temperature, activation gates) |
-          projected L-BFGS on the observed log-likelihood with experts fixed (top-K: ECME,
-          because Q_gate is -inf as soon as a top-K boundary moves);
+          top-K: ECME — a Newton step on Q_gate with the active sets held fixed, accepted
+          (step-halving) on the observed log-likelihood with experts fixed, because Q_gate is
+          -inf as soon as a top-K boundary moves;
   experts weighted least squares (closed form for linear / polynomial / constant experts,
           damped Gauss-Newton otherwise) with weights exact for Gaussian noise and
           majorise-minimise for Laplace noise, then the exact variance (scale) update.
@@ -64,6 +65,10 @@ def update_gate(model: MixtureOfExperts, params: MoEParams, X, y, resp, weights,
         def loglik(g):
             return jnp.sum(weights * model.log_prob(params._replace(gate=g), X, y)) / total
 
+        if getattr(gate, "active_set_features", None) is not None:  # top-K: Newton, ECME accept
+            return newton_gate_update(gate, params.gate, X, resp, weights, gb,
+                                      options.gate_newton_steps, options.ridge, log_w,
+                                      accept=loglik, features=gate.active_set_features)
         return lbfgs_maximize(loglik, params.gate, gate.to_free, gate.from_free, gb,
                               options.inner_steps)
     return maximize_gate_q(gate, params.gate, X, resp, weights, gb, options.gate_newton_steps,

@@ -32,7 +32,7 @@ def _solve_psd(H, g, ridge):
 
 
 def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, ridge: float,
-                       log_w=None):
+                       log_w=None, accept=None, features=None):
     """Damped Newton ascent of Q_gate for a linear-logit normalised gate.
 
     logits z = Phi(x) @ coef.T with coef (K, m); resp (n_samples, K) with rows summing to 1, so
@@ -42,8 +42,14 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
     Phi^T (n, m) x (n, f^2 m) (no (n, m^2) outer products: memory traffic stays O(n f^2 m)).
     Step-halving (down to 2^-20) on the projected candidate guarantees ascent. `log_w` (n, K),
     the E-step's log-weights at `params`, saves recomputing them.
+
+    Sparse (top-K) gates: `features` gives Phi, the weights are the gate's masked ones
+    (inactive: W = 0, r = 0), so G and H are those of Q_gate with the active sets held fixed;
+    the step is then accepted on `accept(gate params)` (the observed log-likelihood, which sees
+    the active sets move) instead of Q — an ECME step at the cost of a Newton step (at most 6
+    halvings; a step that still lowers the likelihood is not taken).
     """
-    Phi = gate.logit_features(X)  # (n, m)
+    Phi = (features or gate.logit_features)(X)  # (n, m)
     n, m = Phi.shape
     K = resp.shape[1]
     f = K - 1
@@ -52,11 +58,17 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
         z = Phi @ coef.T
         return jnp.sum(weights * (jnp.sum(resp * z, axis=1) - jax.nn.logsumexp(z, axis=1)))
 
+    # a Newton step of the concave Q is almost always accepted at once; an ECME step near
+    # convergence is often not (active sets jump), so give it up after 6 halvings
+    min_step = 2.0**-6 if accept is not None else 2.0**-20
+
     def one_step(p, log_w):
         coef = gate.to_coef(p)
         if log_w is None:
-            log_w = jax.nn.log_softmax(Phi @ coef.T, axis=1)
-        q0 = jnp.sum(weights * jnp.sum(resp * log_w, axis=1))
+            log_w = (gate.log_weights(p, X) if accept is not None
+                     else jax.nn.log_softmax(Phi @ coef.T, axis=1))
+        q0 = (accept(p) if accept is not None
+              else jnp.sum(weights * jnp.sum(resp * log_w, axis=1)))
         W = jnp.exp(log_w)
         G = ((resp - W) * weights[:, None]).T @ Phi  # (K, m)
         C = W[:, :f, None] * (jnp.eye(f) - W[:, None, :f]) * weights[:, None, None]
@@ -69,11 +81,12 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
             return project(gate.from_coef(c, p), bounds)
 
         def q_of(s):
-            return Q(gate.to_coef(candidate(s)))
+            c = candidate(s)
+            return accept(c) if accept is not None else Q(gate.to_coef(c))
 
         def cond(c):
             s, q = c
-            return (q < q0) & (s > 2.0**-20)
+            return (q < q0) & (s > min_step)
 
         def body(c):
             s, _ = c
