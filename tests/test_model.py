@@ -133,6 +133,24 @@ def test_near_truth_splits_atoms_for_overspecified_fit():
                                truth_model.log_prob(truth, xs, xs[:, 0]), rtol=1e-12)
 
 
+@pytest.mark.parametrize("gate", ["softmax", "temperature_softmax",
+                                  "activation_temperature_softmax:tanh"])
+def test_split_start_reproduces_the_truth_for_every_softmax_family_gate(gate):
+    """Splitting atom 0 of a k* = 2 truth into two copies gives the same density (shared
+    scalars such as tau are kept, not indexed)."""
+    named = {"gate.beta1": [[3.0], [0.0]], "gate.beta0": [1.0, 0.0], "expert.a": [[1.0], [-1.0]],
+             "expert.b": [0.0, 1.0], "noise.var": [0.1, 0.2]}
+    if gate != "softmax":
+        named["gate.tau"] = 0.7
+    truth_model = MixtureOfExperts.create(gate, "linear", "gaussian", n_experts=2, n_features=1)
+    fitted = MixtureOfExperts.create(gate, "linear", "gaussian", n_experts=3, n_features=1)
+    truth = truth_model.from_named(named)
+    start = near_truth(fitted, truth, KEY, scale=0.0, assignment=(0, 0, 1))
+    xs = jnp.linspace(-1, 1, 11)[:, None]
+    np.testing.assert_allclose(fitted.log_prob(start, xs, xs[:, 0]),
+                               truth_model.log_prob(truth, xs, xs[:, 0]), rtol=1e-12)
+
+
 @pytest.mark.parametrize("kwargs,msg", [
     (dict(gate="sigmoid"), "not normalised"),
     (dict(gate="contaminated"), "needs a frozen expert"),

@@ -97,11 +97,12 @@ class Gate(Part):
 
 
 def _split_softmax_intercepts(params, assignment):
-    """Copies of a true atom share its slopes and divide its weight: beta0 - log(count)."""
+    """Copies of a true atom share its slopes and divide its weight: beta0 - log(count).
+    Shared scalars (the activation gate's tau) are kept."""
     assignment = np.asarray(assignment)
     counts = np.bincount(assignment)[assignment]
     idx = jnp.asarray(assignment)
-    out = type(params)(*(v[idx] for v in params))
+    out = type(params)(*(v[idx] if jnp.ndim(v) else v for v in params))
     return out._replace(beta0=out.beta0 - jnp.log(jnp.asarray(counts, dtype=float)))
 
 

@@ -15,10 +15,15 @@
     init = { kind = "near_truth", scale = 0.1 }
     frozen = { expert = "ridge_nobias:tanh", noise = "laplace", var = 0.001,
                params = { eta = [1, 0, 0, 0, 0, 0, 0, 0] } }
+    metrics = ["D2", "a@overfitted"]   # optional: this setting's own metrics
+    truth_gate = "topk_softmax:2"      # optional: data-generating gate (default: gate)
+    reference = "truth"                # or "best_approximation" (regression): what parameter
+                                       # errors are measured against
     [settings.truth]              # named parameters of the true model (k* experts)
     "gate.beta" = [...]
     "expert.eta" = { value = [[...]], plus = [[...]], power = -0.125 }   # value + plus n^power
 
+    local_window = 5              # n values per local slope in the report
     [theory]  exp_tau = -0.5      # or per setting: [theory.distinguishable] exp_tau = -0.5
     [paper]   exp_tau = -0.52
     [presets.quick]  replicates = 8;  n = { start = 1e3, stop = 1e4, num = 5 }
@@ -109,8 +114,19 @@ class Setting(Strict):
     frozen: Frozen | None = None
     truth: dict[str, NDependent | float | list[Any]]  # a table can only be NDependent
     metrics: Annotated[list[str], Field(min_length=1)] | None = None  # overrides the global
+    reference: Literal["truth", "best_approximation"] = "truth"  # what parameter errors
+    # are measured against (best_approximation: regression settings, sweep.best_approximation)
+    expert_bound: Annotated[float, Field(gt=0)] | None = None  # |expert coef| box (compact)
     max_iter: Annotated[int, Field(ge=1)] = 500
     tol: Annotated[float, Field(gt=0)] = 1e-8
+
+
+    @model_validator(mode="after")
+    def _reference_needs_regression(self):
+        if self.reference == "best_approximation" and self.kind != "regression":
+            raise ValueError("reference = 'best_approximation' needs kind = 'regression' (it "
+                             "is the least-squares projection of the regression function)")
+        return self
 
 
 class Preset(Strict):

@@ -57,6 +57,8 @@ def rate_figure(out: Path, local: bool = False):
                 means.append(v.mean() if v.size else np.nan)
                 ses.append(v.std(ddof=1) / np.sqrt(v.size) if v.size > 1 else 0.0)
             means, ses = np.asarray(means), np.asarray(ses)
+            if not np.any(means > 0):  # e.g. an error fixed at 0 by the gauge: no log scale
+                continue
             lower = np.minimum(2 * ses, 0.999 * means)  # keep the bar above 0 on a log axis
             r = rep.get((sname, metric))
             label = metric if r is None else f"{metric}: slope {r['slope']:.2f}"

@@ -23,7 +23,11 @@ from moestat.experiments.sweep import Cell
 
 
 def config_hash(config: ExperimentConfig) -> str:
-    blob = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    """Hash of what determines the results: the config's non-default content (a later version
+    adding an option with a default keeps old run directories resumable), without `presets`
+    (the applied preset is already in the fields; editing another preset changes nothing)."""
+    blob = json.dumps(config.model_dump(mode="json", exclude_defaults=True,
+                                        exclude={"presets"}), sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -27,7 +27,7 @@ from moestat import __version__
 from moestat import losses as L
 from moestat.errors import InputError
 from moestat.experiments.config import ExperimentConfig, NDependent, Setting
-from moestat.fit import FitOptions, fit_batch, fit_random, near_truth
+from moestat.fit import FitOptions, fit, fit_batch, fit_random, near_truth
 from moestat.model import FrozenExpert, MixtureOfExperts, MoEParams
 from moestat.registry import make_gate
 
@@ -138,8 +138,9 @@ def check_metrics(config: ExperimentConfig) -> None:
 
 
 def metric_fn(built: Built, metrics: list[str]):
-    """(fitted params, truth, X_eval (N_EVAL, d)) -> {metric: scalar}, for vmapping over
-    replicates."""
+    """(fitted params, reference, truth, X_eval (N_EVAL, d)) -> {metric: scalar}, for vmapping
+    over replicates. Parameter losses compare the fit with `reference` (the truth, or its best
+    k-atom approximation); density / regression errors compare it with the truth."""
     m, tm = built.fit_model, built.truth_model
 
     def voronoi_and_parameters(fitted, truth, names):
@@ -157,17 +158,18 @@ def metric_fn(built: Built, metrics: list[str]):
             out.update(L.parameter_errors(m, fitted, truth))
         return out
 
-    def fn(fitted, truth, X_eval):
+    def fn(fitted, reference, truth, X_eval):
         out = {}
         if m.frozen is not None:
-            out.update(L.contaminated_errors(m, fitted, truth))
+            out.update(L.contaminated_errors(m, fitted, reference))
         else:
             plain = [x for x in metrics if x not in ("hellinger", "l2") and L.SCALED not in x]
             scaled = [x for x in metrics if L.SCALED in x]
             if plain:
-                out.update(voronoi_and_parameters(fitted, truth, plain))
+                out.update(voronoi_and_parameters(fitted, reference, plain))
             if scaled:
-                base = voronoi_and_parameters(L.to_truth_temperature(m, fitted, truth), truth,
+                base = voronoi_and_parameters(L.to_truth_temperature(m, fitted, reference),
+                                              reference,
                                               [x.replace(L.SCALED, "") for x in scaled])
                 out.update({x: base[x.replace(L.SCALED, "")] for x in scaled})
         if "hellinger" in metrics:
@@ -243,7 +245,36 @@ def eval_points(seed: int, setting: Setting):
 def _metric_evaluator(setting_json: str, metrics: tuple[str, ...]):
     """jit(vmap(metric_fn)) over replicates, compiled once per setting (not per n)."""
     built = build(Setting.model_validate_json(setting_json))
-    return jax.jit(jax.vmap(metric_fn(built, list(metrics)), in_axes=(0, None, None)))
+    return jax.jit(jax.vmap(metric_fn(built, list(metrics)), in_axes=(0, None, None, None)))
+
+
+N_APPROX = 50_000  # noiseless x draw on which the best k-atom approximation is fitted
+
+
+@functools.lru_cache(maxsize=64)
+def best_approximation(setting_json: str, n: int) -> MoEParams:
+    """G_bar = argmin over k-atom parameters of ||f_G - f_G*||^2 on a fixed draw of N_APPROX
+    x from the setting's x-law (noiseless least squares, Levenberg-Marquardt to tol 1e-14 from
+    the exact split of the truth, i.e. the centre of the near-truth starts). The reference of
+    `reference = "best_approximation"` settings: an over-specified sigmoid-gated truth whose
+    over-fitted atom has beta1* != 0 cannot be split exactly (experiments.md §8)."""
+    setting = Setting.model_validate_json(setting_json)
+    built = build(setting)
+    truth = built.truth(n)
+    key = jax.random.fold_in(jax.random.PRNGKey(0), zlib.crc32(b"best_approximation"))
+    X = draw_x(setting.x, key, N_APPROX, setting.n_features)
+    y = built.truth_model.mean(truth, X)
+    assignment = None if setting.init.assignment is None else tuple(setting.init.assignment)
+    start = near_truth(built.fit_model, truth, key, 0.0, assignment)
+    result = fit(built.fit_model, X, y, start, estimator="lse",
+                 options=FitOptions(max_iter=5000, tol=1e-14))
+    return result.params
+
+
+def reference_params(setting: Setting, built: Built, truth: MoEParams, n: int) -> MoEParams:
+    if setting.reference == "truth":
+        return truth
+    return best_approximation(setting.model_dump_json(), n)
 
 
 def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
@@ -254,7 +285,8 @@ def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
     reps = list(range(cell.start, cell.stop))
     keys = replicate_keys(config.seed, cell.setting, cell.n, reps)
     X, y, start, init_keys = simulate(built, keys, truth, cell.n)
-    options = FitOptions(max_iter=setting.max_iter, tol=setting.tol)
+    options = FitOptions(max_iter=setting.max_iter, tol=setting.tol,
+                         expert_bound=setting.expert_bound)
     t0 = time.perf_counter()
     if setting.init.kind == "near_truth":
         result = fit_batch(built.fit_model, X, y, start, estimator=setting.estimator,
@@ -266,7 +298,8 @@ def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
         result = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *parts)
     names = config.metrics_for(setting.name)
     metrics = _metric_evaluator(setting.model_dump_json(), tuple(names))(
-        result.params, truth, eval_points(config.seed, setting))
+        result.params, reference_params(setting, built, truth, cell.n), truth,
+        eval_points(config.seed, setting))
     metrics = jax.device_get(metrics)
     result = jax.device_get(result)
     seconds = (time.perf_counter() - t0) / len(reps)

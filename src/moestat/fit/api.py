@@ -52,6 +52,12 @@ def _fit_one(model, estimator, options, X, y, weights, start, bounds):
     """Traced body: run the estimator from `start`, then final objective and flags."""
     if bounds is None:
         bounds = default_bounds(model, y, weights)
+    if options.expert_bound is not None:
+        c = options.expert_bound
+        bounds = (bounds[0]._replace(expert=jax.tree_util.tree_map(
+                      lambda v: jnp.maximum(v, -c), bounds[0].expert)),
+                  bounds[1]._replace(expert=jax.tree_util.tree_map(
+                      lambda v: jnp.minimum(v, c), bounds[1].expert)))
     start = project(model.canonicalize(start), bounds)
     params, n_iter, converged, history = ESTIMATOR_FUNCTIONS[estimator](
         model, X, y, weights, start, bounds, options)

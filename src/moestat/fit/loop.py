@@ -6,13 +6,17 @@ import jax
 import jax.numpy as jnp
 
 
-def converged_test(new, old, tol):
-    """Relative objective change: |new - old| <= tol * max(|old|, 1)."""
-    return jnp.abs(new - old) <= tol * jnp.maximum(jnp.abs(old), 1.0)
+def converged_test(new, old, tol, floor: float = 1.0):
+    """Relative objective change: |new - old| <= tol * max(|old|, floor)."""
+    return jnp.abs(new - old) <= tol * jnp.maximum(jnp.abs(old), floor)
 
 
-def iterate(step, state, max_iter: int, tol: float):
+def iterate(step, state, max_iter: int, tol: float, floor: float = 1.0):
     """Run `step(state) -> (state, objective_of_input_state)` until converged.
+
+    `floor` keeps the relative test meaningful for objectives that cross 0 (a mean
+    log-likelihood: floor 1); a mean squared error is > 0 and may be tiny (low noise), so least
+    squares uses floor 0 — a purely relative test.
 
     Returns (state, n_iter, converged, history) with history (max_iter,) holding the objective
     of each visited state (NaN afterwards). Convergence compares consecutive objectives.
@@ -26,7 +30,7 @@ def iterate(step, state, max_iter: int, tol: float):
     def body(carry):
         state, i, prev, _, hist = carry
         new_state, obj = step(state)
-        done = (i > 0) & converged_test(obj, prev, tol)
+        done = (i > 0) & converged_test(obj, prev, tol, floor)
         done = done | ~jnp.isfinite(obj)
         return new_state, i + 1, obj, done, hist.at[i].set(obj)
 

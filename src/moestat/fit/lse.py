@@ -69,7 +69,7 @@ def lse(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
         return (new_vec, new_mu), -s0 / total
 
     (vec, _), n_iter, converged, history = iterate(step, (vec0, jnp.asarray(1e-3)),
-                                                   options.max_iter, options.tol)
+                                                   options.max_iter, options.tol, floor=0.0)
     out = to_params(vec)
     mse = sse(vec) / total
     var = jnp.clip(mse, bounds[0].noise.var, bounds[1].noise.var)

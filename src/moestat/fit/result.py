@@ -47,3 +47,5 @@ class FitOptions:
     expert_newton_steps: int = 1
     inner_steps: int = 10
     ridge: float = 1e-10
+    expert_bound: float | None = None  # |expert coefficient| <= this (a compact parameter
+    # space, as the theory assumes); None: experts unbounded

@@ -1,0 +1,62 @@
+"""Sweep helpers: the best k-atom approximation used as a reference for parameter errors."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from moestat import InputError
+from moestat.experiments.config import Setting, parse_config
+from moestat.experiments.sweep import best_approximation, build
+from moestat.fit import near_truth
+
+
+def _setting(beta1_first: float, reference: str = "best_approximation", **kw) -> Setting:
+    return Setting.model_validate({
+        "name": "s", "gate": "sigmoid", "expert": "ridge:gelu", "kind": "regression",
+        "estimator": "lse", "n_experts": 3, "n_features": 1, "reference": reference,
+        "x": {"dist": "uniform", "low": 0.0, "high": 1.0},
+        "init": {"kind": "near_truth", "scale": 0.1, "assignment": [0, 0, 1]},
+        "truth": {"gate.beta1": [[beta1_first], [-8.0]], "gate.beta0": [-4.0, 4.0],
+                  "expert.a": [[6.0], [-6.0]], "expert.b": [-4.5, 1.5], "noise.var": 4e-4},
+        **kw})
+
+
+def _misfit(built, params, truth):
+    X = jnp.linspace(0, 1, 2001)[:, None]
+    return float(jnp.max(jnp.abs(built.fit_model.mean(params, X)
+                                 - built.truth_model.mean(truth, X))))
+
+
+def test_best_approximation_is_the_truth_when_the_split_is_exact():
+    """Regime 1 (the split atom's gate slope is 0): two copies of a constant sigmoid weight
+    represent it exactly, so the projection reproduces the regression function."""
+    s = _setting(0.0)
+    built = build(s)
+    truth = built.truth(1000)
+    ref = best_approximation(s.model_dump_json(), 1000)
+    assert _misfit(built, ref, truth) < 1e-6
+
+
+def test_best_approximation_improves_on_an_inexact_split():
+    """Regime 2 (slope 8): sigmoid(8x - 4) is not a sum of two copies, so the exact split
+    misfits the truth; the projection fits it better (and not perfectly for GELU experts)."""
+    s = _setting(8.0)
+    built = build(s)
+    truth = built.truth(1000)
+    split = near_truth(built.fit_model, truth, jax.random.PRNGKey(0), 0.0, (0, 0, 1))
+    ref = best_approximation(s.model_dump_json(), 1000)
+    assert _misfit(built, ref, truth) < 0.1 * _misfit(built, split, truth)
+    assert np.all(np.isfinite(np.asarray(ref.gate.beta1)))
+
+
+def test_best_approximation_needs_a_regression_model():
+    with pytest.raises(ValueError, match="kind = 'regression'"):
+        Setting.model_validate({**_setting(8.0).model_dump(), "kind": "mixture",
+                                "estimator": "em"})
+    cfg = {"name": "x", "replicates": 2, "metrics": ["l2"], "n": [100, 200],
+           "settings": [{**_setting(8.0).model_dump(), "kind": "mixture"}]}
+    with pytest.raises(InputError, match="kind = 'regression'"):
+        parse_config(cfg)
