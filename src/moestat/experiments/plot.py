@@ -96,7 +96,11 @@ def _local_panel(ax, config, sname, rep, colours):
     ax.set_ylabel("local slope")
     ax.set_title(f"{sname}: local slopes (dotted: theory)", fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, f"fewer than {config.local_window + 1} n values",
+                transform=ax.transAxes, ha="center")
 
 
 def save_rate_figure(out: Path, path: Path, local: bool = False) -> Path:
