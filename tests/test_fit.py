@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from moestat import MixtureOfExperts
-from moestat.fit import fit, fit_batch, near_truth
+from moestat.fit import FitOptions, fit, fit_batch, near_truth
 from moestat.fit.api import default_bounds
 
 MODEL = MixtureOfExperts.create("softmax", "linear", "gaussian", n_experts=2, n_features=1)
@@ -84,3 +86,42 @@ def test_bounds_are_kept_and_flagged():
     assert float(jnp.min(r2.params.noise.var)) >= 0.2 - 1e-12
     h = np.asarray(r2.history)[: int(r2.n_iter)]
     assert np.all(np.diff(h) >= -1e-9 * np.abs(h[:-1]))  # still monotone under the box
+
+
+REG = MixtureOfExperts.create("softmax", "ridge:sigmoid", "gaussian", n_experts=2,
+                              n_features=1, kind="regression")
+REG_TRUTH = REG.from_named({"gate.beta1": [[8.0], [0.0]], "gate.beta0": [-4.0, 0.0],
+                            "expert.a": [[6.0], [-6.0]], "expert.b": [-4.5, 1.5],
+                            "noise.var": 1e-4})
+
+
+def test_least_squares_stops_on_the_relative_mse_change():
+    """With noise sd 0.01 the MSE is ~1e-4: the default tol (1e-8) must be relative to it, so
+    an over-specified fit (slow, flat directions) ends where a much tighter run ends; the old
+    test, absolute 1e-8 (= 1e-4 relative), stopped short of it."""
+    kx, ky = jax.random.split(jax.random.PRNGKey(11))
+    X = jax.random.uniform(kx, (4000, 1))
+    y = REG.sample(ky, REG_TRUTH, X)
+    over = dataclasses.replace(REG, n_experts=3)
+    start = near_truth(over, REG_TRUTH, jax.random.PRNGKey(12), 0.1, (0, 0, 1))
+    default = fit(over, X, y, start, estimator="lse",
+                  options=FitOptions(max_iter=5000, expert_bound=20.0))
+    tight = fit(over, X, y, start, estimator="lse",
+                options=FitOptions(max_iter=5000, tol=1e-15, expert_bound=20.0))
+    mse_default, mse_tight = -float(default.objective), -float(tight.objective)
+    assert mse_tight < 2e-4 and bool(default.converged)
+    # the Gaussian log-likelihood gap n/2 log(mse ratio), in nats: the relative rule stops
+    # 0.06 nats short, the old absolute one 0.35; 0.1 is well below sampling noise (~0.5)
+    assert 4000 / 2 * np.log(mse_default / mse_tight) < 0.1
+
+
+def test_expert_bound_boxes_every_expert_coefficient():
+    kx, ky = jax.random.split(jax.random.PRNGKey(13))
+    X = jax.random.uniform(kx, (2000, 1))
+    y = REG.sample(ky, REG_TRUTH, X)
+    start = near_truth(REG, REG_TRUTH, jax.random.PRNGKey(14), 0.1)
+    r = fit(REG, X, y, start, estimator="lse", options=FitOptions(expert_bound=5.0))
+    coef = np.concatenate([np.ravel(r.params.expert.a), np.ravel(r.params.expert.b)])
+    assert np.max(np.abs(coef)) <= 5.0 + 1e-12 and bool(r.at_bound)  # |a*| = 6 is outside
+    free = fit(REG, X, y, start, estimator="lse")
+    assert np.max(np.abs(np.ravel(free.params.expert.a))) > 5.5
