@@ -267,11 +267,13 @@ def best_approximation(setting_json: str, n: int) -> MoEParams:
     assignment = None if setting.init.assignment is None else tuple(setting.init.assignment)
     start = near_truth(built.fit_model, truth, key, 0.0, assignment)
     result = fit(built.fit_model, X, y, start, estimator="lse",
-                 options=FitOptions(max_iter=5000, tol=1e-14))
+                 options=FitOptions(max_iter=5000, tol=1e-14,
+                                    expert_bound=setting.expert_bound))  # the fits' space
     return result.params
 
 
-def reference_params(setting: Setting, built: Built, truth: MoEParams, n: int) -> MoEParams:
+def reference_params(setting: Setting, truth: MoEParams, n: int) -> MoEParams:
+    """What the setting's parameter errors are measured against (config `reference`)."""
     if setting.reference == "truth":
         return truth
     return best_approximation(setting.model_dump_json(), n)
@@ -298,7 +300,7 @@ def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
         result = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *parts)
     names = config.metrics_for(setting.name)
     metrics = _metric_evaluator(setting.model_dump_json(), tuple(names))(
-        result.params, reference_params(setting, built, truth, cell.n), truth,
+        result.params, reference_params(setting, truth, cell.n), truth,
         eval_points(config.seed, setting))
     metrics = jax.device_get(metrics)
     result = jax.device_get(result)
