@@ -25,17 +25,23 @@ TOL = 0.3
 EXCLUDED = {("contaminated_nondistinguishable", "nu_varies")}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["contaminated_distinguishable",
-                                  "contaminated_nondistinguishable", "contaminated_input_free"])
-def test_quick_preset_slopes(name, tmp_path):
+def _run_quick(name, tmp_path):
+    """Run the quick preset of experiments/NAME.toml into tmp_path: (config, report rows)."""
     config = resolve(ROOT / "experiments" / f"{name}.toml", "quick")
     prepare_out(config, tmp_path, True)
     run_sweep(config, tmp_path)
     rep = report(tmp_path, n_boot=1000)
     assert rep["complete"]
+    return config, rep["rates"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["contaminated_distinguishable",
+                                  "contaminated_nondistinguishable", "contaminated_input_free"])
+def test_quick_preset_slopes(name, tmp_path):
+    config, rates = _run_quick(name, tmp_path)
     checked = 0
-    for r in rep["rates"]:
+    for r in rates:
         assert "error" not in r, r
         assert r["n_failed"] == 0
         if (name, r["setting"]) in EXCLUDED:
@@ -64,12 +70,8 @@ VORONOI = {"D1", "D2", "D_LSE"}
 
 
 def _quick_report(name, tmp_path):
-    config = resolve(ROOT / "experiments" / f"{name}.toml", "quick")
-    prepare_out(config, tmp_path, True)
-    run_sweep(config, tmp_path)
-    rep = report(tmp_path, n_boot=1000)
-    assert rep["complete"]
-    return {(r["setting"], r["metric"]): r for r in rep["rates"]}
+    _, rates = _run_quick(name, tmp_path)
+    return {(r["setting"], r["metric"]): r for r in rates}
 
 
 def _check_common(name, rates):
