@@ -16,6 +16,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+TWO_EXPERTS = """n_experts = 2
+n_features = 1
+x = { dist = "uniform", low = 0.0, high = 1.0 }
+[settings.truth]
+"gate.beta1" = [[6.0], [0.0]]
+"gate.beta0" = [-3.0, 0.0]
+"expert.a" = [[-3.0], [3.0]]
+"expert.b" = [2.0, -1.0]
+"noise.var" = [0.05, 0.08]
+"""  # a softmax-gated k* = 2 truth on [0, 1]
+
 TINY = """
 name = "tiny"
 seed = 3
@@ -28,16 +39,7 @@ n = [300, 600, 1200, 2400]
 name = "exact"
 gate = "softmax"
 expert = "linear"
-n_experts = 2
-n_features = 1
-x = { dist = "uniform", low = 0.0, high = 1.0 }
-[settings.truth]
-"gate.beta1" = [[6.0], [0.0]]
-"gate.beta0" = [-3.0, 0.0]
-"expert.a" = [[-3.0], [3.0]]
-"expert.b" = [2.0, -1.0]
-"noise.var" = [0.05, 0.08]
-
+""" + TWO_EXPERTS + """
 [theory]
 D1 = -0.5
 """
@@ -276,16 +278,7 @@ metrics = ["D1", "hellinger"]
 
 [[settings]]
 name = "dense"
-n_experts = 2
-n_features = 1
-x = { dist = "uniform", low = 0.0, high = 1.0 }
-[settings.truth]
-"gate.beta1" = [[6.0], [0.0]]
-"gate.beta0" = [-3.0, 0.0]
-"expert.a" = [[-3.0], [3.0]]
-"expert.b" = [2.0, -1.0]
-"noise.var" = [0.05, 0.08]
-
+""" + TWO_EXPERTS + """
 [[settings]]
 name = "sparse_over"
 gate = "topk_softmax:3"
