@@ -108,6 +108,33 @@ def test_sigkill_then_resume_gives_the_same_report(reference, tiny, tmp_path):
     assert not [p for p in (out / "cells").iterdir() if p.suffix != ".parquet"]
 
 
+def test_damaged_cells_are_detected_moved_aside_and_recomputed(reference, tiny, tmp_path):
+    """A truncated cell file and one whose values changed on disk (checksum mismatch) are
+    never used: `report` refuses with one line; `run` moves both to corrupt/, recomputes
+    them and the report equals the undisturbed run's."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    files = sorted((out / "cells").glob("*.parquet"))
+    files[0].write_bytes(files[0].read_bytes()[:200])  # truncated
+    t = pq.read_table(files[1])  # rewritten with one value changed, old checksum kept
+    i = t.schema.get_field_index("metric.D1")
+    changed = pa.array([v * 1.01 for v in t.column(i).to_pylist()])
+    pq.write_table(t.set_column(i, "metric.D1", changed), files[1])
+    r = moestat("report", out, "--json")
+    assert r.returncode == 2 and "damaged cell file" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = moestat("run", tiny, "--out", out)
+    assert r.returncode == 0 and "moved 2 damaged cell file(s)" in r.stdout
+    assert sorted(p.name for p in (out / "corrupt").iterdir()) == sorted(
+        [files[0].name, files[1].name])
+    a = json.loads(moestat("report", reference, "--json").stdout)
+    b = json.loads(moestat("report", out, "--json").stdout)
+    assert a == b
+
+
 def test_changed_config_in_same_directory_is_refused(reference, tiny, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(reference, out)

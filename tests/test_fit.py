@@ -125,3 +125,86 @@ def test_expert_bound_boxes_every_expert_coefficient():
     assert np.max(np.abs(coef)) <= 5.0 + 1e-12 and bool(r.at_bound)  # |a*| = 6 is outside
     free = fit(REG, X, y, start, estimator="lse")
     assert np.max(np.abs(np.ravel(free.params.expert.a))) > 5.5
+
+
+def test_autodiff_newton_step_maximises_and_never_descends():
+    """A concave quadratic in (a, log t) is maximised in one step; on a non-concave objective
+    (negative curvature at the start) the saddle-free step still increases it."""
+    from collections import namedtuple
+
+    from moestat.fit.steps import autodiff_newton_maximize
+
+    P = namedtuple("P", "a t")
+    to_free = lambda p: P(p.a, jnp.log(p.t))  # noqa: E731
+    from_free = lambda u: P(u.a, jnp.exp(u.t))  # noqa: E731
+    box = (P(jnp.full(2, -10.0), 1e-3), P(jnp.full(2, 10.0), 1e3))
+
+    def concave(p):
+        u = jnp.concatenate([p.a, jnp.log(p.t)[None]]) - jnp.array([1.0, -2.0, 0.5])
+        return -u @ jnp.array([[2.0, 0.5, 0.0], [0.5, 1.0, 0.2], [0.0, 0.2, 3.0]]) @ u
+
+    start = P(jnp.array([4.0, 3.0]), 0.1)
+    best = autodiff_newton_maximize(concave, start, to_free, from_free, box, 1, 1e-10)
+    np.testing.assert_allclose(best.a, [1.0, -2.0], atol=1e-10)
+    np.testing.assert_allclose(best.t, np.exp(0.5), rtol=1e-10)
+
+    def wavy(p):  # -cos has negative curvature around 0 in a: plain Newton would descend
+        return -jnp.sum(jnp.cos(p.a)) - (jnp.log(p.t) - 1.0) ** 2
+
+    start = P(jnp.array([0.3, -0.2]), 1.0)
+    moved = autodiff_newton_maximize(wavy, start, to_free, from_free, box, 3, 1e-10)
+    assert float(wavy(moved)) > float(wavy(start)) + 0.1
+
+
+ACT = MixtureOfExperts.create("activation_temperature_softmax:tanh", "linear", "gaussian",
+                              n_experts=2, n_features=1)
+ACT_TRUTH = ACT.from_named({"gate.beta1": [[3.0], [0.0]], "gate.beta0": [-1.0, 0.0],
+                            "gate.tau": 0.5, "expert.a": [[-20.0], [20.0]],
+                            "expert.b": [15.0, -5.0], "noise.var": [0.09, 0.16]})
+
+
+def test_activation_gate_em_reaches_the_direct_mle():
+    """EM's activation-gate M-step (autodiff Newton on Q_gate) ends where L-BFGS on the
+    observed likelihood ends, and the EM history is monotone."""
+    kx, ky = jax.random.split(jax.random.PRNGKey(21))
+    X = jax.random.uniform(kx, (5000, 1))
+    y = ACT.sample(ky, ACT_TRUTH, X)
+    start = near_truth(ACT, ACT_TRUTH, jax.random.PRNGKey(22), 0.1)
+    em = fit(ACT, X, y, start, estimator="em")
+    mle = fit(ACT, X, y, start, estimator="mle")
+    assert bool(em.converged) and bool(mle.converged)
+    assert abs(float(em.loglik) - float(mle.loglik)) < 1e-7
+    np.testing.assert_allclose(em.params.gate.beta1, mle.params.gate.beta1, atol=1e-2)
+    h = np.asarray(em.history)[: int(em.n_iter)]
+    assert np.all(np.diff(h) >= -1e-12 * np.abs(h[:-1]))
+
+
+def test_split_after_continues_only_the_slow_fits_and_changes_nothing():
+    """Over-specified EM (k = 3 for k* = 2): replicates need very different iteration counts.
+    Continuing the unconverged ones in a smaller batch after 240 iterations gives the same fits:
+    EM's state is its parameters, so trajectories coincide; a fit that continues pays one extra
+    iteration at most (no predecessor for its first objective after the split)."""
+    over = dataclasses.replace(MODEL, n_experts=3)
+    R, n = 5, 1500
+    Xs, ys, starts = [], [], []
+    for r in range(R):
+        X, y = data(n, 40 + r)
+        Xs.append(X)
+        ys.append(y)
+        starts.append(near_truth(over, TRUTH, jax.random.PRNGKey(60 + r), 0.1, (0, 0, 1)))
+    stack = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *starts)
+    opts, m = FitOptions(max_iter=800), 240
+    whole = fit_batch(over, jnp.stack(Xs), jnp.stack(ys), stack, options=opts)
+    split = fit_batch(over, jnp.stack(Xs), jnp.stack(ys), stack, options=opts, split_after=m)
+    n_whole, n_split = np.asarray(whole.n_iter), np.asarray(split.n_iter)
+    # the seeds give all three cases: done before the split, converging after it, max_iter
+    assert np.any(n_whole <= m) and np.any((n_whole > m) & np.asarray(whole.converged))
+    assert np.any(n_whole == 800)
+    assert np.all((n_split == n_whole) | ((n_whole > m) & (n_split <= n_whole + 1)))
+    np.testing.assert_allclose(split.loglik, whole.loglik, rtol=1e-9)
+    np.testing.assert_allclose(split.params.expert.a, whole.params.expert.a, atol=1e-4)
+    assert split.history.shape == whole.history.shape == (R, 800)
+    for r in range(R):  # the joined history is the uninterrupted one
+        k = int(min(n_whole[r], n_split[r]))
+        np.testing.assert_allclose(split.history[r, :k], whole.history[r, :k], rtol=1e-10)
+    assert np.array_equal(np.asarray(split.converged), np.asarray(whole.converged))

@@ -242,3 +242,30 @@ def test_temperature_scale_ray_is_invisible_to_the_model_and_to_scaled_losses():
     scaled = L.to_truth_temperature(m, moved, t)
     assert float(scaled.gate.tau) == pytest.approx(0.5)
     assert float(L.parameter_errors(m, scaled, t)["beta1"]) == pytest.approx(1.25, rel=1e-12)
+
+
+def test_cell_l2_ignores_how_a_cell_splits_its_atom():
+    """Sigmoid gate, ReLU ridge experts (positively homogeneous): copies of a true atom with
+    the true gate and amplitudes c and 1 - c reproduce it exactly, so the cell's share of the
+    regression function is exact although each copy's expert is (1 - c) |a*| away; a gate
+    error shows up in the cell it belongs to only."""
+    k2 = MixtureOfExperts.create("sigmoid", "ridge:relu", "gaussian", n_experts=2,
+                                 n_features=1, kind="regression")
+    k3 = MixtureOfExperts.create("sigmoid", "ridge:relu", "gaussian", n_experts=3,
+                                 n_features=1, kind="regression")
+    truth = k2.from_named({"gate.beta1": [[8.0], [-8.0]], "gate.beta0": [-4.0, 4.0],
+                           "expert.a": [[6.0], [-6.0]], "expert.b": [-4.5, 1.5],
+                           "noise.var": 4e-4})
+    X = jnp.linspace(0.0, 1.0, 501)[:, None]
+    c = 0.3
+    split = k3.from_named({"gate.beta1": [[8.0], [8.0], [-8.0]], "gate.beta0": [-4.0, -4.0, 4.0],
+                           "expert.a": [[6.0 * c], [6.0 * (1 - c)], [-6.0]],
+                           "expert.b": [-4.5 * c, -4.5 * (1 - c), 1.5], "noise.var": 4e-4})
+    cell = L.cell_l2_errors(k3, split, truth, X)
+    assert float(cell["cell_l2"]) < 1e-12 and float(L.l2_error(k3, split, truth, X)) < 1e-12
+    assert float(L.parameter_errors(k3, split, truth)["a@overfitted"]) > 0.69 * 6.0
+    moved = split._replace(gate=split.gate._replace(beta0=split.gate.beta0.at[2].add(0.5)))
+    cell = L.cell_l2_errors(k3, moved, truth, X)
+    assert float(cell["cell_l2@overfitted"]) < 1e-12 < float(cell["cell_l2@singleton"])
+    np.testing.assert_allclose(cell["cell_l2@singleton"], L.l2_error(k3, moved, truth, X),
+                               rtol=1e-12)

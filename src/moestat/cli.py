@@ -168,7 +168,10 @@ def run_sweep(
                   MofNCompleteColumn(), TimeRemainingColumn(), console=console,
                   transient=True) as progress:
         task = progress.add_task(f"{cfg.name} cells", total=len(cells(cfg)))
-        run_sweep(cfg, out, backend, lambda done, total: progress.update(task, completed=done))
+        run_sweep(cfg, out, backend, lambda done, total: progress.update(task, completed=done),
+                  lambda names: console.print(
+                      f"[yellow]moved {len(names)} damaged cell file(s) to {out}/corrupt/ "
+                      f"(failed checksum or unreadable); recomputing them[/yellow]"))
     rep = write_summary(out)
     from moestat.experiments.plot import save_rate_figure
 

@@ -274,6 +274,24 @@ def hellinger(model, fitted, truth, X_eval, n_grid: int = 2048, truth_model=None
     return jnp.mean(jax.vmap(one)(X_eval, lo, hi))
 
 
+def cell_l2_errors(model, fitted, truth, X_eval, truth_model=None) -> dict[str, jax.Array]:
+    """Per Voronoi cell, the L2(P_x) error of the cell's share of the regression function:
+    || sum_{i in A_j} w_i(x) h_i(x) - w*_j(x) h*_j(x) || on X_eval (N, d). Invariant to how a
+    cell's atoms split the true atom (where parameters are not identifiable, e.g. sigmoid
+    regime 2 with positively homogeneous experts: any amplitudes c_i h* with sum c_i = 1).
+    Returns `cell_l2` (max over cells), `cell_l2@singleton`, `cell_l2@overfitted` (NaN when
+    there is no such cell)."""
+    tm = truth_model or _with_k(model, jax.tree_util.tree_leaves(truth.expert)[0].shape[0])
+    cells, *_ = match(model, fitted, truth)  # (k, k*)
+    share = (model.gate_weights(fitted, X_eval) * model.expert_means(fitted, X_eval)) @ cells
+    true_share = tm.gate_weights(truth, X_eval) * tm.expert_means(truth, X_eval)  # (N, k*)
+    err = jnp.sqrt(jnp.mean((share - true_share) ** 2, axis=0))  # (k*,)
+    size = cells.sum(axis=0)
+    err = jnp.where(size > 0, err, jnp.nan)  # an empty cell: its share is missing entirely
+    return {"cell_l2": jnp.nanmax(err), "cell_l2@singleton": _masked_max(err, size == 1),
+            "cell_l2@overfitted": _masked_max(err, size > 1)}
+
+
 def l2_error(model, fitted, truth, X_eval, truth_model=None):
     """||f_hat - f*||_{L2(P_x)} estimated on X_eval: sqrt(mean_x (f_hat(x) - f*(x))^2)."""
     tm = truth_model or _with_k(model, jax.tree_util.tree_leaves(truth.expert)[0].shape[0])

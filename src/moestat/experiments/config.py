@@ -54,9 +54,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+MAX_N = 100_000_000  # sample sizes beyond this are refused (a typo, not a study)
+MAX_REPLICATES = 100_000
+
+
 class LogGrid(Strict):
-    start: Annotated[float, Field(gt=0)]
-    stop: Annotated[float, Field(gt=0)]
+    start: Annotated[float, Field(ge=2, le=MAX_N)]
+    stop: Annotated[float, Field(ge=2, le=MAX_N)]
     num: Annotated[int, Field(ge=1, le=1000)]
 
     def values(self) -> list[int]:
@@ -67,7 +71,7 @@ class LogGrid(Strict):
         return [int(v) for v in vals]
 
 
-NGrid = list[Annotated[int, Field(ge=2, le=100_000_000)]] | LogGrid
+NGrid = list[Annotated[int, Field(ge=2, le=MAX_N)]] | LogGrid
 
 
 class NDependent(Strict):
@@ -117,7 +121,7 @@ class Setting(Strict):
     reference: Literal["truth", "best_approximation"] = "truth"  # what parameter errors
     # are measured against (best_approximation: regression settings, sweep.best_approximation)
     expert_bound: Annotated[float, Field(gt=0)] | None = None  # |expert coef| box (compact)
-    max_iter: Annotated[int, Field(ge=1)] = 500
+    max_iter: Annotated[int, Field(ge=1, le=1_000_000)] = 500
     tol: Annotated[float, Field(gt=0)] = 1e-8
 
 
@@ -130,17 +134,17 @@ class Setting(Strict):
 
 
 class Preset(Strict):
-    replicates: Annotated[int, Field(ge=1)] | None = None
-    block: Annotated[int, Field(ge=1)] | None = None
+    replicates: Annotated[int, Field(ge=1, le=MAX_REPLICATES)] | None = None
+    block: Annotated[int, Field(ge=1, le=MAX_REPLICATES)] | None = None
     n: NGrid | None = None
 
 
 class ExperimentConfig(Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
     description: str = ""
-    seed: Annotated[int, Field(ge=0)] = 0
-    replicates: Annotated[int, Field(ge=1)]
-    block: Annotated[int, Field(ge=1)] = 20
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+    replicates: Annotated[int, Field(ge=1, le=MAX_REPLICATES)]
+    block: Annotated[int, Field(ge=1, le=MAX_REPLICATES)] = 20
     metrics: list[str] = []  # default for settings without their own `metrics`
     n: NGrid
     settings: Annotated[list[Setting], Field(min_length=1)]
@@ -205,9 +209,17 @@ class ExperimentConfig(Strict):
         return self.model_copy(update=changes)
 
 
+_UNION_TAGS = {"LogGrid", "NDependent", "float", "int", "str", "bool"}
+
+
 def _one_line(e: ValidationError, source: str) -> str:
-    err = e.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    """The most telling error in one line: for a field that accepts several forms (a union,
+    e.g. the n grid as a list or as {start, stop, num}) prefer an error about a value over
+    "is not of this form", and drop the union-branch tags from the location."""
+    errors = e.errors()
+    err = next((x for x in errors if not x["type"].endswith("_type")), errors[0])
+    loc = [p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in _UNION_TAGS))]
+    where = ".".join(str(p) for p in loc) or "(top level)"
     msg = err["msg"].replace("\n", " ")
     if err["type"] == "extra_forbidden":
         msg = "unknown key"

@@ -18,6 +18,7 @@ from moestat.experiments.store import (
     cell_key,
     config_hash,
     done_keys,
+    quarantine_damaged,
     read_rows,
     remove_temporaries,
     write_atomic_bytes,
@@ -63,10 +64,15 @@ def load_resolved(out: Path) -> ExperimentConfig:
 
 
 def run_sweep(config: ExperimentConfig, out: Path, backend=None,
-              on_cell: Callable[[int, int], None] | None = None) -> int:
+              on_cell: Callable[[int, int], None] | None = None,
+              on_damaged: Callable[[list[str]], None] | None = None) -> int:
     """Run every missing cell on `backend` (default in-process), writing each as it finishes;
-    returns how many were computed."""
+    returns how many were computed. Damaged cell files (store.quarantine_damaged) are moved
+    aside first, reported through `on_damaged(names)`, and recomputed."""
     remove_temporaries(out)
+    damaged = quarantine_damaged(out)
+    if damaged and on_damaged:
+        on_damaged(damaged)
     backend = backend or InProcess()
     chash = config_hash(config)
     all_cells = cells(config)

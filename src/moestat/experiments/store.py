@@ -4,7 +4,11 @@
     DIR/cells/<key>.parquet    one finished cell; key = sha256(config hash | cell)[:24]
 
 A cell file appears only complete (temporary file in the same directory, fsync, rename), so an
-interrupted sweep loses at most the cells in flight, and `--resume` skips what exists.
+interrupted sweep loses at most the cells in flight, and `--resume` skips what exists. Each
+cell carries a SHA-256 of its rows in the Parquet metadata: a file that is unreadable
+(truncated) or whose rows do not match it (corrupted on disk) is moved to DIR/corrupt/ (kept
+for inspection, never silently used) and its cell is computed again. Cells written before the
+checksum existed are accepted when readable.
 """
 
 from __future__ import annotations
@@ -56,11 +60,48 @@ def write_atomic_bytes(path: Path, write) -> None:
         raise
 
 
+CHECKSUM = b"moestat.sha256"
+
+
+def rows_checksum(table: pa.Table) -> str:
+    """SHA-256 of a cell's rows (column names and values, as JSON: layout-independent)."""
+    blob = json.dumps(table.to_pydict(), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
 def write_cell(out: Path, key: str, rows: dict[str, list]) -> Path:
     path = cells_dir(out) / f"{key}.parquet"
     table = pa.table(rows)
+    table = table.replace_schema_metadata({CHECKSUM: rows_checksum(table).encode()})
     write_atomic_bytes(path, lambda tmp: pq.write_table(table, tmp))
     return path
+
+
+def read_cell(path: Path) -> pa.Table | None:
+    """The cell's rows, or None when the file is unreadable or fails its checksum."""
+    try:
+        table = pq.read_table(path)
+    except Exception:  # noqa: BLE001 - any parse failure means a damaged file
+        return None
+    meta = table.schema.metadata or {}
+    table = table.replace_schema_metadata(None)
+    if CHECKSUM in meta and meta[CHECKSUM].decode() != rows_checksum(table):
+        return None
+    return table
+
+
+def quarantine_damaged(out: Path) -> list[str]:
+    """Move every unreadable or corrupted cell file to DIR/corrupt/ (the cell is then missing
+    and gets recomputed); returns the moved file names."""
+    d = cells_dir(out)
+    moved = []
+    for p in sorted(d.glob("*.parquet")) if d.is_dir() else []:
+        if read_cell(p) is None:
+            dest = Path(out) / "corrupt" / p.name
+            dest.parent.mkdir(exist_ok=True)
+            os.replace(p, dest)
+            moved.append(p.name)
+    return moved
 
 
 def done_keys(out: Path) -> set[str]:
@@ -81,5 +122,12 @@ def read_rows(out: Path) -> pa.Table | None:
     files = sorted(cells_dir(out).glob("*.parquet")) if cells_dir(out).is_dir() else []
     if not files:
         return None
+    tables = [read_cell(f) for f in files]
+    bad = [f.name for f, t in zip(files, tables, strict=True) if t is None]
+    if bad:
+        from moestat.errors import InputError
+
+        raise InputError(f"{len(bad)} damaged cell file(s) in {cells_dir(out)} (e.g. {bad[0]}): "
+                         "run the sweep again to move them to corrupt/ and recompute them")
     # settings may have different metrics: missing columns read as null (NaN)
-    return pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+    return pa.concat_tables(tables, promote_options="default")

@@ -124,8 +124,14 @@ def available_metrics(built: Built) -> list[str]:
         if m.gate.name == "temperature_softmax":  # scale-invariant: see L.to_truth_temperature
             names += [x.replace("@", L.SCALED + "@") if "@" in x else x + L.SCALED
                       for x in names if x.startswith(("D", "beta1"))]
-    names.append("l2" if m.kind == "regression" else "hellinger")
+    if m.kind == "regression":
+        names += ["l2"] + ([] if m.frozen is not None else list(CELL_L2))
+    else:
+        names.append("hellinger")
     return names
+
+
+CELL_L2 = ("cell_l2", "cell_l2@singleton", "cell_l2@overfitted")  # compared with the truth
 
 
 def check_metrics(config: ExperimentConfig) -> None:
@@ -163,7 +169,8 @@ def metric_fn(built: Built, metrics: list[str]):
         if m.frozen is not None:
             out.update(L.contaminated_errors(m, fitted, reference))
         else:
-            plain = [x for x in metrics if x not in ("hellinger", "l2") and L.SCALED not in x]
+            plain = [x for x in metrics if x not in ("hellinger", "l2", *CELL_L2)
+                     and L.SCALED not in x]
             scaled = [x for x in metrics if L.SCALED in x]
             if plain:
                 out.update(voronoi_and_parameters(fitted, reference, plain))
@@ -176,6 +183,8 @@ def metric_fn(built: Built, metrics: list[str]):
             out["hellinger"] = L.hellinger(m, fitted, truth, X_eval, truth_model=tm)
         if "l2" in metrics:
             out["l2"] = L.l2_error(m, fitted, truth, X_eval, truth_model=tm)
+        if any(x in metrics for x in CELL_L2):
+            out.update(L.cell_l2_errors(m, fitted, truth, X_eval, truth_model=tm))
         return {k: out[k] for k in metrics}
 
     return fn
@@ -279,6 +288,10 @@ def reference_params(setting: Setting, truth: MoEParams, n: int) -> MoEParams:
     return best_approximation(setting.model_dump_json(), n)
 
 
+SPLIT_AFTER = 50  # replicates still running after 50, 100, 200, ... iterations continue in a
+# smaller batch (fit_batch): a block no longer waits for its slowest fit at full width
+
+
 def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
     """Fit every replicate of the cell and return its rows (column -> list)."""
     setting = next(s for s in config.settings if s.name == cell.setting)
@@ -292,7 +305,7 @@ def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
     t0 = time.perf_counter()
     if setting.init.kind == "near_truth":
         result = fit_batch(built.fit_model, X, y, start, estimator=setting.estimator,
-                           options=options)
+                           options=options, split_after=SPLIT_AFTER)
     else:
         parts = [fit_random(built.fit_model, X[i], y[i], init_keys[i], setting.init.n_init,
                             estimator=setting.estimator, options=options)[0]

@@ -12,10 +12,12 @@ bounds: `MixtureOfExperts.bounds(var(y))`. Estimators: "em" (mixture models), "m
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from moestat.errors import InputError
 from moestat.fit.bounds import floored, on_bound, project
@@ -97,11 +99,53 @@ def fit(model: MixtureOfExperts, X, y, start: MoEParams, *, estimator: str = "em
 
 
 def fit_batch(model: MixtureOfExperts, X, y, start: MoEParams, *, estimator: str = "em",
-              weights=None, bounds=None, options: FitOptions = DEFAULT_OPTIONS) -> FitResult:
+              weights=None, bounds=None, options: FitOptions = DEFAULT_OPTIONS,
+              split_after: int | None = None) -> FitResult:
     """Fit R data sets at once: X (R, n, d), y (R, n), start with leading axis R. One
-    vmapped, jitted computation; the FitResult leaves carry the replicate axis."""
+    vmapped, jitted computation; the FitResult leaves carry the replicate axis.
+
+    A vmapped loop runs until its slowest replicate stops, so one slow fit makes the whole
+    batch pay for max_iter iterations. `split_after=m` runs every replicate for at most m
+    iterations, then continues only the unconverged ones (a smaller batch, padded to a power
+    of two to bound recompilation) from where they stopped, splitting again after 2m, 4m, ...
+    iterations until the budget max_iter is spent; n_iter and history join up. Exact for EM
+    (its state is the parameters); least squares and direct MLE restart their damping /
+    curvature memory at a split (same stopping rule, a few more iterations). A continuing fit
+    may take one extra iteration (its first objective has no predecessor to compare with).
+    """
     X, y, weights = _prepare(model, estimator, X, y, weights)
-    return _compiled(model, estimator, options, True)(X, y, weights, start, bounds)
+    if split_after is None or split_after >= options.max_iter:
+        return _compiled(model, estimator, options, True)(X, y, weights, start, bounds)
+    first = dataclasses.replace(options, max_iter=int(split_after))
+    r1 = _pad_history(_compiled(model, estimator, first, True)(X, y, weights, start, bounds),
+                      options.max_iter)
+    go = np.flatnonzero(np.asarray(~r1.converged & (r1.n_iter == split_after)
+                                   & jnp.isfinite(r1.objective)))
+    if go.size == 0:
+        return r1
+    lanes = np.concatenate([go, np.full(_next_pow2(go.size) - go.size, go[0])])
+    rest = dataclasses.replace(options, max_iter=options.max_iter - int(split_after))
+
+    def take(a):
+        return a[lanes]
+
+    r2 = fit_batch(model, take(X), take(y), jax.tree_util.tree_map(take, r1.params),
+                   estimator=estimator, weights=take(weights), bounds=bounds, options=rest,
+                   split_after=2 * split_after)  # the next split twice as late
+    r2 = r2._replace(n_iter=r2.n_iter + split_after,
+                     history=jnp.concatenate([r1.history[lanes, :split_after], r2.history],
+                                             axis=1))
+    idx = jnp.asarray(go)
+    return jax.tree_util.tree_map(lambda a, c: a.at[idx].set(c[: go.size]), r1, r2)
+
+
+def _pad_history(r: FitResult, max_iter: int) -> FitResult:
+    pad = max_iter - r.history.shape[-1]
+    return r._replace(history=jnp.pad(r.history, ((0, 0), (0, pad)), constant_values=jnp.nan))
+
+
+def _next_pow2(k: int) -> int:
+    return 1 << (int(k) - 1).bit_length()
 
 
 @functools.lru_cache(maxsize=128)

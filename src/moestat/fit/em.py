@@ -4,7 +4,8 @@ E-step in log space: log r_ti = log w_i(x_t) + log f_i(y_t | x_t) - log p(y_t | 
 M-step (generalised: every block increases its part of Q, so the log-likelihood never
 decreases):
   gate    closed form (input-free lambda) | Newton/IRLS (softmax, quadratic softmax,
-          contaminated) | projected L-BFGS on Q_gate (temperature, activation gates) |
+          contaminated, temperature in its ratios) | Newton with an autodiff Hessian of the few
+          gate parameters (activation gate; projected L-BFGS when they are many) |
           top-K: ECME — a Newton step on Q_gate with the active sets held fixed, accepted
           (step-halving) on the observed log-likelihood with experts fixed, because Q_gate is
           -inf as soon as a top-K boundary moves;
@@ -23,6 +24,7 @@ from moestat.fit.bounds import project
 from moestat.fit.loop import iterate
 from moestat.fit.result import FitOptions
 from moestat.fit.steps import (
+    autodiff_newton_maximize,
     gauss_newton_expert_update,
     lbfgs_maximize,
     newton_gate_update,
@@ -44,15 +46,30 @@ def e_step(model: MixtureOfExperts, params: MoEParams, X, y, weights):
 def maximize_gate_q(gate, gate_params, X, resp, weights, gate_bounds, newton_steps: int,
                     inner_steps: int, ridge: float, log_w=None):
     """Increase Q_gate = sum_t w_t sum_i r_ti log w_i(x_t): closed form (input-free lambda),
-    Newton/IRLS (linear-logit normalised gates) or projected L-BFGS (any other gate)."""
+    Newton/IRLS (linear-logit normalised gates), autodiff Newton (any other gate with at most
+    AUTODIFF_NEWTON_MAX_PARAMS free parameters) or projected L-BFGS."""
     if hasattr(gate, "closed_form_m_step"):
         return project(gate.closed_form_m_step(gate_params, X, resp, weights), gate_bounds)
     if gate.normalized and gate.logit_features is not None:
         return newton_gate_update(gate, gate_params, X, resp, weights, gate_bounds,
                                   newton_steps, ridge, log_w)
     total = jnp.sum(weights)
-    return lbfgs_maximize(lambda g: gate.resp_objective(g, X, resp, weights) / total,
-                          gate_params, gate.to_free, gate.from_free, gate_bounds, inner_steps)
+
+    def q(g):
+        return gate.resp_objective(g, X, resp, weights) / total
+
+    if _n_free(gate, gate_params) <= AUTODIFF_NEWTON_MAX_PARAMS:
+        return autodiff_newton_maximize(q, gate_params, gate.to_free, gate.from_free,
+                                        gate_bounds, newton_steps, ridge)
+    return lbfgs_maximize(q, gate_params, gate.to_free, gate.from_free, gate_bounds,
+                          inner_steps)
+
+
+AUTODIFF_NEWTON_MAX_PARAMS = 64  # the Hessian costs p passes over the data
+
+
+def _n_free(part, params) -> int:
+    return sum(int(jnp.size(v)) for v in part.to_free(params))
 
 
 def update_gate(model: MixtureOfExperts, params: MoEParams, X, y, resp, weights, bounds,

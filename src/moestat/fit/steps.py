@@ -10,6 +10,8 @@ EM whose log-likelihood is monotone:
   parameters;
 * `gauss_newton_expert_update`: damped Gauss-Newton steps of the same weighted least squares
   for experts non-linear in their parameters (ridge / single-index experts);
+* `autodiff_newton_maximize`: damped (saddle-free) Newton steps with an autodiff Hessian for
+  smooth objectives of few parameters whose logits are not linear in them (activation gate);
 * `lbfgs_maximize`: a few projected L-BFGS iterations (optax, zoom line search) of any smooth
   objective in unconstrained coordinates, accepted only if the objective did not decrease.
 """
@@ -117,6 +119,58 @@ def projected_lbfgs(loss, lo, hi):
         return free, state, value
 
     return opt.init, step
+
+
+def autodiff_newton_maximize(objective, params, to_free, from_free, bounds, n_steps: int,
+                             ridge: float):
+    """Damped Newton ascent of a smooth `objective(params)` with few parameters (p <= ~100).
+
+    In unconstrained coordinates u = to_free(params) (flattened, p entries): gradient g and
+    Hessian H by autodiff (forward-over-reverse: p passes over the data). The step solves
+    |H| delta = g with |H| = V |Lambda| V^T (eigenvalues' absolute values, floored at
+    max(ridge, 1e-12) * max|Lambda|): the Newton step where the objective is concave, an ascent
+    direction where it is not (saddle-free Newton). The candidate is clipped into
+    to_free(bounds) and halved (down to 2^-20) until the objective does not decrease; a step
+    that never succeeds is not taken.
+    """
+    u0, unravel = ravel_pytree(to_free(params))
+    lo, _ = ravel_pytree(to_free(bounds[0]))
+    hi, _ = ravel_pytree(to_free(bounds[1]))
+
+    def f(u):
+        return objective(from_free(unravel(u)))
+
+    def finite(a):
+        return jnp.where(jnp.isfinite(a), a, 0.0)
+
+    def one_step(u):
+        q0 = f(u)
+        g = finite(jax.grad(f)(u))
+        H = finite(jax.hessian(f)(u))
+        lam, V = jnp.linalg.eigh(-0.5 * (H + H.T))
+        mag = jnp.abs(lam)
+        mag = jnp.maximum(mag, jnp.maximum(ridge, 1e-12) * jnp.max(mag) + 1e-300)
+        delta = V @ ((V.T @ g) / mag)
+
+        def q_of(s):
+            return f(jnp.clip(u + s * delta, lo, hi))
+
+        def cond(c):
+            s, q = c
+            return ~(q >= q0) & (s > 2.0**-20)
+
+        def body(c):
+            s, _ = c
+            return s / 2, q_of(s / 2)
+
+        s, q = jax.lax.while_loop(cond, body, (1.0, q_of(1.0)))
+        ok = (q >= q0) & jnp.isfinite(q)
+        return jnp.where(ok, jnp.clip(u + s * delta, lo, hi), u)
+
+    u = u0
+    for _ in range(n_steps):  # a few steps (default 1): unrolled
+        u = one_step(u)
+    return from_free(unravel(u))
 
 
 def lbfgs_maximize(objective, params, to_free, from_free, bounds, n_steps: int):
