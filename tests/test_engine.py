@@ -135,6 +135,20 @@ def test_damaged_cells_are_detected_moved_aside_and_recomputed(reference, tiny, 
     assert a == b
 
 
+def test_partial_run_counts_pending_replicates_as_pending_not_failed(reference, tmp_path):
+    """A cell still to run (replicates 2-3 at one n) leaves holes; the report of the partial
+    run counts only the fits that exist and none of them failed."""
+    from moestat.experiments.runner import report
+
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    sorted((out / "cells").glob("*.parquet"))[0].unlink()
+    rep = report(out, n_boot=1000)
+    assert not rep["complete"]
+    d1 = next(x for x in rep["rates"] if x["metric"] == "D1")
+    assert d1["n_fits"] == 14 and d1["n_failed"] == 0
+
+
 def test_changed_config_in_same_directory_is_refused(reference, tiny, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(reference, out)

@@ -123,13 +123,16 @@ def report(out: Path, n_boot: int = 2000) -> dict:
             for metric in config.metrics_for(s.name):
                 L = np.full((ns.size, config.replicates), np.nan)
                 C = np.ones_like(L, bool)
+                ran = np.zeros_like(L, bool)
                 vals = np.asarray(cols[f"metric.{metric}"], float)
                 for i, nv in enumerate(ns):
                     m = sel & (n == nv)
                     L[i, rep[m]] = vals[m]
                     C[i, rep[m]] = conv[m]
-                missing = np.isnan(L).all(axis=0)  # replicates not run yet
-                L, C = L[:, ~missing], C[:, ~missing]
+                    ran[i, rep[m]] = True
+                missing = ~ran.any(axis=0)  # replicates not run yet at any n
+                L, C, ran = L[:, ~missing], C[:, ~missing], ran[:, ~missing]
+                pending = int(np.sum(~ran))  # a partial run: not failed, just not run yet
                 try:
                     r = fit_rate(ns, L, converged=C, n_boot=n_boot, seed=config.seed)
                     med = fit_rate(ns, L, n_boot=1000, seed=config.seed, statistic="median")
@@ -141,8 +144,9 @@ def report(out: Path, n_boot: int = 2000) -> dict:
                     "ci95": list(r.ci95), "intercept": r.intercept, "r2": r.r2,
                     "theory": config.expected("theory", s.name, metric),
                     "paper": config.expected("paper", s.name, metric),
-                    "n_values": r.n_values, "replicates": r.replicates, "n_fits": r.n_fits,
-                    "n_failed": r.n_failed, "n_nonconverged": r.n_nonconverged,
+                    "n_values": r.n_values, "replicates": r.replicates,
+                    "n_fits": r.n_fits - pending, "n_failed": r.n_failed - pending,
+                    "n_nonconverged": r.n_nonconverged,
                     "n_at_bound": int(np.sum(bound[sel])), "median_slope": med.slope,
                     "n_far_out": far_out(L),
                 }
