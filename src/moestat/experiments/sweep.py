@@ -292,9 +292,24 @@ SPLIT_AFTER = 50  # replicates still running after 50, 100, 200, ... iterations 
 # smaller batch (fit_batch): a block no longer waits for its slowest fit at full width
 
 
+_LAST_SHAPES: list = [None]  # (setting, n) of the previous cell run in this process
+
+
+def _release_executables_between_shapes(setting_json: str, n: int) -> None:
+    """Drop compiled executables when the cell's shapes change. Every (setting, n) compiles
+    its own (and fit_batch's splits a few more); a long sweep process that kept them all ran
+    out of memory mappings (LLVM "Cannot allocate memory", vm.max_map_count) after ~200
+    cells. Blocks of one (setting, n) still share their executables, and the on-disk
+    compilation cache makes a revisited shape cheap."""
+    if _LAST_SHAPES[0] not in (None, (setting_json, n)):
+        jax.clear_caches()
+    _LAST_SHAPES[0] = (setting_json, n)
+
+
 def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
     """Fit every replicate of the cell and return its rows (column -> list)."""
     setting = next(s for s in config.settings if s.name == cell.setting)
+    _release_executables_between_shapes(setting.model_dump_json(), cell.n)
     built = build(setting)
     truth = built.truth(cell.n)
     reps = list(range(cell.start, cell.stop))
