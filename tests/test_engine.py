@@ -149,6 +149,28 @@ def test_partial_run_counts_pending_replicates_as_pending_not_failed(reference, 
     assert d1["n_fits"] == 14 and d1["n_failed"] == 0
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("trial", range(5))
+def test_sigkill_at_a_random_moment_then_resume_is_identical(reference, tiny, tmp_path, trial):
+    """SIGKILL of `moestat run` at a seeded random moment (anywhere from start-up and
+    compilation to between and during cell writes), possibly twice, then resume: the rows are
+    bit-identical to the undisturbed run, nothing is left half-written."""
+    rng = np.random.default_rng(trial)
+    out = tmp_path / "killed"
+    for _ in range(int(rng.integers(1, 3))):
+        proc = subprocess.Popen([sys.executable, "-m", "moestat", "run", str(tiny), "--out",
+                                 str(out)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(float(rng.uniform(0.5, 25.0)))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    r = moestat("run", tiny, "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert_same_results(reference, out)
+    assert not [p for p in (out / "cells").iterdir() if p.suffix != ".parquet"]
+    assert not (out / "corrupt").exists()
+
+
 def test_changed_config_in_same_directory_is_refused(reference, tiny, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(reference, out)
