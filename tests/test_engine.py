@@ -152,8 +152,8 @@ def test_partial_run_counts_pending_replicates_as_pending_not_failed(reference, 
 @pytest.mark.slow
 @pytest.mark.parametrize("trial", range(5))
 def test_sigkill_at_a_random_moment_then_resume_is_identical(reference, tiny, tmp_path, trial):
-    """SIGKILL of `moestat run` at a seeded random moment (anywhere from start-up and
-    compilation to between and during cell writes), possibly twice, then resume: the rows are
+    """SIGKILL of `moestat run` at a seeded random moment, 0.5-25 s after start (the moment
+    is not steered to a phase of the run), possibly twice, then resume: the rows are
     bit-identical to the undisturbed run, nothing is left half-written."""
     rng = np.random.default_rng(trial)
     out = tmp_path / "killed"
