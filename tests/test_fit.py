@@ -43,14 +43,20 @@ def test_fit_batch_equals_individual_fits():
         assert int(batch.n_iter[r]) == int(single.n_iter)
 
 
+def em_and_mle_agree(model, X, y, start):
+    """Fit by EM and by direct MLE from the same start; both converge and their per-sample
+    log-likelihoods agree to 1e-7 (both stop at relative change 1e-8). Returns (em, mle)."""
+    em = fit(model, X, y, start, estimator="em")
+    mle = fit(model, X, y, start, estimator="mle")
+    assert bool(em.converged) and bool(mle.converged)
+    assert abs(float(em.loglik) - float(mle.loglik)) < 1e-7
+    return em, mle
+
+
 def test_mle_and_em_reach_the_same_maximum():
     X, y = data(20_000, 0)
     start = near_truth(MODEL, TRUTH, jax.random.PRNGKey(1), 0.1)
-    em = fit(MODEL, X, y, start, estimator="em")
-    mle = fit(MODEL, X, y, start, estimator="mle")
-    assert bool(em.converged) and bool(mle.converged)
-    # per-sample log-likelihoods agree to 1e-7 (both stop at relative change 1e-8)
-    assert abs(float(em.loglik) - float(mle.loglik)) < 1e-7
+    em, mle = em_and_mle_agree(MODEL, X, y, start)
     np.testing.assert_allclose(em.params.expert.a, mle.params.expert.a, atol=1e-3)
 
 
@@ -170,10 +176,7 @@ def test_activation_gate_em_reaches_the_direct_mle():
     X = jax.random.uniform(kx, (5000, 1))
     y = ACT.sample(ky, ACT_TRUTH, X)
     start = near_truth(ACT, ACT_TRUTH, jax.random.PRNGKey(22), 0.1)
-    em = fit(ACT, X, y, start, estimator="em")
-    mle = fit(ACT, X, y, start, estimator="mle")
-    assert bool(em.converged) and bool(mle.converged)
-    assert abs(float(em.loglik) - float(mle.loglik)) < 1e-7
+    em, mle = em_and_mle_agree(ACT, X, y, start)
     np.testing.assert_allclose(em.params.gate.beta1, mle.params.gate.beta1, atol=1e-2)
     h = np.asarray(em.history)[: int(em.n_iter)]
     assert np.all(np.diff(h) >= -1e-12 * np.abs(h[:-1]))
