@@ -1,12 +1,11 @@
 """The `moestat` command line (Typer; output via rich). Thin: parse, call the library,
-render. Exit codes: 0 success, 2 invalid input (one line on stderr), 1 unexpected failure."""
+render. Exit codes: 0 success, 2 invalid input (one line on stderr), 1 a failure of the
+environment (e.g. a full disk; one line naming the file) or an unexpected error."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -17,27 +16,12 @@ from rich.table import Table as RichTable
 from typer.exceptions import TyperException
 
 from moestat.errors import InputError
+from moestat.files import strict_json, write_text_atomic
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Statistics of mixture-of-experts models.",
                   pretty_exceptions_enable=False)
 console = Console(width=None if sys.stdout.isatty() else 140)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same directory and rename (never a partial file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _fmt(v) -> str:
@@ -72,6 +56,7 @@ def fit(
 
     from moestat.data import read_table
     from moestat.estimator import MixtureOfExpertsRegressor
+    from moestat.fit.degeneracy import REASONS, DegenerateFitWarning
 
     feats = None if features is None else [f.strip() for f in features.split(",") if f.strip()]
     table = read_table(data, target, feats)
@@ -79,7 +64,8 @@ def fit(
                                     estimator=estimator, n_init=n_init, max_iter=max_iter,
                                     tol=tol, random_state=seed)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)  # both reported below
+        warnings.simplefilter("ignore", DegenerateFitWarning)
         est.fit(table.X, table.y)
     n = len(table.y)
     out = {
@@ -88,12 +74,13 @@ def fit(
         "parameters": {k: np.asarray(v).tolist() for k, v in est.params_.items()},
         "loglik": est.loglik_, "bic": est.bic(table.X, table.y), "aic": est.aic(table.X, table.y),
         "n_parameters": est.n_parameters_, "converged": est.converged_, "n_iter": est.n_iter_,
-        "at_bound": est.at_bound_, "seed": seed, "n_init": n_init,
+        "at_bound": est.at_bound_, "degenerate": est.degenerate_, "seed": seed,
+        "n_init": n_init,
     }
     if save is not None:
-        write_atomic(save, json.dumps(out, indent=2) + "\n")
+        write_text_atomic(save, strict_json(out, indent=2) + "\n")
     if as_json:
-        print(json.dumps(out))
+        print(strict_json(out))
         return
     console.print(f"[bold]{out['model']}[/bold]  ({estimator}, {n} rows, target "
                   f"{table.target!r}, features {list(table.features)})")
@@ -106,6 +93,9 @@ def fit(
     status = "converged" if est.converged_ else "[red]NOT converged[/red]"
     console.print(f"{status} after {est.n_iter_} iterations (best of {n_init} restarts)"
                   + ("; [yellow]some parameter on its bound[/yellow]" if est.at_bound_ else ""))
+    if est.degenerate_:
+        console.print("[yellow]degenerate fit: " + ", ".join(REASONS[r] for r in est.degenerate_)
+                      + "[/yellow]")
     if save is not None:
         console.print(f"saved to {save}")
 
@@ -127,6 +117,12 @@ def _rate_table(rep: dict) -> RichTable:
                   f"{r['median_slope']:.3f}", str(r["n_fits"]), str(r["n_failed"]),
                   str(r["n_nonconverged"]), str(r["n_far_out"]))
     return t
+
+
+def _print_report(rep: dict) -> None:
+    console.print(_rate_table(rep))
+    for w in rep.get("warnings", []):
+        console.print(f"[yellow]warning: {w}[/yellow]")
 
 
 @app.command(name="run")
@@ -176,7 +172,7 @@ def run_sweep(
     from moestat.experiments.plot import save_rate_figure
 
     figure = save_rate_figure(out, out / "rates.png")
-    console.print(_rate_table(rep))
+    _print_report(rep)
     console.print(f"results: {out}/cells  summary: {out}/summary.json  figure: {figure}")
 
 
@@ -190,9 +186,9 @@ def report(
 
     rep = make_report(directory)
     if as_json:
-        print(json.dumps(rep))
+        print(strict_json(rep))
     else:
-        console.print(_rate_table(rep))
+        _print_report(rep)
 
 
 @app.command()
@@ -267,7 +263,7 @@ def identifiability(
     else:
         report = check_activation(activation, seed=seed)
     if as_json:
-        print(json.dumps({**report.as_dict(), "threshold": THRESHOLD}))
+        print(strict_json({**report.as_dict(), "threshold": THRESHOLD}))
         return
     t = RichTable("condition", "functions", "s_min / s_max", "verdict",
                   title=f"{report.subject} (independent if s_min / s_max >= {THRESHOLD:g})")
@@ -308,6 +304,13 @@ def main(argv: list[str] | None = None) -> int:
         if msg:
             print(f"error: {msg}", file=sys.stderr)
         return 2
+    except OSError as e:  # the environment failed (a full disk, a lost mount): not bad input
+        if os.environ.get("MOESTAT_DEBUG"):
+            raise
+        what = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+        print(f"error: {what} (files already written are complete and kept; fix the cause "
+              "and run the command again: a sweep resumes)", file=sys.stderr)
+        return 1
     except Exception as e:  # unexpected: one line, traceback only on request
         if os.environ.get("MOESTAT_DEBUG"):
             raise

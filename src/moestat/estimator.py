@@ -30,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from moestat.errors import InputError
 from moestat.fit import FitOptions, check_estimator_for, fit_random
+from moestat.fit.degeneracy import REASONS, DegenerateFitWarning
 from moestat.model import MixtureOfExperts
 
 ESTIMATOR_NAMES = ("em", "mle", "lse")
@@ -68,6 +69,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
     n_init : random (data-driven) restarts; the best objective is kept.
     max_iter, tol : stopping rule (relative change of the per-sample objective).
     random_state : seed for the restarts.
+
+    After `fit`: params_ (named parameters), loglik_, objective_, converged_, n_iter_,
+    at_bound_, degenerate_ (list of reasons among "floored", "empty", "separated"; empty when
+    the fit is regular — a non-empty list also issues a DegenerateFitWarning).
     """
 
     def __init__(self, n_experts=3, gate="softmax", expert="linear", noise="gaussian",
@@ -149,10 +154,15 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
         self.objective_ = float(result.objective)
         self.restart_objectives_ = np.asarray(objectives)
         self.at_bound_ = bool(result.at_bound)
+        self.degenerate_ = [r for r in ("floored", "empty", "separated")
+                            if bool(getattr(result, r))]  # fit/degeneracy.py
         self.n_parameters_ = p
         if not self.converged_:
             warnings.warn(f"best of {self.n_init} restarts did not converge in {self.max_iter} "
                           f"iterations (tol={self.tol})", ConvergenceWarning, stacklevel=2)
+        if self.degenerate_:
+            warnings.warn("degenerate fit: " + ", ".join(REASONS[r] for r in self.degenerate_),
+                          DegenerateFitWarning, stacklevel=2)
         return self
 
     # ---- prediction ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ the runner writes each finished cell atomically, so the backend never touches th
   A worker that dies mid-task is replaced (by its nanny) and the scheduler reruns its tasks.
 
 A task that raises is retried `retries` times; if it still fails, its rows are recorded with
-`failed = true` and NaN metrics (never lost, never presented as a result). A pool whose worker
+`failed = true` and null metrics (never lost, never presented as a result). A pool whose worker
 dies is rebuilt and the unfinished cells resubmitted. Results do not depend on the backend:
 a cell's numbers derive only from (seed, setting, n, replicate).
 """
@@ -25,7 +25,7 @@ from moestat import __version__
 from moestat.cache import enable_compilation_cache
 from moestat.errors import InputError
 from moestat.experiments.config import ExperimentConfig
-from moestat.experiments.sweep import Cell, run_cell
+from moestat.experiments.sweep import FLAGS, Cell, run_cell
 
 RETRIES = 2
 
@@ -33,12 +33,12 @@ RETRIES = 2
 def failed_rows(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
     reps = list(range(cell.start, cell.stop))
     k = len(reps)
-    nan = [float("nan")] * k
+    none = [None] * k  # Parquet nulls: nothing was computed
     rows = {"setting": [cell.setting] * k, "n": [cell.n] * k, "replicate": reps,
-            "seed": [config.seed] * k, "objective": nan, "loglik": nan, "n_iter": [0] * k,
-            "converged": [False] * k, "at_bound": [False] * k, "floored": [False] * k,
-            "failed": [True] * k, "fit_seconds": nan, "version": [__version__] * k}
-    rows.update({f"metric.{m}": nan for m in config.metrics_for(cell.setting)})
+            "seed": [config.seed] * k, "objective": none, "loglik": none, "n_iter": [0] * k,
+            **{f: [False] * k for f in FLAGS},
+            "failed": [True] * k, "fit_seconds": none, "version": [__version__] * k}
+    rows.update({f"metric.{m}": none for m in config.metrics_for(cell.setting)})
     return rows
 
 

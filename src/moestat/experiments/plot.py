@@ -107,11 +107,11 @@ def save_rate_figure(out: Path, path: Path, local: bool = False) -> Path:
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise InputError(f"figure file must end in {', '.join(SUFFIXES)}, got {path.name!r}")
-    from moestat.experiments.store import write_atomic_bytes
+    from moestat.files import write_atomic
 
     fig = rate_figure(out, local)
     try:
-        write_atomic_bytes(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:],
+        write_atomic(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:],
                                                           dpi=130))
     finally:
         plt.close(fig)

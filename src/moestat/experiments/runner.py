@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tomllib
 import warnings
 from collections.abc import Callable
@@ -21,10 +20,11 @@ from moestat.experiments.store import (
     quarantine_damaged,
     read_rows,
     remove_temporaries,
-    write_atomic_bytes,
     write_cell,
 )
 from moestat.experiments.sweep import cells, check_metrics
+from moestat.files import strict_json, write_text_atomic
+from moestat.fit.degeneracy import REASONS
 from moestat.rates import fit_rate, local_slopes
 
 RESOLVED = "config.resolved.toml"
@@ -53,7 +53,7 @@ def prepare_out(config: ExperimentConfig, out: Path, resume: bool) -> None:
         if not resume:
             for p in (Path(out) / "cells").glob("*.parquet"):
                 p.unlink()
-    write_atomic_bytes(path, lambda tmp: Path(tmp).write_text(text))
+    write_text_atomic(path, text)
 
 
 def load_resolved(out: Path) -> ExperimentConfig:
@@ -155,7 +155,39 @@ def report(out: Path, n_boot: int = 2000) -> dict:
                     entry["local_slopes"] = {"n": centres.tolist(), "slope": slopes.tolist()}
                 rates.append(entry)
     return {"experiment": config.name, "complete": st["complete"],
-            "cells_done": st["cells_done"], "cells_total": st["cells_total"], "rates": rates}
+            "cells_done": st["cells_done"], "cells_total": st["cells_total"], "rates": rates,
+            "warnings": [] if table is None else fit_warnings(config, table.to_pydict())}
+
+
+def fit_warnings(config: ExperimentConfig, cols: dict[str, list]) -> list[str]:
+    """One line per setting with failed or degenerate fits (fit/degeneracy.py), counting each
+    reason. Cells written before the degeneracy flags existed count as not degenerate."""
+    setting = np.asarray(cols["setting"])
+
+    def flag(name):
+        if name not in cols:
+            return np.zeros(setting.size, bool)
+        return np.asarray([bool(v) for v in cols[name]])  # null (older cells) -> False
+
+    failed, degenerate = flag("failed"), flag("degenerate")
+    reasons = {r: flag(r) for r in ("floored", "empty", "separated")}
+    out = []
+    for s in config.settings:
+        sel = setting == s.name
+        total = int(sel.sum())
+        if failed[sel].any():
+            out.append(f"{s.name}: {int(failed[sel].sum())} of {total} fits failed (their rows "
+                       "are kept with failed = true and no values)")
+        d = degenerate[sel]
+        if d.any():
+            parts = [f"{int((v[sel] & d).sum())} {REASONS[r]}" for r, v in reasons.items()
+                     if (v[sel] & d).any()]
+            other = d & ~np.any([v[sel] for v in reasons.values()], axis=0)
+            if other.any():
+                parts.append(f"{int(other.sum())} {REASONS['nonfinite']}")
+            out.append(f"{s.name}: {int(d.sum())} of {total} fits degenerate "
+                       f"({', '.join(parts)})")
+    return out
 
 
 def far_out(losses) -> int:
@@ -171,6 +203,6 @@ def far_out(losses) -> int:
 
 def write_summary(out: Path) -> dict:
     summary = report(out)
-    text = json.dumps(summary, indent=2) + "\n"
-    write_atomic_bytes(Path(out) / "summary.json", lambda tmp: Path(tmp).write_text(text))
+    text = strict_json(summary, indent=2) + "\n"
+    write_text_atomic(Path(out) / "summary.json", text)
     return summary

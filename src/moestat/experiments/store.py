@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,6 +23,7 @@ import pyarrow.parquet as pq
 
 from moestat.experiments.config import ExperimentConfig
 from moestat.experiments.sweep import Cell
+from moestat.files import write_atomic
 
 
 def config_hash(config: ExperimentConfig) -> str:
@@ -44,22 +44,6 @@ def cells_dir(out: Path) -> Path:
     return Path(out) / "cells"
 
 
-def write_atomic_bytes(path: Path, write) -> None:
-    """Call write(tmp_path) then rename onto `path`; the temporary is removed on failure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 CHECKSUM = b"moestat.sha256"
 
 
@@ -71,9 +55,10 @@ def rows_checksum(table: pa.Table) -> str:
 
 def write_cell(out: Path, key: str, rows: dict[str, list]) -> Path:
     path = cells_dir(out) / f"{key}.parquet"
-    table = pa.table(rows)
+    table = pa.table({k: pa.array(v, pa.float64()) if v and all(x is None for x in v) else v
+                      for k, v in rows.items()})  # an all-null column is float64, not null
     table = table.replace_schema_metadata({CHECKSUM: rows_checksum(table).encode()})
-    write_atomic_bytes(path, lambda tmp: pq.write_table(table, tmp))
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp))
     return path
 
 

@@ -306,6 +306,16 @@ def _release_executables_between_shapes(setting_json: str, n: int) -> None:
     _LAST_SHAPES[0] = (setting_json, n)
 
 
+FLAGS = ("converged", "at_bound", "floored", "empty", "separated", "degenerate")  # per fit
+
+
+def finite_or_none(values) -> list[float | None]:
+    """Floats, with None (a Parquet null) where not finite: no NaN or inf reaches a results
+    file; a fit whose value could not be computed says so in its flags."""
+    v = np.asarray(values, float).reshape(-1)
+    return [float(x) if np.isfinite(x) else None for x in v]
+
+
 def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
     """Fit every replicate of the cell and return its rows (column -> list)."""
     setting = next(s for s in config.settings if s.name == cell.setting)
@@ -336,15 +346,13 @@ def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
     rows: dict[str, list] = {
         "setting": [cell.setting] * len(reps), "n": [cell.n] * len(reps), "replicate": reps,
         "seed": [config.seed] * len(reps),
-        "objective": np.asarray(result.objective, float).tolist(),
-        "loglik": np.asarray(result.loglik, float).tolist(),
+        "objective": finite_or_none(result.objective),
+        "loglik": finite_or_none(result.loglik),
         "n_iter": np.asarray(result.n_iter, int).tolist(),
-        "converged": np.asarray(result.converged, bool).tolist(),
-        "at_bound": np.asarray(result.at_bound, bool).tolist(),
-        "floored": np.asarray(result.floored, bool).tolist(), "failed": [False] * len(reps),
+        **{f: np.asarray(getattr(result, f), bool).tolist() for f in FLAGS},
+        "failed": [False] * len(reps),
         "fit_seconds": [seconds] * len(reps), "version": [__version__] * len(reps),
     }
     for name in names:
-        v = np.asarray(metrics[name], float)
-        rows[f"metric.{name}"] = np.where(np.isfinite(v), v, np.nan).tolist()
+        rows[f"metric.{name}"] = finite_or_none(metrics[name])
     return rows

@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from moestat.errors import InputError
-from moestat.fit.bounds import floored, on_bound, project
+from moestat.fit.bounds import on_bound, project
+from moestat.fit.degeneracy import degeneracy
 from moestat.fit.em import em
 from moestat.fit.init import random_start
 from moestat.fit.lse import lse
@@ -69,9 +70,10 @@ def _fit_one(model, estimator, options, X, y, weights, start, bounds):
         objective = -jnp.sum(weights * (y - model.mean(params, X)) ** 2) / jnp.sum(weights)
     else:
         objective = loglik
-    return FitResult(params, objective, loglik, n_iter, converged,
-                     on_bound(params, bounds), floored(params.noise.var, bounds[0].noise.var),
-                     history)
+    flags = degeneracy(model, params, X, weights, bounds, objective)
+    return FitResult(params, objective, loglik, n_iter, converged & ~flags.nonfinite,
+                     on_bound(params, bounds), flags.floored, flags.empty, flags.separated,
+                     flags.degenerate, history)
 
 
 @functools.lru_cache(maxsize=128)

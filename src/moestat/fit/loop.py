@@ -19,21 +19,26 @@ def iterate(step, state, max_iter: int, tol: float, floor: float = 1.0):
     squares uses floor 0 — a purely relative test.
 
     Returns (state, n_iter, converged, history) with history (max_iter,) holding the objective
-    of each visited state (NaN afterwards). Convergence compares consecutive objectives.
+    of each visited state (NaN afterwards). Convergence compares consecutive objectives. A
+    state whose objective is not finite stops the loop, and the last state with a finite
+    objective is returned instead (not converged): no step can turn a fit into NaN.
     """
     history = jnp.full((max_iter,), jnp.nan)
 
     def cond(carry):
-        _, i, _, done, _ = carry
+        _, _, i, _, done, _ = carry
         return (i < max_iter) & ~done
 
     def body(carry):
-        state, i, prev, _, hist = carry
+        state, good, i, prev, _, hist = carry
         new_state, obj = step(state)
-        done = (i > 0) & converged_test(obj, prev, tol, floor)
-        done = done | ~jnp.isfinite(obj)
-        return new_state, i + 1, obj, done, hist.at[i].set(obj)
+        ok = jnp.isfinite(obj)
+        good = jax.tree_util.tree_map(lambda s, g: jnp.where(ok, s, g), state, good)
+        done = ((i > 0) & converged_test(obj, prev, tol, floor)) | ~ok
+        return new_state, good, i + 1, obj, done, hist.at[i].set(obj)
 
-    init = (state, jnp.asarray(0), jnp.asarray(jnp.nan), jnp.asarray(False), history)
-    state, n_iter, last, done, history = jax.lax.while_loop(cond, body, init)
-    return state, n_iter, done & jnp.isfinite(last), history
+    init = (state, state, jnp.asarray(0), jnp.asarray(jnp.nan), jnp.asarray(False), history)
+    state, good, n_iter, last, done, history = jax.lax.while_loop(cond, body, init)
+    ok = jnp.isfinite(last)
+    state = jax.tree_util.tree_map(lambda s, g: jnp.where(ok, s, g), state, good)
+    return state, n_iter, done & ok, history

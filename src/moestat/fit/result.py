@@ -17,7 +17,9 @@ class FitResult(NamedTuple):
         mean squared error (lse); loglik: mean log-likelihood in every case;
     history: objective after each iteration (NaN past `n_iter`), shape (max_iter,);
     at_bound: some parameter ended on its box bound; floored: some variance ended on its lower
-        bound (models.md §5).
+        bound (models.md §5); empty: some expert carries less than one sample's gate weight;
+        separated: some gate coefficient ended on its box; degenerate: floored, empty,
+        separated or a non-finite value (fit/degeneracy.py).
     """
 
     params: MoEParams
@@ -27,6 +29,9 @@ class FitResult(NamedTuple):
     converged: jax.Array
     at_bound: jax.Array
     floored: jax.Array
+    empty: jax.Array
+    separated: jax.Array
+    degenerate: jax.Array
     history: jax.Array
 
 
