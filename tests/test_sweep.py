@@ -60,3 +60,20 @@ def test_best_approximation_needs_a_regression_model():
            "settings": [{**_setting(8.0).model_dump(), "kind": "mixture"}]}
     with pytest.raises(InputError, match="kind = 'regression'"):
         parse_config(cfg)
+
+
+def test_executables_are_dropped_in_groups_of_shapes(monkeypatch):
+    """A sweep process keeps the executables of at most MAX_LIVE_SHAPES (setting, n) pairs
+    (memory maps), and does not drop them when a shape repeats or before the limit."""
+    from moestat.experiments import sweep
+
+    calls = []
+    monkeypatch.setattr(sweep.jax, "clear_caches", lambda: calls.append(1))
+    monkeypatch.setattr(sweep, "_LIVE_SHAPES", set())
+    m = sweep.MAX_LIVE_SHAPES
+    for n in range(m):
+        sweep._limit_live_executables("s", n)
+        sweep._limit_live_executables("s", n)  # a second block of the same shape
+    assert calls == []
+    sweep._limit_live_executables("s", m)  # one shape too many: drop, start a new group
+    assert calls == [1] and sweep._LIVE_SHAPES == {("s", m)}
