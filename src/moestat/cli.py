@@ -119,6 +119,62 @@ def _rate_table(rep: dict) -> RichTable:
     return t
 
 
+def _is_classification(data: dict) -> bool:
+    from moestat.experiments.config import CLASSIFICATION_KIND
+
+    return data.get("kind") == CLASSIFICATION_KIND
+
+
+def _classification_dir(directory: Path) -> bool:
+    import tomllib
+
+    path = Path(directory) / "config.resolved.toml"
+    try:
+        return path.is_file() and _is_classification(tomllib.loads(path.read_text()))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False
+
+
+def _accuracy_table(rep: dict) -> RichTable:
+    t = RichTable("gate", "fraction", "n train", "accuracy mean", "sd", "min", "max", "seeds",
+                  "s / epoch", title=f"{rep['experiment']}: test accuracy"
+                  + ("" if rep["complete"] else
+                     f" (PARTIAL: {rep['cells_done']}/{rep['cells_total']} cells)"))
+    for e in rep["accuracy"]:
+        t.add_row(e["gate"], f"{100 * e['fraction']:g} %", str(e["n_train"]),
+                  f"{e['mean']:.4f}", f"{e['sd']:.4f}", f"{e['min']:.4f}", f"{e['max']:.4f}",
+                  str(e["seeds"]), f"{e['seconds_per_epoch']:.3f}")
+    return t
+
+
+def _print_classification(rep: dict) -> None:
+    console.print(_accuracy_table(rep))
+    for gate, f in rep["smallest_fraction_reaching_target"].items():
+        console.print(f"{gate}: " + (f"reaches {rep['target_accuracy']:g} from {100 * f:g} % of "
+                                     "the training data" if f is not None else
+                                     f"never reaches {rep['target_accuracy']:g}"))
+
+
+def _run_classification(config: Path, out: Path | None, preset: str | None,
+                        resume: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from moestat.attention import experiment as ex
+
+    cfg = ex.resolve(config, preset)
+    out = out or Path("runs") / cfg.name
+    ex.prepare_out(cfg, out, resume)
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                  transient=True) as progress:
+        task = progress.add_task(f"{cfg.name} cells", total=len(cfg.gates) * len(cfg.fractions))
+        ex.run(cfg, out, lambda done, total: progress.update(task, completed=done))
+    rep = ex.write_summary(out)
+    figure = ex.save_figure(out)
+    _print_classification(rep)
+    console.print(f"results: {out}/cells  summary: {out}/summary.json  figure: {figure}")
+
+
 def _print_report(rep: dict) -> None:
     console.print(_rate_table(rep))
     for w in rep.get("warnings", []):
@@ -148,6 +204,13 @@ def run_sweep(
 
     if workers < 0:
         raise InputError(f"--workers must be >= 0, got {workers}")
+    from moestat.experiments.config import read_toml
+
+    if _is_classification(read_toml(config)):
+        if workers or scheduler:
+            raise InputError("--workers / --scheduler apply to rate studies; a classification "
+                             "experiment runs in-process")
+        return _run_classification(config, out, preset, resume)
     if scheduler is None:
         backend = ProcessPool(workers) if workers > 0 else InProcess()
     elif scheduler == "local":
@@ -182,6 +245,15 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ):
     """Rate table of a run: slope, 95% CI, theory, paper, fits, failed."""
+    if _classification_dir(directory):
+        from moestat.attention.experiment import report as accuracy_report
+
+        rep = accuracy_report(directory)
+        if as_json:
+            print(strict_json(rep))
+        else:
+            _print_classification(rep)
+        return
     from moestat.experiments.runner import report as make_report
 
     rep = make_report(directory)
@@ -199,7 +271,13 @@ def plot(
     local_slopes: Annotated[bool, typer.Option(
         "--local-slopes", help="add a row of local slopes against n")] = False,
 ):
-    """Log-log figure of a run: mean +/- 2 s.e., fitted and theory lines per metric."""
+    """Log-log figure of a run: mean +/- 2 s.e., fitted and theory lines per metric (a
+    classification run: accuracy against the training fraction)."""
+    if _classification_dir(directory):
+        from moestat.attention.experiment import save_figure
+
+        console.print(f"figure: {save_figure(directory, output)}")
+        return
     from moestat.experiments.plot import save_rate_figure
 
     path = save_rate_figure(directory, output or Path(directory) / "rates.png", local_slopes)
@@ -209,6 +287,13 @@ def plot(
 @app.command()
 def status(directory: Annotated[Path, typer.Argument(help="run directory")]):
     """Cells done / total and non-converged fits."""
+    if _classification_dir(directory):
+        from moestat.attention.experiment import report as accuracy_report
+
+        rep = accuracy_report(directory)
+        console.print(f"{rep['experiment']}: {rep['cells_done']}/{rep['cells_total']} cells"
+                      + ("" if rep["complete"] else " (incomplete: run again to resume)"))
+        return
     from moestat.experiments.runner import status as run_status
 
     st = run_status(directory)

@@ -54,6 +54,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+CLASSIFICATION_KIND = "attention_classification"  # configs of moestat.attention.experiment
 MAX_N = 100_000_000  # sample sizes beyond this are refused (a typo, not a study)
 MAX_REPLICATES = 100_000
 
@@ -227,22 +228,31 @@ def _one_line(e: ValidationError, source: str) -> str:
     return f"{source}: {where}: {msg}{more}"
 
 
-def parse_config(data: dict, source: str = "config") -> ExperimentConfig:
+def validate(model: type[BaseModel], data: dict, source: str = "config"):
+    """model.model_validate(data), with a one-line InputError naming the field."""
     try:
-        return ExperimentConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
         raise InputError(_one_line(e, source)) from None
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read and validate a TOML experiment file; one-line InputError on any problem."""
+def parse_config(data: dict, source: str = "config") -> ExperimentConfig:
+    return validate(ExperimentConfig, data, source)
+
+
+def read_toml(path: str | Path) -> dict:
+    """A TOML file's content; one-line InputError when missing, not UTF-8 or not TOML."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"config file not found: {path}")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise InputError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{path}: not valid TOML ({str(e).splitlines()[0]})") from None
-    return parse_config(data, str(path))
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate a TOML experiment file; one-line InputError on any problem."""
+    return parse_config(read_toml(path), str(path))

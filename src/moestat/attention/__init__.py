@@ -1,0 +1,14 @@
+"""Softmax vs sigmoid self-attention: the layer, its mixture-of-experts view, a small encoder
+classifier and the real-data sample-efficiency experiment (arXiv 2502.00281).
+
+Built on equinox (modules are pytrees, like moestat's parameters: seeds are vmapped through
+`eqx.filter_vmap` and one `jax.jit`) and optax; float32 (a trained classifier, not an
+estimator whose rates are measured).
+"""
+
+from moestat.attention.layer import GATES, SelfAttention, attention_weights
+from moestat.attention.moe_view import moe_row, moe_view
+from moestat.attention.transformer import EncoderClassifier
+
+__all__ = ["GATES", "EncoderClassifier", "SelfAttention", "attention_weights", "moe_row",
+           "moe_view"]

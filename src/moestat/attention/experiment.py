@@ -1,0 +1,258 @@
+"""Sample efficiency of softmax vs sigmoid attention on real data (experiments.md §10).
+
+A config with `kind = "attention_classification"` (experiments/attention_digits.toml) trains
+the encoder classifier (transformer.py) on fractions of scikit-learn's bundled digits training
+split, for each gate and seed, and reports test accuracy per (gate, fraction): mean, sd, and
+the smallest fraction whose mean accuracy reaches `target_accuracy`.
+
+Data: the 1797 8x8 digit images (pixel values 0..16, scaled to [0, 1]); a fixed stratified
+split (test_size, random_state 0) into train and test; each image cut into 2x2 patches read
+row by row: 16 tokens of 4 values. Seed s draws its stratified subset of the training split
+(train_test_split(train_size=fraction, stratify, random_state=s)) and initialises the model
+and the minibatches from PRNGKey(s); 100 % uses the whole split (seeds differ only in
+initialisation and batches).
+
+Run directory: config.resolved.toml, cells/<key>.parquet (one per (gate, fraction): a row per
+seed, written atomically, resumable, checksummed like rate-study cells), summary.json
+(interfaces.md: {"experiment", "accuracy": [{gate, fraction, mean, sd, seeds}, ...], ...}),
+accuracy.png.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+import tomli_w
+from pydantic import Field
+
+from moestat import __version__
+from moestat.attention.layer import GATES
+from moestat.attention.train import TrainSettings, make_classifier, train_and_test
+from moestat.errors import InputError
+from moestat.experiments.config import CLASSIFICATION_KIND, Strict, read_toml, validate
+from moestat.experiments.store import cells_dir, read_cell, write_cell
+from moestat.files import strict_json, write_atomic, write_text_atomic
+
+KIND = CLASSIFICATION_KIND
+RESOLVED = "config.resolved.toml"
+Fraction = Annotated[float, Field(gt=0, le=1)]
+
+
+class ModelSettings(Strict):
+    width: Annotated[int, Field(ge=4, le=1024)] = 32
+    heads: Annotated[int, Field(ge=1, le=64)] = 4
+    layers: Annotated[int, Field(ge=1, le=24)] = 2
+    learnable_bias: bool = False  # sigmoid only: train the bias (init -log n_tokens)
+
+
+class Training(Strict):
+    steps: Annotated[int, Field(ge=1, le=1_000_000)] = 1500
+    batch: Annotated[int, Field(ge=1, le=100_000)] = 64
+    learning_rate: Annotated[float, Field(gt=0, le=10)] = 3e-3
+    weight_decay: Annotated[float, Field(ge=0, le=10)] = 1e-4
+    warmup: Annotated[int, Field(ge=0)] = 100
+
+
+class ClassificationPreset(Strict):
+    fractions: list[Fraction] | None = None
+    seeds: Annotated[int, Field(ge=1, le=1000)] | None = None
+    steps: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+
+
+class ClassificationConfig(Strict):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    kind: Literal["attention_classification"]
+    description: str = ""
+    dataset: Literal["digits"] = "digits"
+    gates: Annotated[list[Literal["softmax", "sigmoid"]], Field(min_length=1)] = list(GATES)
+    fractions: Annotated[list[Fraction], Field(min_length=1)]
+    seeds: Annotated[int, Field(ge=1, le=1000)] = 5
+    test_size: Annotated[float, Field(gt=0, lt=1)] = 0.25
+    target_accuracy: Annotated[float, Field(gt=0, le=1)] = 0.9
+    model: ModelSettings = ModelSettings()
+    training: Training = Training()
+    presets: dict[str, ClassificationPreset] = {}
+
+    def with_preset(self, preset: str | None) -> ClassificationConfig:
+        if preset is None:
+            return self
+        if preset not in self.presets:
+            raise InputError(f"unknown preset {preset!r}; the config defines "
+                             f"{sorted(self.presets) or 'none'}")
+        p = self.presets[preset]
+        changes = {k: v for k, v in (("fractions", p.fractions), ("seeds", p.seeds))
+                   if v is not None}
+        if p.steps is not None:
+            changes["training"] = self.training.model_copy(update={"steps": p.steps})
+        return self.model_copy(update=changes)
+
+
+def resolve(path, preset: str | None = None) -> ClassificationConfig:
+    return validate(ClassificationConfig, read_toml(path), str(path)).with_preset(preset)
+
+
+def config_hash(config: ClassificationConfig) -> str:
+    blob = json.dumps(config.model_dump(mode="json", exclude={"presets"}), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def cell_key(chash: str, gate: str, fraction: float) -> str:
+    return hashlib.sha256(f"{chash}|{gate}|{fraction!r}".encode()).hexdigest()[:24]
+
+
+# ---- data -----------------------------------------------------------------------------------
+PATCH = 2
+
+
+def digits_tokens(test_size: float):
+    """(X_train, y_train, X_test, y_test); X (n, 16, 4): 2x2 patches of the 8x8 image in [0, 1]."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    img = d.images.astype(np.float32) / 16.0
+    side = img.shape[1] // PATCH
+    tokens = img.reshape(-1, side, PATCH, side, PATCH).transpose(0, 1, 3, 2, 4)
+    tokens = tokens.reshape(len(img), side * side, PATCH * PATCH)
+    X_train, X_test, y_train, y_test = train_test_split(
+        tokens, d.target, test_size=test_size, stratify=d.target, random_state=0)
+    return X_train, y_train, X_test, y_test
+
+
+def subsets(y_train, fraction: float, seeds) -> list[np.ndarray]:
+    """Seed s's stratified training subset (indices into the training split)."""
+    from sklearn.model_selection import train_test_split
+
+    if fraction >= 1.0:
+        return [np.arange(len(y_train)) for _ in seeds]
+    idx = np.arange(len(y_train))
+    return [train_test_split(idx, train_size=fraction, stratify=y_train, random_state=s)[0]
+            for s in seeds]
+
+
+# ---- running --------------------------------------------------------------------------------
+def run_cell(config: ClassificationConfig, gate: str, fraction: float, data) -> dict:
+    X_train, y_train, X_test, y_test = data
+    seeds = list(range(config.seeds))
+    idx = subsets(y_train, fraction, seeds)
+    m = config.model
+    make = make_classifier(X_train.shape[1], X_train.shape[2], 10, gate, m.width, m.heads,
+                           m.layers, m.learnable_bias and gate == "sigmoid")
+    t = config.training
+    acc, seconds, loss = train_and_test(
+        make, np.stack([X_train[i] for i in idx]), np.stack([y_train[i] for i in idx]),
+        X_test, y_test, seeds,
+        TrainSettings(t.steps, t.batch, t.learning_rate, t.weight_decay, t.warmup))
+    n_train = len(idx[0])
+    per_seed = seconds / len(seeds)
+    epochs = t.steps * t.batch / n_train
+    return {"gate": [gate] * len(seeds), "fraction": [fraction] * len(seeds), "seed": seeds,
+            "n_train": [n_train] * len(seeds), "accuracy": acc.tolist(),
+            "final_loss": loss.tolist(), "train_seconds": [per_seed] * len(seeds),
+            "seconds_per_epoch": [per_seed / epochs] * len(seeds),
+            "version": [__version__] * len(seeds)}
+
+
+def prepare_out(config: ClassificationConfig, out: Path, resume: bool) -> None:
+    path = Path(out) / RESOLVED
+    if path.exists():
+        old = validate(ClassificationConfig, tomllib.loads(path.read_text()), str(path))
+        if config_hash(old) != config_hash(config):
+            raise InputError(f"{out} holds results of a different config (or preset); use "
+                             "another --out or delete it")
+        if not resume:
+            for p in cells_dir(out).glob("*.parquet"):
+                p.unlink()
+    text = tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
+    write_text_atomic(path, text)
+
+
+def run(config: ClassificationConfig, out: Path, on_cell=None) -> int:
+    """Train every missing (gate, fraction) cell; returns how many were computed."""
+    chash = config_hash(config)
+    todo = [(g, f) for g in config.gates for f in config.fractions
+            if not (cells_dir(out) / f"{cell_key(chash, g, f)}.parquet").exists()]
+    data = digits_tokens(config.test_size) if todo else None
+    total, done = len(config.gates) * len(config.fractions), 0
+    for gate, fraction in todo:
+        rows = run_cell(config, gate, fraction, data)
+        write_cell(out, cell_key(chash, gate, fraction), rows)
+        done += 1
+        if on_cell:
+            on_cell(total - len(todo) + done, total)
+    return len(todo)
+
+
+def load_resolved(out: Path) -> ClassificationConfig:
+    path = Path(out) / RESOLVED
+    return validate(ClassificationConfig, tomllib.loads(path.read_text()), str(path))
+
+
+def report(out: Path) -> dict:
+    """Accuracy per (gate, fraction) and the smallest fraction reaching the target."""
+    config = load_resolved(out)
+    chash = config_hash(config)
+    entries, missing = [], 0
+    for gate in config.gates:
+        for f in config.fractions:
+            path = cells_dir(out) / f"{cell_key(chash, gate, f)}.parquet"
+            table = read_cell(path) if path.exists() else None
+            if table is None:
+                missing += 1
+                continue
+            rows = table.to_pydict()
+            acc = np.asarray(rows["accuracy"], float)
+            entries.append({"gate": gate, "fraction": f, "mean": float(acc.mean()),
+                            "sd": float(acc.std(ddof=1)) if acc.size > 1 else 0.0,
+                            "min": float(acc.min()), "max": float(acc.max()),
+                            "seeds": int(acc.size), "n_train": int(rows["n_train"][0]),
+                            "seconds_per_epoch": float(np.mean(rows["seconds_per_epoch"])),
+                            "train_seconds": float(np.mean(rows["train_seconds"]))})
+    reach = {}
+    for gate in config.gates:
+        ok = sorted(e["fraction"] for e in entries
+                    if e["gate"] == gate and e["mean"] >= config.target_accuracy)
+        reach[gate] = ok[0] if ok else None
+    return {"experiment": config.name, "kind": KIND, "complete": missing == 0,
+            "cells_done": len(entries), "cells_total": len(entries) + missing,
+            "target_accuracy": config.target_accuracy, "accuracy": entries,
+            "smallest_fraction_reaching_target": reach}
+
+
+def write_summary(out: Path) -> dict:
+    rep = report(out)
+    write_text_atomic(Path(out) / "summary.json", strict_json(rep, indent=2) + "\n")
+    return rep
+
+
+def save_figure(out: Path, path: Path | None = None) -> Path:
+    """Test accuracy (mean +/- sd over seeds) against the training fraction, one line per
+    gate, log x-axis; the target accuracy dotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rep = report(out)
+    path = Path(path or Path(out) / "accuracy.png")
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for gate in dict.fromkeys(e["gate"] for e in rep["accuracy"]):
+        es = sorted((e for e in rep["accuracy"] if e["gate"] == gate), key=lambda e: e["fraction"])
+        ax.errorbar([100 * e["fraction"] for e in es], [e["mean"] for e in es],
+                    yerr=[e["sd"] for e in es], marker="o", capsize=3, label=f"{gate} attention")
+    ax.axhline(rep["target_accuracy"], ls=":", c="grey", label="target")
+    ax.set_xscale("log")
+    ax.set_xlabel("training data used (% of the training split)")
+    ax.set_ylabel("test accuracy (mean +/- sd over seeds)")
+    ax.set_title(rep["experiment"])
+    ax.legend()
+    fig.tight_layout()
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:], dpi=120))
+    plt.close(fig)
+    return path
+
