@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,3 +106,36 @@ def test_bom_is_accepted(tmp_path):
     r = run("fit", p, "--target", "y", "--experts", "1", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["features"] == ["x", "z"]
+
+
+def test_device_option(tmp_path, monkeypatch):
+    """--device cpu computes on the CPU and is handed to worker processes through
+    $MOESTAT_DEVICE; --device gpu is refused in one line when JAX sees no GPU (and selects
+    it when there is one); an unknown device is refused."""
+    import jax
+
+    from moestat.device import ENV
+
+    monkeypatch.delenv(ENV, raising=False)
+    data = tmp_path / "d.csv"
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, 200)
+    data.write_text("x,y\n" + "\n".join(f"{a:.6f},{2 * a + rng.normal(0, 0.1):.6f}" for a in x))
+    r = run("--device", "cpu", "fit", data, "--target", "y", "--experts", "1", "--json")
+    assert r.returncode == 0, r.stderr
+    try:
+        has_gpu = bool(jax.devices("gpu"))
+    except RuntimeError:
+        has_gpu = False
+    r = run("--device", "gpu", "list")
+    if has_gpu:
+        assert r.returncode == 0, r.stderr
+    else:
+        assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+            "error: --device gpu: JAX sees no GPU (install moestat[cuda] on a machine with an "
+            "NVIDIA GPU and driver, or use --device cpu)"]
+    r = run("--device", "tpu", "list")
+    assert r.returncode == 2 and "--device must be one of auto, cpu, gpu" in r.stderr
+    from moestat.device import select_device
+
+    assert select_device("cpu") == "cpu" and os.environ[ENV] == "cpu"

@@ -24,6 +24,17 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 console = Console(width=None if sys.stdout.isatty() else 140)
 
 
+@app.callback()
+def _options(
+    device: Annotated[str, typer.Option(help="auto (a GPU when JAX sees one), cpu or gpu; "
+                                        "also $MOESTAT_DEVICE")] = "",
+):
+    """Statistics of mixture-of-experts models."""
+    from moestat.device import select_device
+
+    select_device(device or None)
+
+
 def _fmt(v) -> str:
     import numpy as np
 

@@ -23,6 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from moestat import __version__
 from moestat.cache import enable_compilation_cache
+from moestat.device import select_device
 from moestat.errors import InputError
 from moestat.experiments.config import ExperimentConfig
 from moestat.experiments.sweep import FLAGS, Cell, run_cell
@@ -56,6 +57,7 @@ def run_cell_in_worker(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
     """run_cell_safely in a pool / Dask worker process, which shares the CLI's on-disk XLA
     cache (the in-process backend leaves the caller's JAX configuration alone)."""
     enable_compilation_cache()
+    select_device()  # the parent's --device, inherited through $MOESTAT_DEVICE
     return run_cell_safely(config, cell)
 
 
