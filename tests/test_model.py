@@ -163,3 +163,20 @@ def test_invalid_models_are_refused(kwargs, msg):
     with pytest.raises(InputError, match=msg):
         MixtureOfExperts.create(args["gate"], args["expert"], args["noise"], n_experts=3,
                                 n_features=1)
+
+
+@pytest.mark.parametrize("spec", ["softmax", "topk_softmax:2", "temperature_softmax",
+                                  "activation_temperature_softmax:tanh", "sigmoid",
+                                  "quadratic_softmax", "quadratic_sigmoid"])
+def test_gate_split_gives_every_field_its_copies(spec):
+    """An over-specified start copies every per-expert gate field (the quadratic sigmoid gate
+    once dropped A, so its over-specified fits all failed on shapes)."""
+    from moestat.registry import make_gate
+
+    gate = make_gate(spec)
+    two, three = gate.shapes(2, 2), gate.shapes(3, 2)
+    rng = np.random.default_rng(0)
+    params = gate.Params(**{f: jnp.asarray(rng.normal(size=s)) for f, s in two.items()})
+    split = gate.split(params, np.array([0, 0, 1]))
+    for f, shape in three.items():
+        assert getattr(split, f).shape == shape, (spec, f)

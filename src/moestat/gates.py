@@ -297,9 +297,9 @@ class SigmoidGate(Gate):
         """Copies divide the true weight: sigmoid(beta0') = sigmoid(beta0) / count."""
         assignment = np.asarray(assignment)
         counts = jnp.asarray(np.bincount(assignment)[assignment], dtype=float)
-        idx = jnp.asarray(assignment)
-        w = jax.nn.sigmoid(params.beta0[idx]) / counts
-        return params._replace(beta1=params.beta1[idx], beta0=jnp.log(w) - jnp.log1p(-w))
+        copies = super().split(params, assignment)  # every field (A of quadratic gates too)
+        w = jax.nn.sigmoid(copies.beta0) / counts
+        return copies._replace(beta0=jnp.log(w) - jnp.log1p(-w))
 
 
 def _quadratic_logits(params, X):
