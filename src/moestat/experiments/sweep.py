@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import time
 import zlib
 from dataclasses import dataclass
@@ -321,15 +322,55 @@ def finite_or_none(values) -> list[float | None]:
     return [float(x) if np.isfinite(x) else None for x in v]
 
 
+def memory_budget() -> float:
+    """Bytes one cell may use: $MOESTAT_MEMORY_GB, else a quarter of the physical memory."""
+    gb = os.environ.get("MOESTAT_MEMORY_GB")
+    if gb:
+        try:
+            value = float(gb)
+        except ValueError:
+            raise InputError(f"MOESTAT_MEMORY_GB must be a number, got {gb!r}") from None
+        if not value > 0:
+            raise InputError(f"MOESTAT_MEMORY_GB must be > 0, got {gb!r}")
+        return value * 2**30
+    return 0.25 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def bytes_per_replicate(model: MixtureOfExperts, n: int) -> int:
+    """An estimate, on the high side, of one replicate's peak memory in a batched fit
+    (float64): the data (n, d + 1), about 8 arrays of (n, K) (responsibilities, log weights,
+    log joint, ...), the gate Hessian's (n, K^2 m) product and a least-squares Jacobian
+    (n, P). For lse_ridge_long at n = 1e6 it gives 0.44 GB; the process measured ~0.28 GB per
+    replicate (2.8 GB resident for a block of 10). Used only to choose the replicate block."""
+    d, K, P = model.n_features, model.n_components, model.n_free_parameters()
+    m = d * (d + 1) // 2 + d + 1 if model.gate.name.startswith("quadratic") else d + 1
+    return 8 * n * (d + 2 + 8 * K + K * K * m + P)
+
+
+def replicate_blocks(reps: list[int], model: MixtureOfExperts, n: int) -> list[list[int]]:
+    """The cell's replicates in consecutive blocks that each fit in memory_budget()."""
+    size = max(1, int(memory_budget() // bytes_per_replicate(model, n)))
+    return [reps[i:i + size] for i in range(0, len(reps), size)]
+
+
 def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
-    """Fit every replicate of the cell and return its rows (column -> list)."""
+    """Fit every replicate of the cell and return its rows (column -> list). A cell larger
+    than the memory budget runs in consecutive replicate blocks (same rows: replicates are
+    independent, their data and starts depend only on (seed, setting, n, replicate))."""
     setting = next(s for s in config.settings if s.name == cell.setting)
     _limit_live_executables(setting.model_dump_json(), cell.n)
     built = build(setting)
     truth = built.truth(cell.n)
-    reps = list(range(cell.start, cell.stop))
-    keys = replicate_keys(config.seed, cell.setting, cell.n, reps)
-    X, y, start, init_keys = simulate(built, keys, truth, cell.n)
+    rows: dict[str, list] = {}
+    for block in replicate_blocks(list(range(cell.start, cell.stop)), built.fit_model, cell.n):
+        for k, v in _run_replicates(config, setting, built, truth, cell.n, block).items():
+            rows.setdefault(k, []).extend(v)
+    return rows
+
+
+def _run_replicates(config, setting, built, truth, n: int, reps: list[int]) -> dict[str, list]:
+    keys = replicate_keys(config.seed, setting.name, n, reps)
+    X, y, start, init_keys = simulate(built, keys, truth, n)
     options = FitOptions(max_iter=setting.max_iter, tol=setting.tol,
                          expert_bound=setting.expert_bound)
     t0 = time.perf_counter()
@@ -343,13 +384,13 @@ def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
         result = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *parts)
     names = config.metrics_for(setting.name)
     metrics = _metric_evaluator(setting.model_dump_json(), tuple(names))(
-        result.params, reference_params(setting, truth, cell.n), truth,
+        result.params, reference_params(setting, truth, n), truth,
         eval_points(config.seed, setting))
     metrics = jax.device_get(metrics)
     result = jax.device_get(result)
     seconds = (time.perf_counter() - t0) / len(reps)
     rows: dict[str, list] = {
-        "setting": [cell.setting] * len(reps), "n": [cell.n] * len(reps), "replicate": reps,
+        "setting": [setting.name] * len(reps), "n": [n] * len(reps), "replicate": reps,
         "seed": [config.seed] * len(reps),
         "objective": finite_or_none(result.objective),
         "loglik": finite_or_none(result.loglik),
