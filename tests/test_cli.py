@@ -139,3 +139,16 @@ def test_device_option(tmp_path, monkeypatch):
     from moestat.device import select_device
 
     assert select_device("cpu") == "cpu" and os.environ[ENV] == "cpu"
+
+
+def test_bench_json_compares_with_the_numpy_baseline():
+    """`moestat bench --json` (small n): both EMs run the same algorithm on the same data —
+    moestat's final log-likelihood is at least NumPy's last E-step value (one M-step later,
+    EM is monotone) and within 1e-5 of it relatively — and the ratio is reported (its size
+    is measured in docs/performance.md, never asserted as a timing)."""
+    r = run("bench", "--n", "2000", "--iters", "40", "--json")
+    assert r.returncode == 0, r.stderr
+    em = json.loads(r.stdout)["em_throughput"]
+    assert em["n"] == 2000 and em["iterations"] == 40 and em["ratio"] > 0
+    gap = em["loglik_moestat"] - em["loglik_numpy_last_estep"]
+    assert 0 <= gap < 1e-5 * abs(em["loglik_moestat"]), gap

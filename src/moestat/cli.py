@@ -370,6 +370,41 @@ def identifiability(
     console.print(report.rate_class)
 
 
+@app.command()
+def bench(
+    n: Annotated[int, typer.Option(help="EM benchmark sample size")] = 200_000,
+    iters: Annotated[int, typer.Option(help="EM iterations")] = 100,
+    contaminated: Annotated[bool, typer.Option(
+        "--contaminated", help="also time the contaminated sweep against SciPy BFGS "
+        "(minutes)")] = False,
+    preset: Annotated[str, typer.Option(help="contaminated preset: quick or full")] = "quick",
+    baseline_replicates: Annotated[int, typer.Option(
+        help="SciPy fits per n (time scaled to all replicates)")] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+):
+    """Benchmarks against baselines run in the same process: EM vs vectorised NumPy, and
+    (--contaminated) the contaminated rate study vs the SciPy/BFGS paper protocol."""
+    if n < 100 or iters < 1:
+        raise InputError(f"--n must be >= 100 and --iters >= 1, got {n} and {iters}")
+    if preset not in ("quick", "full"):
+        raise InputError(f"--preset must be quick or full, got {preset!r}")
+    if baseline_replicates < 1:
+        raise InputError(f"--baseline-replicates must be >= 1, got {baseline_replicates}")
+    from moestat.bench import contaminated_protocol, em_throughput
+
+    out = {"em_throughput": em_throughput.run(n, iters)}
+    if contaminated:
+        out["contaminated"] = contaminated_protocol.run(preset, baseline_replicates)
+    if as_json:
+        print(strict_json(out))
+        return
+    for line in em_throughput.lines(out["em_throughput"]):
+        console.print(line)
+    if contaminated:
+        for line in contaminated_protocol.lines(out["contaminated"]):
+            console.print(line)
+
+
 @app.command(name="list")
 def list_parts():
     """Registered gates, experts, noises and estimators."""

@@ -83,11 +83,20 @@ def make_noise(spec: str | Noise, shared: bool = False) -> Noise:
     return NOISES[name](shared=shared)
 
 
-def shipped_experiments() -> list[str]:
-    """Names of the experiment configs shipped in the repository's `experiments/` folder."""
+def experiments_folder():
+    """The repository's `experiments/` folder (shipped configs)."""
     from pathlib import Path
 
-    folder = Path(__file__).resolve().parents[2] / "experiments"
+    return Path(__file__).resolve().parents[2] / "experiments"
+
+
+def experiment_path(name: str):
+    return experiments_folder() / f"{name}.toml"
+
+
+def shipped_experiments() -> list[str]:
+    """Names of the experiment configs shipped in the repository's `experiments/` folder."""
+    folder = experiments_folder()
     return sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
 
 
