@@ -69,25 +69,18 @@ def train_and_test(make_model, X_train, y_train, X_test, y_test, seeds, t: Train
         (p, _), losses = jax.lax.scan(step, (p, state), jax.random.split(key, t.steps))
         return p, losses[-50:].mean()
 
-    def accuracy(p):
-        model = eqx.combine(p, static)
-        pred = jnp.argmax(jax.vmap(model)(X_test), axis=1)
-        return jnp.mean(pred == y_test)
+    def train_and_score(p, X, y, key, X_test, y_test):
+        p, loss = train_one(p, X, y, key)
+        pred = jnp.argmax(jax.vmap(eqx.combine(p, static))(X_test), axis=1)
+        return jnp.mean(pred == y_test), loss
 
-    # static (structure) is shared by every seed: vmap over the array leaves only
-    run = jax.jit(lambda P, X, y, K: jax.vmap(lambda p, x, yy, k: _finish(
-        train_one(p, x, yy, k), accuracy))(P, X, y, K))
-    X_train = jnp.asarray(X_train, DTYPE)
-    X_test = jnp.asarray(X_test, DTYPE)
-    y_test = jnp.asarray(y_test)
+    # `static` (the structure) is shared by every seed: vmap over the array leaves only
+    run = jax.jit(jax.vmap(train_and_score, in_axes=(0, 0, 0, 0, None, None)))
     t0 = time.perf_counter()
-    acc, loss = jax.block_until_ready(run(params, X_train, jnp.asarray(y_train), batch_keys))
+    acc, loss = jax.block_until_ready(run(params, jnp.asarray(X_train, DTYPE),
+                                          jnp.asarray(y_train), batch_keys,
+                                          jnp.asarray(X_test, DTYPE), jnp.asarray(y_test)))
     return np.asarray(acc, float), time.perf_counter() - t0, np.asarray(loss, float)
-
-
-def _finish(trained, accuracy):
-    p, loss = trained
-    return accuracy(p), loss
 
 
 def make_classifier(n_tokens: int, token_dim: int, n_classes: int, gate: str, width: int,
