@@ -336,8 +336,9 @@ def _no_space(path=None):
     return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
 
 
-@pytest.mark.parametrize("fail_at,how", [(2, "fsync"), (5, "fsync"), (5, "partial write"),
-                                         (10, "fsync")],
+@pytest.mark.parametrize("fail_at,how", [(2, "fsync"),
+                                         pytest.param(5, "fsync", marks=pytest.mark.slow),
+                                         (5, "partial write"), (10, "fsync")],
                          ids=["first-cell", "mid-sweep", "mid-sweep-partial", "summary"])
 def test_full_disk_loses_nothing_and_resumes_identically(reference, tiny, tmp_path, capsys,
                                                          monkeypatch, fail_at, how):

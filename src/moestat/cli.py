@@ -380,29 +380,49 @@ def bench(
     preset: Annotated[str, typer.Option(help="contaminated preset: quick or full")] = "quick",
     baseline_replicates: Annotated[int, typer.Option(
         help="SciPy fits per n (time scaled to all replicates)")] = 2,
+    scaling: Annotated[bool, typer.Option(
+        "--scaling", help="EM vs NumPy along n, k, d and replicates (minutes)")] = False,
+    docs: Annotated[Path | None, typer.Option(
+        help="with --scaling: rewrite DOCS/performance.md's scaling section and figures")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ):
-    """Benchmarks against baselines run in the same process: EM vs vectorised NumPy, and
-    (--contaminated) the contaminated rate study vs the SciPy/BFGS paper protocol."""
+    """Benchmarks against baselines run in the same process: EM vs vectorised NumPy,
+    (--scaling) along each workload dimension, and (--contaminated) the contaminated rate study
+    vs the SciPy/BFGS paper protocol."""
     if n < 100 or iters < 1:
         raise InputError(f"--n must be >= 100 and --iters >= 1, got {n} and {iters}")
     if preset not in ("quick", "full"):
         raise InputError(f"--preset must be quick or full, got {preset!r}")
     if baseline_replicates < 1:
         raise InputError(f"--baseline-replicates must be >= 1, got {baseline_replicates}")
+    if docs is not None and not scaling:
+        raise InputError("--docs needs --scaling")
+    if docs is not None and not (Path(docs) / "performance.md").is_file():
+        raise InputError(f"--docs {docs}: no performance.md there")
     from moestat.bench import contaminated_protocol, em_throughput
 
     out = {"em_throughput": em_throughput.run(n, iters)}
+    if not as_json:
+        for line in em_throughput.lines(out["em_throughput"]):
+            console.print(line)
+    if scaling:
+        from moestat.bench import scaling as sc
+
+        out["scaling"] = sc.run(on_result=None if as_json else lambda r: console.print(
+            f"  {r['dimension']}: n={r['n']:g} k={r['k']} d={r['d']} R={r['R']}: moestat "
+            f"{r['moestat_point_iters_per_s']:.3g} vs NumPy {r['numpy_point_iters_per_s']:.3g}"
+            f" point-iter/s ({r['ratio']:.1f}x), compile {r['moestat_compile_s']:.2f} s"))
+        if docs is not None:
+            for path in sc.write_docs(out["scaling"], docs):
+                if not as_json:
+                    console.print(f"wrote {path}")
     if contaminated:
         out["contaminated"] = contaminated_protocol.run(preset, baseline_replicates)
+        if not as_json:
+            for line in contaminated_protocol.lines(out["contaminated"]):
+                console.print(line)
     if as_json:
         print(strict_json(out))
-        return
-    for line in em_throughput.lines(out["em_throughput"]):
-        console.print(line)
-    if contaminated:
-        for line in contaminated_protocol.lines(out["contaminated"]):
-            console.print(line)
 
 
 @app.command(name="list")

@@ -34,11 +34,12 @@ def _logsumexp(a):
 
 def numpy_em(X, y, beta, coef, var, iters):
     """Vectorised NumPy EM of the same model (written for speed: max-shifted logsumexp,
-    BLAS matrix products for every Hessian / normal-equation block). beta (k, 2) gate
-    [slope, intercept] rows with the last fixed at 0; coef (k, 2) expert [a, b]; var (k,)."""
+    BLAS matrix products for every Hessian / normal-equation block). X (n, d); beta (k, d + 1)
+    gate [slopes, intercept] rows with the last fixed at 0; coef (k, d + 1) expert [a, b];
+    var (k,)."""
     n = X.shape[0]
-    Phi = np.column_stack([X[:, 0], np.ones(n)])  # (n, 2) for gate and experts
-    k = beta.shape[0]
+    Phi = np.column_stack([X, np.ones(n)])  # (n, m = d + 1) for gate and experts
+    k, m = beta.shape
     f = k - 1
 
     def q(b, resp):
@@ -55,14 +56,14 @@ def numpy_em(X, y, beta, coef, var, iters):
         # gate: one Newton step with step-halving on Q_gate
         W = np.exp(logw)
         G = (resp - W).T @ Phi
-        H = np.empty((f, 2, f, 2))
+        H = np.empty((f, m, f, m))
         for i in range(f):
             for j in range(f):
                 c = W[:, i] * ((i == j) - W[:, j])
                 H[i, :, j, :] = (Phi * c[:, None]).T @ Phi
-        H = H.reshape(2 * f, 2 * f)
-        delta = np.linalg.solve(H + 1e-10 * np.trace(H) / (2 * f) * np.eye(2 * f),
-                                G[:f].ravel()).reshape(f, 2)
+        H = H.reshape(m * f, m * f)
+        delta = np.linalg.solve(H + 1e-10 * np.trace(H) / (m * f) * np.eye(m * f),
+                                G[:f].ravel()).reshape(f, m)
         q0, s = q(beta, resp), 1.0
         cand = beta.copy()
         cand[:f] += delta
@@ -104,8 +105,7 @@ def run(n: int = 200_000, iters: int = 100) -> dict:
 
     Xn, yn = np.asarray(X), np.asarray(y)
     named = model.named(start)
-    beta = np.column_stack([named["gate.beta1"][:, 0], named["gate.beta0"]])
-    coef = np.column_stack([named["expert.a"][:, 0], named["expert.b"]])
+    beta, coef = numpy_start(named)
     t0 = time.perf_counter()
     _, _, _, ll_np = numpy_em(Xn, yn, beta, coef, named["noise.var"].copy(), iters)
     np_s = time.perf_counter() - t0
@@ -131,6 +131,12 @@ def lines(out: dict) -> list[str]:
         f"  ratio         : {out['ratio']:.1f}x",
         f"  total log-lik : moestat {out['loglik_moestat']:.4f}, NumPy (last E-step) "
         f"{out['loglik_numpy_last_estep']:.4f}"]
+
+
+def numpy_start(named: dict):
+    """moestat's named parameters as the NumPy EM's (beta, coef): [slopes, intercept] rows."""
+    return (np.column_stack([named["gate.beta1"], named["gate.beta0"]]),
+            np.column_stack([named["expert.a"], named["expert.b"]]))
 
 
 def main(argv=None):
