@@ -66,6 +66,21 @@ def test_pathological_data_gives_finite_flagged_fits(data, expected):
     assert flags["degenerate"] and all(flags[f] for f in expected), flags
 
 
+def test_huge_logits_and_values_stay_finite():
+    """Overflow in exp: with features of size 1e3 the separating gate's fitted logits reach
+    thousands (exp overflows float64 past ~709): the log-space gate and E-step keep the fit
+    finite. Data scaled by 1e100 (squares 1e200, still finite) fit finitely too: the variance
+    box scales with var(y)."""
+    x, y = _separable()
+    model = MixtureOfExperts.create("softmax", "linear", n_experts=2, n_features=1)
+    r, _ = fit_random(model, 1e3 * x[:, None], y, jax.random.PRNGKey(0), 5)
+    logits = model.gate.logits(r.params.gate, jnp.asarray(1e3 * x[:, None]))
+    assert _all_finite(r) and float(jnp.max(jnp.abs(logits))) > 709
+    x, y = _collapsing()
+    r, _ = fit_random(model, 1e100 * x[:, None], 1e100 * y, jax.random.PRNGKey(0), 5)
+    assert _all_finite(r)
+
+
 def test_an_expert_without_data_is_flagged_empty():
     """k = 3 fitted to a one-line truth from a start whose first expert has gate weight
     e^-45 ~ 3e-20: its responsibilities are ~0 at every step, so it stays without data."""
