@@ -99,7 +99,7 @@ width = 8
 heads = 2
 layers = 1
 [training]
-steps = 40
+steps = 10
 batch = 32
 """
 

@@ -81,7 +81,7 @@ def test_executables_are_dropped_in_groups_of_shapes(monkeypatch):
 
 def _cell_config():
     return parse_config({
-        "name": "blocks", "seed": 2, "replicates": 6, "block": 6, "n": [500, 4000],
+        "name": "blocks", "seed": 2, "replicates": 6, "block": 6, "n": [500, 1000],
         "metrics": ["D1", "a"],
         "settings": [{"name": "exact", "n_experts": 2, "n_features": 1,
                       "x": {"dist": "uniform", "low": 0.0, "high": 1.0},
@@ -91,23 +91,30 @@ def _cell_config():
 
 
 def test_a_cell_over_the_memory_budget_runs_in_replicate_blocks(monkeypatch):
-    """With a budget that holds 2 replicates at n = 4000, the 6-replicate cell runs as 3
-    blocks and its rows equal the one-block run's (fit_seconds aside)."""
+    """With a budget that holds 2 replicates at n = 1000, the 6-replicate cell runs as 3
+    blocks and its rows equal the one-block run's (fit_seconds aside): exactly for counts and
+    flags, to rounding for floats (XLA's vectorised code may round differently for another
+    batch width: ~1e-13 relative measured)."""
     from moestat.experiments import sweep
 
     config = _cell_config()
-    cell = sweep.Cell("exact", 4000, 0, 6)
+    cell = sweep.Cell("exact", 1000, 0, 6)
     model = build(config.settings[0]).fit_model
-    per = sweep.bytes_per_replicate(model, 4000)
-    assert sweep.bytes_per_replicate(model, 8000) == 2 * per  # linear in n
+    per = sweep.bytes_per_replicate(model, 1000)
+    assert sweep.bytes_per_replicate(model, 2000) == 2 * per  # linear in n
     monkeypatch.setenv("MOESTAT_MEMORY_GB", repr(2.5 * per / 2**30))
-    assert sweep.replicate_blocks(list(range(6)), model, 4000) == [[0, 1], [2, 3], [4, 5]]
+    assert sweep.replicate_blocks(list(range(6)), model, 1000) == [[0, 1], [2, 3], [4, 5]]
     blocked = sweep.run_cell(config, cell)
     monkeypatch.setenv("MOESTAT_MEMORY_GB", "1000")
-    assert sweep.replicate_blocks(list(range(6)), model, 4000) == [list(range(6))]
+    assert sweep.replicate_blocks(list(range(6)), model, 1000) == [list(range(6))]
     whole = sweep.run_cell(config, cell)
     blocked.pop("fit_seconds"), whole.pop("fit_seconds")
-    assert blocked == whole
+    assert blocked.keys() == whole.keys()
+    for k, v in whole.items():
+        if isinstance(v[0], float):
+            np.testing.assert_allclose(blocked[k], v, rtol=1e-9, atol=1e-12, err_msg=k)
+        else:
+            assert blocked[k] == v, k
     monkeypatch.setenv("MOESTAT_MEMORY_GB", "lots")
     with pytest.raises(InputError, match="MOESTAT_MEMORY_GB must be a number"):
         sweep.memory_budget()
