@@ -355,8 +355,9 @@ def replicate_blocks(reps: list[int], model: MixtureOfExperts, n: int) -> list[l
 
 def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
     """Fit every replicate of the cell and return its rows (column -> list). A cell larger
-    than the memory budget runs in consecutive replicate blocks (same rows: replicates are
-    independent, their data and starts depend only on (seed, setting, n, replicate))."""
+    than the memory budget runs in consecutive replicate blocks (the same rows, floats to
+    rounding: replicates are independent, their data and starts depend only on (seed,
+    setting, n, replicate))."""
     setting = next(s for s in config.settings if s.name == cell.setting)
     _limit_live_executables(setting.model_dump_json(), cell.n)
     built = build(setting)
