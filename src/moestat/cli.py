@@ -435,7 +435,8 @@ def list_parts():
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: one-line errors, exit 2 for invalid input, 1 for unexpected failures."""
+    """Entry point: one-line errors, exit 2 for invalid input, 1 for a failing environment
+    (OSError: a full disk) or an unexpected failure."""
     from moestat.cache import enable_compilation_cache
 
     enable_compilation_cache()
