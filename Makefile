@@ -30,7 +30,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/em_throughput.py
+	$(BIN)/moestat bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
