@@ -212,11 +212,17 @@ def test_unknown_preset(tiny, tmp_path):
 
 
 def test_shipped_configs_validate():
+    from moestat.attention import experiment as classification
+    from moestat.experiments.config import CLASSIFICATION_KIND, read_toml
     from moestat.experiments.runner import resolve
 
+    kinds = []
     for path in sorted((ROOT / "experiments").glob("*.toml")):
+        kind = read_toml(path).get("kind")
+        kinds.append(kind)
         for preset in (None, "quick", "full"):
-            resolve(path, preset)
+            (classification.resolve if kind == CLASSIFICATION_KIND else resolve)(path, preset)
+    assert kinds.count(CLASSIFICATION_KIND) == 1  # attention_digits
     for path in sorted((ROOT / "experiments" / "probes").glob("*.toml")):  # one-off studies
         resolve(path)
 
