@@ -467,3 +467,11 @@ def test_truth_gate_must_have_the_fitted_gate_parameters(tmp_path):
     (tmp_path / "bad.toml").write_text(bad)
     r = moestat("run", tmp_path / "bad.toml", "--out", tmp_path / "o")
     assert r.returncode == 2 and "truth_gate" in r.stderr and len(r.stderr.splitlines()) == 1
+
+
+def test_a_bad_memory_budget_is_refused_before_any_cell(tiny, tmp_path):
+    r = moestat("run", tiny, "--out", tmp_path / "o", env={**os.environ,
+                                                          "MOESTAT_MEMORY_GB": "lots"})
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: MOESTAT_MEMORY_GB must be a number, got 'lots'"]
+    assert not list((tmp_path / "o" / "cells").glob("*.parquet"))

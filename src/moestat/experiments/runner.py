@@ -22,7 +22,7 @@ from moestat.experiments.store import (
     remove_temporaries,
     write_cell,
 )
-from moestat.experiments.sweep import cells, check_metrics
+from moestat.experiments.sweep import cells, check_metrics, memory_budget
 from moestat.files import strict_json, write_text_atomic
 from moestat.fit.degeneracy import REASONS
 from moestat.rates import fit_rate, local_slopes
@@ -69,6 +69,7 @@ def run_sweep(config: ExperimentConfig, out: Path, backend=None,
     """Run every missing cell on `backend` (default in-process), writing each as it finishes;
     returns how many were computed. Damaged cell files (store.quarantine_damaged) are moved
     aside first, reported through `on_damaged(names)`, and recomputed."""
+    memory_budget()  # a bad MOESTAT_MEMORY_GB is refused here, not as failed cells
     remove_temporaries(out)
     damaged = quarantine_damaged(out)
     if damaged and on_damaged:
