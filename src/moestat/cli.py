@@ -139,7 +139,9 @@ def _is_classification(data: dict) -> bool:
 def _classification_dir(directory: Path) -> bool:
     import tomllib
 
-    path = Path(directory) / "config.resolved.toml"
+    from moestat.experiments.runner import RESOLVED
+
+    path = Path(directory) / RESOLVED
     try:
         return path.is_file() and _is_classification(tomllib.loads(path.read_text()))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError):

@@ -21,25 +21,27 @@ accuracy.png.
 from __future__ import annotations
 
 import hashlib
-import json
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
-import tomli_w
 from pydantic import Field
 
 from moestat import __version__
 from moestat.attention.layer import GATES
 from moestat.attention.train import TrainSettings, make_classifier, train_and_test
-from moestat.errors import InputError
-from moestat.experiments.config import CLASSIFICATION_KIND, Strict, read_toml, validate
-from moestat.experiments.store import cells_dir, read_cell, write_cell
+from moestat.experiments import runner
+from moestat.experiments.config import (
+    CLASSIFICATION_KIND,
+    Strict,
+    pick_preset,
+    read_toml,
+    validate,
+)
+from moestat.experiments.store import cells_dir, config_hash, read_cell, write_cell
 from moestat.files import strict_json, write_atomic, write_text_atomic
 
 KIND = CLASSIFICATION_KIND
-RESOLVED = "config.resolved.toml"
 Fraction = Annotated[float, Field(gt=0, le=1)]
 
 
@@ -81,10 +83,7 @@ class ClassificationConfig(Strict):
     def with_preset(self, preset: str | None) -> ClassificationConfig:
         if preset is None:
             return self
-        if preset not in self.presets:
-            raise InputError(f"unknown preset {preset!r}; the config defines "
-                             f"{sorted(self.presets) or 'none'}")
-        p = self.presets[preset]
+        p = pick_preset(self.presets, preset)
         changes = {k: v for k, v in (("fractions", p.fractions), ("seeds", p.seeds))
                    if v is not None}
         if p.steps is not None:
@@ -93,12 +92,7 @@ class ClassificationConfig(Strict):
 
 
 def resolve(path, preset: str | None = None) -> ClassificationConfig:
-    return validate(ClassificationConfig, read_toml(path), str(path)).with_preset(preset)
-
-
-def config_hash(config: ClassificationConfig) -> str:
-    blob = json.dumps(config.model_dump(mode="json", exclude={"presets"}), sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return parse(read_toml(path), str(path)).with_preset(preset)
 
 
 def cell_key(chash: str, gate: str, fraction: float) -> str:
@@ -158,18 +152,13 @@ def run_cell(config: ClassificationConfig, gate: str, fraction: float, data) -> 
             "version": [__version__] * len(seeds)}
 
 
+def parse(data: dict, source: str = "config") -> ClassificationConfig:
+    return validate(ClassificationConfig, data, source)
+
+
 def prepare_out(config: ClassificationConfig, out: Path, resume: bool) -> None:
-    path = Path(out) / RESOLVED
-    if path.exists():
-        old = validate(ClassificationConfig, tomllib.loads(path.read_text()), str(path))
-        if config_hash(old) != config_hash(config):
-            raise InputError(f"{out} holds results of a different config (or preset); use "
-                             "another --out or delete it")
-        if not resume:
-            for p in cells_dir(out).glob("*.parquet"):
-                p.unlink()
-    text = tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
-    write_text_atomic(path, text)
+    """The run directory's resolved config, as for rate studies (runner.prepare_out)."""
+    runner.prepare_out(config, out, resume, parse=parse)
 
 
 def run(config: ClassificationConfig, out: Path, on_cell=None) -> int:
@@ -188,14 +177,9 @@ def run(config: ClassificationConfig, out: Path, on_cell=None) -> int:
     return len(todo)
 
 
-def load_resolved(out: Path) -> ClassificationConfig:
-    path = Path(out) / RESOLVED
-    return validate(ClassificationConfig, tomllib.loads(path.read_text()), str(path))
-
-
 def report(out: Path) -> dict:
     """Accuracy per (gate, fraction) and the smallest fraction reaching the target."""
-    config = load_resolved(out)
+    config = runner.load_resolved(out, parse=parse)
     chash = config_hash(config)
     entries, missing = [], 0
     for gate in config.gates:

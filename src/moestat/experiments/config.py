@@ -200,14 +200,19 @@ class ExperimentConfig(Strict):
     def with_preset(self, preset: str | None) -> ExperimentConfig:
         if preset is None:
             return self
-        if preset not in self.presets:
-            raise InputError(f"unknown preset {preset!r}; the config defines "
-                             f"{sorted(self.presets) or 'none'}")
-        p = self.presets[preset]
+        p = pick_preset(self.presets, preset)
         changes = {k: v for k, v in p.model_dump(exclude_none=True).items()}
         if p.n is not None:
             changes["n"] = p.n
         return self.model_copy(update=changes)
+
+
+def pick_preset(presets: dict, name: str):
+    """presets[name], or a one-line InputError listing the defined presets."""
+    if name not in presets:
+        raise InputError(f"unknown preset {name!r}; the config defines "
+                         f"{sorted(presets) or 'none'}")
+    return presets[name]
 
 
 _UNION_TAGS = {"LogGrid", "NDependent", "float", "int", "str", "bool"}

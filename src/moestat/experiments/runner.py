@@ -41,12 +41,13 @@ def resolve(config_path: str | Path, preset: str | None = None,
     return config
 
 
-def prepare_out(config: ExperimentConfig, out: Path, resume: bool) -> None:
-    """Write DIR/config.resolved.toml, refusing a directory made by a different config."""
+def prepare_out(config, out: Path, resume: bool, parse=parse_config) -> None:
+    """Write DIR/config.resolved.toml, refusing a directory made by a different config.
+    `parse(data, source)` reads the config kind back (rate study by default)."""
     path = Path(out) / RESOLVED
     text = tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
     if path.exists():
-        old = parse_config(tomllib.loads(path.read_text()), str(path))
+        old = parse(tomllib.loads(path.read_text()), str(path))
         if config_hash(old) != config_hash(config):
             raise InputError(f"{out} holds results of a different config (or preset / seed); "
                              "use another --out or delete it")
@@ -56,11 +57,11 @@ def prepare_out(config: ExperimentConfig, out: Path, resume: bool) -> None:
     write_text_atomic(path, text)
 
 
-def load_resolved(out: Path) -> ExperimentConfig:
+def load_resolved(out: Path, parse=parse_config):
     path = Path(out) / RESOLVED
     if not path.is_file():
         raise InputError(f"{out} is not a moestat run directory (no {RESOLVED})")
-    return parse_config(tomllib.loads(path.read_text()), str(path))
+    return parse(tomllib.loads(path.read_text()), str(path))
 
 
 def run_sweep(config: ExperimentConfig, out: Path, backend=None,
@@ -157,7 +158,7 @@ def report(out: Path, n_boot: int = 2000) -> dict:
                 rates.append(entry)
     return {"experiment": config.name, "complete": st["complete"],
             "cells_done": st["cells_done"], "cells_total": st["cells_total"], "rates": rates,
-            "warnings": [] if table is None else fit_warnings(config, table.to_pydict())}
+            "warnings": [] if table is None else fit_warnings(config, cols)}
 
 
 def fit_warnings(config: ExperimentConfig, cols: dict[str, list]) -> list[str]:

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import BaseModel
 
-from moestat.experiments.config import ExperimentConfig
 from moestat.experiments.sweep import Cell
 from moestat.files import write_atomic
 
 
-def config_hash(config: ExperimentConfig) -> str:
+def config_hash(config: BaseModel) -> str:
     """Hash of what determines the results: the config's non-default content (a later version
     adding an option with a default keeps old run directories resumable), without `presets`
     (the applied preset is already in the fields; editing another preset changes nothing)."""
