@@ -41,6 +41,7 @@ class Expert(Part):
     """Base expert: `mean(params, X)` -> (n_samples, k)."""
 
     design = None  # (X) -> (n_samples, m) for experts linear in their parameters
+    design_monomials = None  # (d) -> the design's columns as variable-index tuples
 
     def mean(self, params, X):
         return self.design(X) @ self.to_coef(params).T
@@ -59,6 +60,10 @@ class LinearExpert(Expert):
     def design(self, X):
         """[x, 1], (n_samples, d + 1)."""
         return jnp.concatenate([X, jnp.ones((X.shape[0], 1), X.dtype)], axis=1)
+
+    def design_monomials(self, d: int) -> list[tuple[int, ...]]:
+        """The columns of `design` as variable-index tuples: [(0,), ..., (d-1,), ()]."""
+        return [(j,) for j in range(d)] + [()]
 
     def to_coef(self, params):
         return jnp.concatenate([params.a, params.b[:, None]], axis=1)
@@ -101,6 +106,9 @@ class PolynomialExpert(Expert):
                 for m in self.monomials(X.shape[1])]
         return jnp.stack(cols, axis=1)
 
+    def design_monomials(self, d: int) -> list[tuple[int, ...]]:
+        return self.monomials(d)
+
     def to_coef(self, params):
         return params.coef
 
@@ -120,6 +128,9 @@ class ConstantExpert(Expert):
 
     def design(self, X):
         return jnp.ones((X.shape[0], 1), X.dtype)
+
+    def design_monomials(self, d: int) -> list[tuple[int, ...]]:
+        return [()]
 
     def to_coef(self, params):
         return params.b[:, None]

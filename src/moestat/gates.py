@@ -94,6 +94,7 @@ class Gate(Part):
 
     # IRLS interface (None when logits are not linear in the parameters)
     logit_features = None
+    logit_monomials = None  # (d) -> the columns of logit_features as variable-index tuples
 
 
 def _split_softmax_intercepts(params, assignment):
@@ -126,6 +127,10 @@ class SoftmaxGate(Gate):
     def logit_features(self, X):
         """(n_samples, d + 1): [x, 1]."""
         return jnp.concatenate([X, jnp.ones((X.shape[0], 1), X.dtype)], axis=1)
+
+    def logit_monomials(self, d: int) -> list[tuple[int, ...]]:
+        """The columns of `logit_features` as variable-index tuples: [(0,), ..., (d-1,), ()]."""
+        return [(j,) for j in range(d)] + [()]
 
     def to_coef(self, params):
         return jnp.concatenate([params.beta1, params.beta0[:, None]], axis=1)
@@ -204,6 +209,9 @@ class TemperatureSoftmaxGate(Gate):
     def logit_features(self, X):
         """[x, 1]: the logits are linear in the ratios coef = [beta1, beta0] / tau."""
         return SoftmaxGate.logit_features(self, X)
+
+    def logit_monomials(self, d: int) -> list[tuple[int, ...]]:
+        return SoftmaxGate.logit_monomials(self, d)
 
     def to_coef(self, params):
         return jnp.concatenate([params.beta1, params.beta0[:, None]], axis=1) / params.tau
@@ -331,6 +339,11 @@ class QuadraticSoftmaxGate(SoftmaxGate):
         a, b = np.triu_indices(X.shape[1])
         return jnp.concatenate([X[:, a] * X[:, b], X, jnp.ones((X.shape[0], 1), X.dtype)], axis=1)
 
+    def logit_monomials(self, d: int) -> list[tuple[int, ...]]:
+        a, b = np.triu_indices(d)
+        quad = [(int(i), int(j)) for i, j in zip(a, b, strict=True)]
+        return quad + SoftmaxGate.logit_monomials(self, d)
+
     def to_coef(self, params):
         d = params.beta1.shape[1]
         a, b = np.triu_indices(d)
@@ -383,6 +396,9 @@ class ContaminatedGate(Gate):
 
     def logit_features(self, X):
         return jnp.concatenate([X, jnp.ones((X.shape[0], 1), X.dtype)], axis=1)
+
+    def logit_monomials(self, d: int) -> list[tuple[int, ...]]:
+        return SoftmaxGate.logit_monomials(self, d)
 
     def to_coef(self, params):
         row = jnp.concatenate([params.beta, params.tau[None]])

@@ -17,6 +17,7 @@ import json
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from moestat import MixtureOfExperts
@@ -25,6 +26,9 @@ from moestat.fit import FitOptions, fit, near_truth
 TRUTH = {"gate.beta1": [[6.0], [-6.0], [0.0]], "gate.beta0": [-1.0, -1.0, 0.0],
          "expert.a": [[-4.0], [4.0], [1.0]], "expert.b": [3.0, -3.0, 0.0],
          "noise.var": [0.09, 0.16, 0.1]}
+
+
+RESOLVABLE = 1e-13  # halve a failed gate step only while its predicted gain per sample exceeds this
 
 
 def _logsumexp(a):
@@ -68,7 +72,9 @@ def numpy_em(X, y, beta, coef, var, iters):
         cand = beta.copy()
         cand[:f] += delta
         qc = q(cand, resp)
-        while qc < q0 and s > 2.0**-20:
+        g, Hd = G[:f].ravel(), H @ delta.ravel()
+        while (qc < q0 and s > 2.0**-20
+               and s * (g @ delta.ravel()) - 0.5 * s * s * (delta.ravel() @ Hd) > RESOLVABLE * n):
             s /= 2
             cand = beta.copy()
             cand[:f] += s * delta
@@ -81,6 +87,38 @@ def numpy_em(X, y, beta, coef, var, iters):
             coef[i] = np.linalg.solve(Pr.T @ Phi, Pr.T @ y)
         var = np.sum(resp * (y[:, None] - Phi @ coef.T) ** 2, axis=0) / resp.sum(axis=0)
     return beta, coef, var, ll.sum()
+
+
+# Work of one point-iteration of moestat's one-pass EM at k = 3, d = 1 (fit/em_stats.py),
+# counted from the code: E-step ~60 arithmetic operations + 6 exp + 1 log, the (8 x n)(n x 6)
+# statistics product 96, the gate step's acceptance pass ~8 + 2 expm1 + 1 log1p; memory, the
+# least any formulation of this algorithm moves: x, y, w in (24 B), L out and back (2 x 64 B),
+# D (6 columns, 48 B), the acceptance pass's x, W, w (32 B).
+FLOPS_PER_POINT_ITER = 164  # arithmetic operations, transcendental functions not counted
+TRANSCENDENTALS_PER_POINT_ITER = 10
+BYTES_PER_POINT_ITER = 232
+
+
+def machine_limits() -> dict:
+    """This machine's measured peaks (same process, float64): a 2048 x 2048 matrix product
+    (GFLOP/s, all cores) and streaming bandwidth (GB/s, y = 2x + 1 over 20M elements: 16 bytes
+    moved per element)."""
+    a = jnp.ones((2048, 2048))
+    v = jnp.ones(20_000_000)
+    mm = jax.jit(lambda a: a @ a)
+    st = jax.jit(lambda v: 2.0 * v + 1.0)
+
+    def best(fn, x):
+        jax.block_until_ready(fn(x))
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn(x))
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    return {"matmul_gflops": 2 * 2048**3 / best(mm, a) / 1e9,
+            "stream_gb_per_s": 16 * v.size / best(st, v) / 1e9}
 
 
 def run(n: int = 200_000, iters: int = 100) -> dict:
@@ -117,7 +155,18 @@ def run(n: int = 200_000, iters: int = 100) -> dict:
         "numpy_point_iters_per_s": n * iters / np_s,
         "ratio": np_s / jax_s,
         "loglik_moestat": float(r.loglik) * n, "loglik_numpy_last_estep": float(ll_np),
+        **_limits(n * iters / jax_s),
     }
+
+
+def _limits(point_iters_per_s: float) -> dict:
+    """moestat's achieved arithmetic and memory rates against the machine's measured peaks."""
+    peaks = machine_limits()
+    gflops = FLOPS_PER_POINT_ITER * point_iters_per_s / 1e9
+    gbs = BYTES_PER_POINT_ITER * point_iters_per_s / 1e9
+    return {**peaks, "achieved_gflops": gflops, "achieved_gb_per_s": gbs,
+            "fraction_of_matmul_peak": gflops / peaks["matmul_gflops"],
+            "fraction_of_stream_bandwidth": gbs / peaks["stream_gb_per_s"]}
 
 
 def lines(out: dict) -> list[str]:
@@ -129,6 +178,12 @@ def lines(out: dict) -> list[str]:
         f"  NumPy baseline: {out['numpy_point_iters_per_s']:.3e} point-iter/s "
         f"({out['numpy_seconds']:.3f} s)",
         f"  ratio         : {out['ratio']:.1f}x",
+        f"  machine       : {out['matmul_gflops']:.1f} GFLOP/s (float64 matrix product), "
+        f"{out['stream_gb_per_s']:.1f} GB/s (streaming)",
+        f"  moestat uses  : {out['achieved_gflops']:.1f} GFLOP/s "
+        f"({100 * out['fraction_of_matmul_peak']:.0f}% of the product's rate), "
+        f"{out['achieved_gb_per_s']:.1f} GB/s of necessary traffic "
+        f"({100 * out['fraction_of_stream_bandwidth']:.0f}% of streaming)",
         f"  total log-lik : moestat {out['loglik_moestat']:.4f}, NumPy (last E-step) "
         f"{out['loglik_numpy_last_estep']:.4f}"]
 

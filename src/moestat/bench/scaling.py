@@ -15,8 +15,16 @@ times R (replicates are independent: linear in R); the ratio; peak memory — mo
 compiled program (arguments + temporaries + outputs, XLA's memory analysis) and the NumPy
 EM's (tracemalloc peak of one replicate).
 
+The contaminated model (experiments/contaminated_distinguishable.toml's setting: d = 8, tanh
+prompt expert, frozen Laplace expert; its full-preset truth and near-truth starts) varies n
+(1e3..1e6, R = 1) and R (1..256, n = 1e4) with the sweep's own fitting call (run to
+convergence, slow fits continued in a smaller batch); its baseline is the paper's protocol,
+SciPy BFGS with the hand-derived gradient (contaminated_protocol.bfgs_fit), BASELINE_FITS fits
+per configuration (one at n = 1e6) timed and scaled to R; the ratio is of fits per second.
+
 `write_docs(records, docs)` rewrites the "Scaling" section of docs/performance.md between its
-markers and draws one figure per dimension (docs/figures/scaling_<dim>.png).
+markers and draws one figure per dimension (docs/figures/scaling_<dim>.png,
+scaling_contaminated_<dim>.png).
 """
 
 from __future__ import annotations
@@ -29,8 +37,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from moestat.bench.contaminated_protocol import CONFIG, bfgs_fit, frozen_of
 from moestat.bench.em_throughput import numpy_em, numpy_start
-from moestat.fit import FitOptions, near_truth
+from moestat.experiments.runner import resolve
+from moestat.experiments.sweep import SPLIT_AFTER, build, replicate_keys, simulate
+from moestat.fit import FitOptions, fit_batch, near_truth
 from moestat.fit.api import _compiled
 from moestat.model import MixtureOfExperts
 
@@ -38,19 +49,25 @@ BASE = {"n": 100_000, "k": 3, "d": 1, "R": 1}
 GRID = {"n": [1_000, 10_000, 100_000, 1_000_000], "k": [2, 3, 4, 6, 8],
         "d": [1, 2, 4, 8, 16, 32], "R": [1, 4, 16, 64, 256]}
 POINT_BUDGET = 2e7
+CONTAMINATED_BASE = {"n": 10_000, "R": 1}
+CONTAMINATED_GRID = {"n": [1_000, 10_000, 100_000, 1_000_000], "R": [1, 4, 16, 64, 256]}
+BASELINE_FITS = 4  # SciPy fits timed per contaminated configuration (1 at n > 1e5)
 BEGIN, END = "<!-- scaling:begin -->", "<!-- scaling:end -->"
 
 
 def configurations(quick: bool = False) -> list[dict]:
-    """(dimension, n, k, d, R) records, one dimension varying at a time."""
+    """(model, dimension, n, k, d, R) records, one dimension varying at a time: the softmax
+    Gaussian MoE's, then the contaminated model's."""
     out = []
     for dim, values in GRID.items():
-        if quick:
-            values = values[:2]
-        for v in values:
+        for v in values[:2] if quick else values:
             c = dict(BASE, **({"n": 10_000} if dim == "R" else {}))
             c[dim] = v
-            out.append({"dimension": dim, **c})
+            out.append({"model": "softmax", "dimension": dim, **c})
+    for dim, values in CONTAMINATED_GRID.items():
+        for v in values[:2] if quick else values:
+            out.append({"model": "contaminated", "dimension": dim,
+                        **dict(CONTAMINATED_BASE, **{dim: v})})
     return out
 
 
@@ -76,9 +93,7 @@ def measure(n: int, k: int, d: int, R: int) -> dict:
     t0 = time.perf_counter()
     compiled = fn.lower(X, y, w, start, None).compile()
     compile_s = time.perf_counter() - t0
-    mem = compiled.memory_analysis()
-    peak = None if mem is None else int(mem.argument_size_in_bytes + mem.temp_size_in_bytes
-                                         + mem.output_size_in_bytes)
+    peak = _peak_bytes(compiled)
     runs = []
     for _ in range(3 if n * R * iters < 5e7 else 1):
         t0 = time.perf_counter()
@@ -107,24 +122,108 @@ def measure(n: int, k: int, d: int, R: int) -> dict:
             "device": jax.devices()[0].platform}
 
 
+def _peak_bytes(compiled) -> int | None:
+    mem = compiled.memory_analysis()
+    return None if mem is None else int(mem.argument_size_in_bytes + mem.temp_size_in_bytes
+                                        + mem.output_size_in_bytes)
+
+
+def measure_contaminated(n: int, R: int) -> dict:
+    """The contaminated setting at (n, R): moestat's batched fits vs SciPy BFGS fits."""
+    config = resolve(CONFIG, "full")
+    setting = config.settings[0]
+    built = build(setting)
+    truth = built.truth(n)
+    X, y, start, _ = simulate(built, replicate_keys(config.seed, setting.name, n, range(R)),
+                              truth, n)
+    options = FitOptions(max_iter=setting.max_iter, tol=setting.tol,
+                         expert_bound=setting.expert_bound)
+
+    def fit_all():
+        return jax.block_until_ready(fit_batch(built.fit_model, X, y, start,
+                                               estimator=setting.estimator, options=options,
+                                               split_after=SPLIT_AFTER))
+
+    t0 = time.perf_counter()
+    fit_all()
+    first = time.perf_counter() - t0
+    runs = []
+    for _ in range(3 if n * R <= 1e6 else 1):
+        t0 = time.perf_counter()
+        r = fit_all()
+        runs.append(time.perf_counter() - t0)
+    moe_s = min(runs)
+    peak = _peak_bytes(_compiled(built.fit_model, setting.estimator, options, True).lower(
+        X, y, jnp.ones((R, n)), start, None).compile())
+
+    Xn, yn, st = jax.device_get((X, y, start))
+    eta0, s0 = frozen_of(setting)
+    fits = min(R, BASELINE_FITS if n <= 100_000 else 1)
+    seconds, gaps = [], []
+    tracemalloc.start()
+    for i in range(fits):
+        t, ll = bfgs_fit(Xn[i], yn[i], st, i, eta0, s0, "analytic")
+        seconds.append(t)
+        gaps.append(abs(ll - float(r.loglik[i])))
+    base_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    base_one = float(np.mean(seconds))
+    iters = np.asarray(r.n_iter)
+    return {"n": n, "k": built.fit_model.n_components, "d": built.fit_model.n_features, "R": R,
+            "mean_iterations": float(iters.mean()), "moestat_compile_s": first - moe_s,
+            "moestat_s": moe_s, "moestat_fits_per_s": R / moe_s,
+            "moestat_point_iters_per_s": n * float(iters.sum()) / moe_s,
+            "baseline_fits_run": fits, "baseline_s": base_one * R,
+            "baseline_fits_per_s": 1 / base_one, "ratio": base_one * R / moe_s,
+            "moestat_peak_bytes": peak, "baseline_peak_bytes_per_replicate": int(base_peak),
+            "max_loglik_gap_per_sample": float(max(gaps)),
+            "device": jax.devices()[0].platform}
+
+
 def run(quick: bool = False, on_result=None) -> list[dict]:
     out = []
     for c in configurations(quick):
-        rec = {"dimension": c["dimension"], **measure(c["n"], c["k"], c["d"], c["R"])}
+        if c["model"] == "contaminated":
+            rec = {"model": "contaminated", "dimension": c["dimension"],
+                   **measure_contaminated(c["n"], c["R"])}
+        else:
+            rec = {"model": "softmax", "dimension": c["dimension"],
+                   **measure(c["n"], c["k"], c["d"], c["R"])}
         out.append(rec)
         if on_result:
             on_result(rec)
     return out
 
 
+def _mb(b) -> str:
+    return "" if b is None else f"{b / 1e6:.1f}"
+
+
+def contaminated_table(records: list[dict]) -> str:
+    """Markdown table of the contaminated model's records."""
+    rows = ["| dimension | n | R | moestat mean iterations | compile s | moestat fits/s | "
+            "SciPy BFGS fits/s | ratio | SciPy fits timed | moestat point-iter/s | "
+            "moestat peak MB | SciPy peak MB (1 replicate) | max log-lik gap per sample |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        rows.append(
+            f"| {r['dimension']} | {r['n']:g} | {r['R']} | {r['mean_iterations']:.1f} | "
+            f"{r['moestat_compile_s']:.2f} | {r['moestat_fits_per_s']:.3g} | "
+            f"{r['baseline_fits_per_s']:.3g} | {r['ratio']:.1f}x | {r['baseline_fits_run']} | "
+            f"{r['moestat_point_iters_per_s']:.3g} | {_mb(r['moestat_peak_bytes'])} | "
+            f"{_mb(r['baseline_peak_bytes_per_replicate'])} | "
+            f"{r['max_loglik_gap_per_sample']:.1e} |")
+    return "\n".join(rows)
+
+
 def table(records: list[dict]) -> str:
-    """Markdown table of the records."""
+    """Markdown table of the softmax Gaussian MoE's records."""
     rows = ["| dimension | n | k | d | R | iterations | compile s | moestat point-iter/s | "
             "NumPy point-iter/s | ratio | moestat fits/s | moestat peak MB | NumPy peak MB "
             "(1 replicate) |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
-        peak = "" if r["moestat_peak_bytes"] is None else f"{r['moestat_peak_bytes'] / 1e6:.1f}"
+        peak = _mb(r["moestat_peak_bytes"])
         rows.append(
             f"| {r['dimension']} | {r['n']:g} | {r['k']} | {r['d']} | {r['R']} | "
             f"{r['iterations']} | {r['moestat_compile_s']:.2f} | "
@@ -134,7 +233,7 @@ def table(records: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def figure(records: list[dict], dim: str, path: Path) -> Path:
+def figure(records: list[dict], dim: str, path: Path, model: str = "softmax") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -142,21 +241,29 @@ def figure(records: list[dict], dim: str, path: Path) -> Path:
 
     from moestat.files import write_atomic
 
-    rs = [r for r in records if r["dimension"] == dim]
+    rs = [r for r in records if r["dimension"] == dim and r["model"] == model]
     x = [r[dim] for r in rs]
+    if model == "softmax":
+        key, base_key, ylabel = ("moestat_point_iters_per_s", "numpy_point_iters_per_s",
+                                 "point-iterations per second")
+        labels, title = ("moestat (JAX)", "NumPy EM"), f"EM throughput vs {dim}"
+    else:
+        key, base_key, ylabel = "moestat_fits_per_s", "baseline_fits_per_s", "fits per second"
+        labels = ("moestat (JAX)", "SciPy BFGS (paper protocol)")
+        title = f"contaminated model, fits/s vs {dim}"
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    ax.loglog(x, [r["moestat_point_iters_per_s"] for r in rs], "o-", label="moestat (JAX)")
-    ax.loglog(x, [r["numpy_point_iters_per_s"] for r in rs], "s--", label="NumPy EM")
+    ax.loglog(x, [r[key] for r in rs], "o-", label=labels[0])
+    ax.loglog(x, [r[base_key] for r in rs], "s--", label=labels[1])
     for xi, r in zip(x, rs, strict=True):
-        ax.annotate(f"{r['ratio']:.1f}x", (xi, r["moestat_point_iters_per_s"]),
+        ax.annotate(f"{r['ratio']:.1f}x", (xi, r[key]),
                     textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
     names = {"n": "n (samples)", "k": "k (experts)", "d": "d (features)",
              "R": "R (replicates fitted at once)"}
     ax.set_xlabel(names[dim])
-    ax.set_ylabel("point-iterations per second")
-    base = ", ".join(f"{key} = {v:g}" for key, v in rs[0].items()
-                     if key in ("n", "k", "d", "R") and key != dim)
-    ax.set_title(f"EM throughput vs {dim} ({base})", fontsize=9)
+    ax.set_ylabel(ylabel)
+    base = ", ".join(f"{k} = {v:g}" for k, v in rs[0].items()
+                     if k in ("n", "k", "d", "R") and k != dim)
+    ax.set_title(f"{title} ({base})", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
@@ -169,16 +276,23 @@ def write_docs(records: list[dict], docs: Path) -> list[Path]:
     from moestat.files import write_text_atomic
 
     docs = Path(docs)
-    paths = [figure(records, dim, docs / "figures" / f"scaling_{dim}.png")
-             for dim in GRID if any(r["dimension"] == dim for r in records)]
+    soft = [r for r in records if r["model"] == "softmax"]
+    cont = [r for r in records if r["model"] == "contaminated"]
+    paths = [figure(soft, dim, docs / "figures" / f"scaling_{dim}.png")
+             for dim in GRID if any(r["dimension"] == dim for r in soft)]
+    paths += [figure(cont, dim, docs / "figures" / f"scaling_contaminated_{dim}.png",
+                     "contaminated")
+              for dim in CONTAMINATED_GRID if any(r["dimension"] == dim for r in cont)]
     page = docs / "performance.md"
     text = page.read_text()
     if BEGIN not in text or END not in text:
         raise ValueError(f"{page} has no {BEGIN} ... {END} section to rewrite")
-    figs = "\n".join(f"![scaling {p.stem[8:]}](figures/{p.name})" for p in paths)
+    figs = "\n".join(f"![{p.stem.replace('_', ' ')}](figures/{p.name})" for p in paths)
     body = (f"{BEGIN}\nGenerated by `moestat bench --scaling --docs docs` "
-            f"({time.strftime('%Y-%m-%d')}, device {records[0]['device']}):\n\n"
-            f"{table(records)}\n\n{figs}\n{END}")
+            f"({time.strftime('%Y-%m-%d')}, device {records[0]['device']}).\n\n"
+            f"Softmax Gaussian MoE, linear experts, EM vs the NumPy EM:\n\n{table(soft)}\n\n"
+            f"Contaminated model (d = 8, tanh prompt expert), moestat vs SciPy BFGS with the "
+            f"analytic gradient:\n\n{contaminated_table(cont)}\n\n{figs}\n{END}")
     head, rest = text.split(BEGIN, 1)
     write_text_atomic(page, head + body + rest.split(END, 1)[1])
     return [page, *paths]

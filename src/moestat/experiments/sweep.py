@@ -29,6 +29,7 @@ from moestat import losses as L
 from moestat.errors import InputError
 from moestat.experiments.config import ExperimentConfig, NDependent, Setting
 from moestat.fit import FitOptions, fit, fit_batch, fit_random, near_truth
+from moestat.fit.em_stats import data_columns
 from moestat.model import FrozenExpert, MixtureOfExperts, MoEParams
 from moestat.registry import make_gate
 
@@ -339,12 +340,14 @@ def memory_budget() -> float:
 def bytes_per_replicate(model: MixtureOfExperts, n: int) -> int:
     """An estimate, on the high side, of one replicate's peak memory in a batched fit
     (float64): the data (n, d + 1), about 8 arrays of (n, K) (responsibilities, log weights,
-    log joint, ...), the gate Hessian's (n, K^2 m) product and a least-squares Jacobian
-    (n, P). For lse_ridge_long at n = 1e6 it gives 0.44 GB; the process measured ~0.28 GB per
-    replicate (2.8 GB resident for a block of 10). Used only to choose the replicate block."""
+    log joint, ...), the gate Hessian's (n, K^2 m) product, a least-squares Jacobian (n, P)
+    and, for the one-pass EM, its data statistics D (n, n_D) twice (formed, then read). For
+    lse_ridge_long at n = 1e6 it gives 0.44 GB; the process measured ~0.28 GB per replicate
+    (2.8 GB resident for a block of 10). Softmax + linear experts, n = 1e5: d = 1 0.06 GB
+    (XLA's analysis: 0.03), d = 32 1.4 GB (1.0). Used only to choose the replicate block."""
     d, K, P = model.n_features, model.n_components, model.n_free_parameters()
     m = d * (d + 1) // 2 + d + 1 if model.gate.name.startswith("quadratic") else d + 1
-    return 8 * n * (d + 2 + 8 * K + K * K * m + P)
+    return 8 * n * (d + 2 + 8 * K + K * K * m + P + 2 * data_columns(model))
 
 
 def replicate_blocks(reps: list[int], model: MixtureOfExperts, n: int) -> list[list[int]]:

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from moestat.fit.bounds import project
+from moestat.fit.em_stats import applies, em_by_statistics
 from moestat.fit.loop import iterate
 from moestat.fit.result import FitOptions
 from moestat.fit.steps import (
@@ -127,7 +128,11 @@ def m_step(model, params, X, y, resp, weights, bounds, options, log_w=None):
 
 def em(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
        options: FitOptions):
-    """Run EM from `params`. Returns (params, n_iter, converged, history)."""
+    """Run EM from `params`. Returns (params, n_iter, converged, history). Models whose
+    M-step needs only weighted sums of fixed data statistics (linear-logit gate, linear
+    experts, Gaussian noise) run the one-pass version in `fit/em_stats.py`."""
+    if applies(model, options, X.shape[-1]):
+        return em_by_statistics(model, X, y, weights, params, bounds, options)
 
     def step(p):
         resp, ll, log_w = e_step(model, p, X, y, weights)

@@ -25,6 +25,10 @@ from jax.flatten_util import ravel_pytree
 
 from moestat.fit.bounds import project
 
+MIN_STEP = 2.0**-20  # the smallest fraction of a Newton step tried
+RESOLVABLE = 1e-13  # a failed step is halved only while its predicted gain per sample (from
+# the quadratic model) exceeds this: below it the acceptance test compares rounding noise
+
 
 def _solve_psd(H, g, ridge):
     """Solve (H + ridge * mean(diag H) I) x = g for symmetric positive semi-definite H."""
@@ -42,7 +46,9 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
     (gauge / frozen logit); the K - 1 first rows are free. Gradient G = (R - W)^T diag(w) Phi;
     Hessian -sum_t w_t W_ti (delta_ij - W_tj) phi_t phi_t^T, formed as one matrix product
     Phi^T (n, m) x (n, f^2 m) (no (n, m^2) outer products: memory traffic stays O(n f^2 m)).
-    Step-halving (down to 2^-20) on the projected candidate guarantees ascent. `log_w` (n, K),
+    Step-halving (down to 2^-20) on the projected candidate guarantees ascent; a failed step
+    is halved only while its predicted gain s G.d - s^2 d^T H d / 2 exceeds RESOLVABLE per
+    sample (below that the test compares rounding noise and the step is not taken). `log_w` (n, K),
     the E-step's log-weights at `params`, saves recomputing them.
 
     Sparse (top-K) gates: `features` gives Phi, the weights are the gate's masked ones
@@ -62,7 +68,8 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
 
     # a Newton step of the concave Q is almost always accepted at once; an ECME step near
     # convergence is often not (active sets jump), so give it up after 6 halvings
-    min_step = 2.0**-6 if accept is not None else 2.0**-20
+    min_step = 2.0**-6 if accept is not None else MIN_STEP
+    total_w = jnp.sum(weights)
 
     def one_step(p, log_w):
         coef = gate.to_coef(p)
@@ -81,6 +88,8 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
         G = GH[:, :f].T  # (f, m)
         H = GH[:, f:].reshape(m, f, f, m).transpose(1, 0, 2, 3)  # (f, m, f, m)
         delta = _solve_psd(H.reshape(f * m, f * m), G.reshape(-1), ridge).reshape(f, m)
+        gd = jnp.sum(G * delta)
+        dHd = delta.reshape(-1) @ H.reshape(f * m, f * m) @ delta.reshape(-1)
 
         def candidate(s):
             c = coef.at[:f].add(s * delta)
@@ -90,9 +99,11 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
             c = candidate(s)
             return accept(c) if accept is not None else Q(gate.to_coef(c))
 
-        def cond(c):
+        def cond(c):  # Q steps: halve only while the predicted gain is resolvable
             s, q = c
-            return (q < q0) & (s > min_step)
+            resolvable = (accept is not None) | (s * gd - 0.5 * s * s * dHd
+                                                 > RESOLVABLE * total_w)
+            return (q < q0) & (s > min_step) & resolvable
 
         def body(c):
             s, _ = c
