@@ -41,6 +41,8 @@ def test_scaling_suite_writes_its_section_and_one_figure_per_dimension(tmp_path,
         assert r["mean_iterations"] >= 1 and r["baseline_peak_bytes_per_replicate"] > 0
         # the same problem: BFGS and EM reach the same log-likelihood per sample
         assert r["max_loglik_gap_per_sample"] < 1e-3
+    lines = [scaling.line(r) for r in records]  # the CLI's progress lines, both models
+    assert "point-iter/s" in lines[0] and "SciPy BFGS" in lines[-1] and "fits/s" in lines[-1]
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "performance.md").write_text(f"# P\n\nbefore\n{scaling.BEGIN}\nold\n{scaling.END}\n"

@@ -411,9 +411,7 @@ def bench(
         from moestat.bench import scaling as sc
 
         out["scaling"] = sc.run(on_result=None if as_json else lambda r: console.print(
-            f"  {r['dimension']}: n={r['n']:g} k={r['k']} d={r['d']} R={r['R']}: moestat "
-            f"{r['moestat_point_iters_per_s']:.3g} vs NumPy {r['numpy_point_iters_per_s']:.3g}"
-            f" point-iter/s ({r['ratio']:.1f}x), compile {r['moestat_compile_s']:.2f} s"))
+            sc.line(r)))
         if docs is not None:
             for path in sc.write_docs(out["scaling"], docs):
                 if not as_json:

@@ -195,6 +195,18 @@ def run(quick: bool = False, on_result=None) -> list[dict]:
     return out
 
 
+def line(r: dict) -> str:
+    """One progress line for a record of either model."""
+    head = f"  {r['model']} {r['dimension']}: n={r['n']:g} k={r['k']} d={r['d']} R={r['R']}: "
+    if r["model"] == "contaminated":
+        return (head + f"moestat {r['moestat_fits_per_s']:.3g} vs SciPy BFGS "
+                f"{r['baseline_fits_per_s']:.3g} fits/s ({r['ratio']:.1f}x), "
+                f"compile {r['moestat_compile_s']:.2f} s")
+    return (head + f"moestat {r['moestat_point_iters_per_s']:.3g} vs NumPy "
+            f"{r['numpy_point_iters_per_s']:.3g} point-iter/s ({r['ratio']:.1f}x), "
+            f"compile {r['moestat_compile_s']:.2f} s")
+
+
 def _mb(b) -> str:
     return "" if b is None else f"{b / 1e6:.1f}"
 
