@@ -8,36 +8,25 @@ Run: .venv/bin/python benchmarks/em_paths.py [n]
 from __future__ import annotations
 
 import sys
-import time
 
 import jax
 import numpy as np
 
 import moestat.fit.em as em_module
-from moestat import MixtureOfExperts
-from moestat.bench.em_throughput import TRUTH
-from moestat.fit import FitOptions, api, fit, near_truth
+from moestat.bench.em_throughput import best_seconds, workload
+from moestat.fit import api, fit
 
 
 def main(n: int = 200_000, iters: int = 100) -> None:
-    model = MixtureOfExperts.create("softmax", "linear", "gaussian", n_experts=3, n_features=1)
-    truth = model.from_named(TRUTH)
-    X = jax.random.uniform(jax.random.PRNGKey(0), (n, 1), minval=-1, maxval=1)
-    y = model.sample(jax.random.PRNGKey(1), truth, X)
-    start = near_truth(model, truth, jax.random.PRNGKey(2), 0.1)
-    opts = FitOptions(max_iter=iters, tol=-1.0)
+    model, X, y, start, opts = workload(n, iters)
     original, results = em_module.applies, {}
     try:
         for name, one_pass in [("generic", False), ("one-pass", True)]:
             em_module.applies = original if one_pass else (lambda *a: False)
             api._compiled.cache_clear()
-            jax.block_until_ready(fit(model, X, y, start, options=opts))
-            times = []
-            for _ in range(3):
-                t0 = time.perf_counter()
-                results[name] = jax.block_until_ready(fit(model, X, y, start, options=opts))
-                times.append(time.perf_counter() - t0)
-            print(f"{name:9s} {min(times) / n / iters * 1e9:6.1f} ns per point-iteration")
+            jax.block_until_ready(fit(model, X, y, start, options=opts))  # compile
+            seconds, results[name] = best_seconds(lambda: fit(model, X, y, start, options=opts))
+            print(f"{name:9s} {seconds / n / iters * 1e9:6.1f} ns per point-iteration")
     finally:
         em_module.applies = original
         api._compiled.cache_clear()

@@ -72,7 +72,7 @@ def test_one_pass_em_equals_the_generic_em(case):
     spec, named = CASES[case]
     model = MixtureOfExperts.create(**spec)
     options = FitOptions(max_iter=40, tol=-1.0)
-    assert applies(model, options, model.n_features)
+    assert applies(model, options)
     truth = model.from_named(named)
     kx, ky, kw, ks = jax.random.split(jax.random.PRNGKey(7), 4)
     n = 1500
@@ -99,18 +99,18 @@ def test_one_pass_em_equals_the_generic_em(case):
 ])
 def test_other_families_keep_the_generic_em(spec):
     model = MixtureOfExperts.create(**spec, n_experts=3, n_features=1)
-    assert not applies(model, FitOptions(), 1)
+    assert not applies(model, FitOptions())
 
 
 def test_more_gate_newton_steps_or_too_many_data_columns_keep_the_generic_em():
     model = MixtureOfExperts.create("softmax", "linear", n_experts=2, n_features=1)
-    assert applies(model, FitOptions(), 1)
-    assert not applies(model, FitOptions(gate_newton_steps=2), 1)
+    assert applies(model, FitOptions())
+    assert not applies(model, FitOptions(gate_newton_steps=2))
     # D's distinct columns, linear experts: 1 + d + d(d+1)/2 + (d + 1) + 1 (<= 1024 up to d = 42)
     at_limit = MixtureOfExperts.create("softmax", "linear", n_experts=2, n_features=42)
-    assert data_columns(at_limit) == 990 and applies(at_limit, FitOptions(), 42)
+    assert data_columns(at_limit) == 990 and applies(at_limit, FitOptions())
     wide = MixtureOfExperts.create("softmax", "linear", n_experts=2, n_features=43)
-    assert data_columns(wide) == 1035 and not applies(wide, FitOptions(), 43)
+    assert data_columns(wide) == 1035 and not applies(wide, FitOptions())
 
 
 def test_layout_holds_each_product_once():

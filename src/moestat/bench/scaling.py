@@ -211,38 +211,36 @@ def _mb(b) -> str:
     return "" if b is None else f"{b / 1e6:.1f}"
 
 
+def _markdown(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
+
+
 def contaminated_table(records: list[dict]) -> str:
     """Markdown table of the contaminated model's records."""
-    rows = ["| dimension | n | R | moestat mean iterations | compile s | moestat fits/s | "
-            "SciPy BFGS fits/s | ratio | SciPy fits timed | moestat point-iter/s | "
-            "moestat peak MB | SciPy peak MB (1 replicate) | max log-lik gap per sample |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in records:
-        rows.append(
-            f"| {r['dimension']} | {r['n']:g} | {r['R']} | {r['mean_iterations']:.1f} | "
-            f"{r['moestat_compile_s']:.2f} | {r['moestat_fits_per_s']:.3g} | "
-            f"{r['baseline_fits_per_s']:.3g} | {r['ratio']:.1f}x | {r['baseline_fits_run']} | "
-            f"{r['moestat_point_iters_per_s']:.3g} | {_mb(r['moestat_peak_bytes'])} | "
-            f"{_mb(r['baseline_peak_bytes_per_replicate'])} | "
-            f"{r['max_loglik_gap_per_sample']:.1e} |")
-    return "\n".join(rows)
+    return _markdown(
+        ["dimension", "n", "R", "moestat mean iterations", "compile s", "moestat fits/s",
+         "SciPy BFGS fits/s", "ratio", "SciPy fits timed", "moestat point-iter/s",
+         "moestat peak MB", "SciPy peak MB (1 replicate)", "max log-lik gap per sample"],
+        [[r["dimension"], f"{r['n']:g}", r["R"], f"{r['mean_iterations']:.1f}",
+          f"{r['moestat_compile_s']:.2f}", f"{r['moestat_fits_per_s']:.3g}",
+          f"{r['baseline_fits_per_s']:.3g}", f"{r['ratio']:.1f}x", r["baseline_fits_run"],
+          f"{r['moestat_point_iters_per_s']:.3g}", _mb(r["moestat_peak_bytes"]),
+          _mb(r["baseline_peak_bytes_per_replicate"]), f"{r['max_loglik_gap_per_sample']:.1e}"]
+         for r in records])
 
 
 def table(records: list[dict]) -> str:
     """Markdown table of the softmax Gaussian MoE's records."""
-    rows = ["| dimension | n | k | d | R | iterations | compile s | moestat point-iter/s | "
-            "NumPy point-iter/s | ratio | moestat fits/s | moestat peak MB | NumPy peak MB "
-            "(1 replicate) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in records:
-        peak = _mb(r["moestat_peak_bytes"])
-        rows.append(
-            f"| {r['dimension']} | {r['n']:g} | {r['k']} | {r['d']} | {r['R']} | "
-            f"{r['iterations']} | {r['moestat_compile_s']:.2f} | "
-            f"{r['moestat_point_iters_per_s']:.3g} | {r['numpy_point_iters_per_s']:.3g} | "
-            f"{r['ratio']:.1f}x | {r['moestat_fits_per_s']:.3g} | {peak} | "
-            f"{r['numpy_peak_bytes_per_replicate'] / 1e6:.1f} |")
-    return "\n".join(rows)
+    return _markdown(
+        ["dimension", "n", "k", "d", "R", "iterations", "compile s", "moestat point-iter/s",
+         "NumPy point-iter/s", "ratio", "moestat fits/s", "moestat peak MB",
+         "NumPy peak MB (1 replicate)"],
+        [[r["dimension"], f"{r['n']:g}", r["k"], r["d"], r["R"], r["iterations"],
+          f"{r['moestat_compile_s']:.2f}", f"{r['moestat_point_iters_per_s']:.3g}",
+          f"{r['numpy_point_iters_per_s']:.3g}", f"{r['ratio']:.1f}x",
+          f"{r['moestat_fits_per_s']:.3g}", _mb(r["moestat_peak_bytes"]),
+          _mb(r["numpy_peak_bytes_per_replicate"])] for r in records])
 
 
 def figure(records: list[dict], dim: str, path: Path, model: str = "softmax") -> Path:

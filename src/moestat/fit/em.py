@@ -131,7 +131,7 @@ def em(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
     """Run EM from `params`. Returns (params, n_iter, converged, history). Models whose
     M-step needs only weighted sums of fixed data statistics (linear-logit gate, linear
     experts, Gaussian noise) run the one-pass version in `fit/em_stats.py`."""
-    if applies(model, options, X.shape[-1]):
+    if applies(model, options):
         return em_by_statistics(model, X, y, weights, params, bounds, options)
 
     def step(p):

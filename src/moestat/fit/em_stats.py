@@ -55,7 +55,7 @@ class Layout:
     response columns."""
 
     def __init__(self, phi: list[tuple], psi: list[tuple]):
-        self.keys: list = []
+        self._columns: dict = {}  # key -> column, in insertion order
         index = self._index
         self.one = index(())
         self.phi = np.array([index(a) for a in phi])
@@ -65,9 +65,11 @@ class Layout:
         self.yy = index(("y", "y"))
 
     def _index(self, key) -> int:
-        if key not in self.keys:
-            self.keys.append(key)
-        return self.keys.index(key)
+        return self._columns.setdefault(key, len(self._columns))
+
+    @property
+    def keys(self) -> list:
+        return list(self._columns)
 
     def data(self, X, y, weights):
         """D (n, n_D), weighted by w."""
@@ -99,10 +101,9 @@ def data_columns(model) -> int:
     return len(_layout(model, model.n_features).keys) if eligible else 0
 
 
-def applies(model, options, n_features: int) -> bool:
+def applies(model, options) -> bool:
     """True when `em` can run as this one-pass EM (see module docstring)."""
-    return (n_features == model.n_features and options.gate_newton_steps == 1
-            and 0 < data_columns(model) <= MAX_DATA_COLUMNS)
+    return options.gate_newton_steps == 1 and 0 < data_columns(model) <= MAX_DATA_COLUMNS
 
 
 def _combine(M, vectors):
@@ -124,7 +125,7 @@ def em_by_statistics(model, X, y, weights, params, bounds, options):
     gate, expert, noise = model.gate, model.expert, model.noise
     K, k = model.n_components, model.n_experts
     f = K - 1
-    lay = _layout(model, X.shape[1])  # static
+    lay = _layout(model, model.n_features)  # static
     D = lay.data(X, y, weights)
     m, p = len(lay.phi), len(lay.ypsi)
     total_w = jnp.sum(weights)
