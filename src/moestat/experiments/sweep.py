@@ -30,6 +30,7 @@ from moestat.errors import InputError
 from moestat.experiments.config import ExperimentConfig, NDependent, Setting
 from moestat.fit import FitOptions, fit, fit_batch, fit_random, near_truth
 from moestat.fit.em_stats import data_columns
+from moestat.fit.result import FitResult
 from moestat.model import FrozenExpert, MixtureOfExperts, MoEParams
 from moestat.registry import make_gate
 
@@ -372,6 +373,36 @@ def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
     return rows
 
 
+def near_truth_starts(built: Built, setting: Setting, start: MoEParams, init_keys, truth):
+    """The near-truth starts of a block: `start` (from init key k_r), then, for init.n_init > 1,
+    starts j = 1, 2, ... drawn from fold_in(k_r, j) — the first start and hence a single-start
+    run's results do not depend on n_init."""
+    yield start
+    _, start_fn = _simulators(setting.model_dump_json())
+    fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
+    for j in range(1, setting.init.starts):
+        yield start_fn(fold(init_keys, j), truth)
+
+
+def best_of_starts(results) -> FitResult:
+    """Elementwise over replicates, the fit with the largest finite objective (the first on
+    ties); results: FitResults of the same replicates from different starts."""
+    best = None
+    for r in results:
+        if best is None:
+            best = r
+            continue
+        score = jnp.where(jnp.isfinite(r.objective), r.objective, -jnp.inf)
+        better = score > jnp.where(jnp.isfinite(best.objective), best.objective, -jnp.inf)
+        best = jax.tree_util.tree_map(functools.partial(_where_rows, better), r, best)
+    return best
+
+
+def _where_rows(mask, a, b):
+    """a where mask else b, mask (R,) over the leading axis of a, b (R, ...)."""
+    return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
+
+
 def _run_replicates(config, setting, built, truth, n: int, reps: list[int]) -> dict[str, list]:
     keys = replicate_keys(config.seed, setting.name, n, reps)
     X, y, start, init_keys = simulate(built, keys, truth, n)
@@ -379,10 +410,12 @@ def _run_replicates(config, setting, built, truth, n: int, reps: list[int]) -> d
                          expert_bound=setting.expert_bound)
     t0 = time.perf_counter()
     if setting.init.kind == "near_truth":
-        result = fit_batch(built.fit_model, X, y, start, estimator=setting.estimator,
-                           options=options, split_after=SPLIT_AFTER)
+        result = best_of_starts(
+            fit_batch(built.fit_model, X, y, s0, estimator=setting.estimator, options=options,
+                      split_after=SPLIT_AFTER)
+            for s0 in near_truth_starts(built, setting, start, init_keys, truth))
     else:
-        parts = [fit_random(built.fit_model, X[i], y[i], init_keys[i], setting.init.n_init,
+        parts = [fit_random(built.fit_model, X[i], y[i], init_keys[i], setting.init.starts,
                             estimator=setting.estimator, options=options)[0]
                  for i in range(len(reps))]
         result = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *parts)
