@@ -66,6 +66,8 @@ def test_run_report_status(reference, tmp_path):
     d1 = next(x for x in rep["rates"] if x["metric"] == "D1")
     assert d1["theory"] == -0.5 and d1["paper"] is None and d1["n_fits"] == 16
     assert d1["ci95"][0] < d1["slope"] < d1["ci95"][1] and d1["slope"] < 0
+    # the median's slope has its own bootstrap interval (rates.fit_rate, statistic="median")
+    assert d1["median_ci95"][0] < d1["median_slope"] < d1["median_ci95"][1]
     assert json.loads((out / "summary.json").read_text())["rates"] == rep["rates"]
     assert len(list((out / "cells").glob("*.parquet"))) == 8
     assert "8/8 cells" in moestat("status", out).stdout

@@ -120,10 +120,10 @@ def test_a_cell_over_the_memory_budget_runs_in_replicate_blocks(monkeypatch):
         sweep.memory_budget()
 
 
-def _multistart_config(n_init: int | None):
+def _multistart_config(best_of: int | None):
     init = {"kind": "near_truth", "scale": 0.3, "assignment": [0, 0, 1]}
-    if n_init is not None:
-        init["n_init"] = n_init
+    if best_of is not None:
+        init["best_of"] = best_of
     setting = _setting(8.0, reference="truth", max_iter=40).model_dump(mode="json",
                                                                   exclude_defaults=True)
     return parse_config({"name": "starts", "seed": 1, "replicates": 8, "block": 8, "n": [400],
@@ -131,10 +131,10 @@ def _multistart_config(n_init: int | None):
 
 
 def test_near_truth_multistart_keeps_the_best_objective_per_replicate():
-    """init.n_init = 4 near-truth starts: every replicate's least-squares objective is at least
+    """init.best_of = 4 near-truth starts: every replicate's least-squares objective is at least
     the single start's (that start is the first of the four, from the same key) and higher for
     some (over-specified least squares from scale-0.3 starts has several local optima at
-    n = 400: 5 of 8 replicates improved when the test was written); n_init = 1 written out is
+    n = 400: 5 of 8 replicates improved when the test was written); best_of = 1 written out is
     the default, row for row."""
     from moestat.experiments import sweep
 
@@ -149,4 +149,21 @@ def test_near_truth_multistart_keeps_the_best_objective_per_replicate():
     assert _multistart_config(None).settings[0].init.starts == 1
     random = Setting.model_validate({**_setting(8.0).model_dump(), "init": {"kind": "random"}})
     assert random.init.starts == 5
+    with pytest.raises(ValueError, match="best_of applies to near_truth starts"):
+        Setting.model_validate({**_setting(8.0).model_dump(),
+                                "init": {"kind": "random", "best_of": 2}})
 
+
+def test_a_run_directory_written_before_best_of_keeps_its_config_hash():
+    """Run directories record every init field (n_init = 5 included, with near-truth starts);
+    adding best_of with its default must not change their config hash, or their cells would
+    no longer count as done (config_hash excludes defaults)."""
+    from moestat.experiments.store import config_hash
+
+    config = _multistart_config(None)
+    recorded = config.model_dump(mode="json", exclude_none=True)
+    del recorded["settings"][0]["init"]["best_of"]  # what a directory of an older version holds
+    before = parse_config(recorded)
+    assert recorded["settings"][0]["init"]["n_init"] == 5
+    assert config_hash(before) == config_hash(config)
+    assert config_hash(_multistart_config(2)) != config_hash(config)

@@ -21,7 +21,7 @@ from moestat.files import strict_json, write_text_atomic
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Statistics of mixture-of-experts models.",
                   pretty_exceptions_enable=False)
-console = Console(width=None if sys.stdout.isatty() else 140)
+console = Console(width=None if sys.stdout.isatty() else 170)
 
 
 @app.callback()
@@ -113,19 +113,21 @@ def fit(
 
 def _rate_table(rep: dict) -> RichTable:
     t = RichTable("setting", "metric", "slope", "95% CI", "theory", "paper", "median slope",
-                  "fits", "failed", "not conv.", "far out",
+                  "median 95% CI", "fits", "failed", "not conv.", "far out",
                   title=f"{rep['experiment']}: empirical rates"
                   + ("" if rep["complete"] else
                      f" (PARTIAL: {rep['cells_done']}/{rep['cells_total']} cells)"))
     for r in rep["rates"]:
         if "error" in r:
-            t.add_row(r["setting"], r["metric"], r["error"], *[""] * 8)
+            t.add_row(r["setting"], r["metric"], r["error"], *[""] * 9)
             continue
         t.add_row(r["setting"], r["metric"], f"{r['slope']:.3f}",
                   f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]",
                   "" if r["theory"] is None else f"{r['theory']:g}",
                   "" if r["paper"] is None else f"{r['paper']:g}",
-                  f"{r['median_slope']:.3f}", str(r["n_fits"]), str(r["n_failed"]),
+                  f"{r['median_slope']:.3f}",
+                  f"[{r['median_ci95'][0]:.2f}, {r['median_ci95'][1]:.2f}]",
+                  str(r["n_fits"]), str(r["n_failed"]),
                   str(r["n_nonconverged"]), str(r["n_far_out"]))
     return t
 

@@ -12,7 +12,7 @@
     gate = "contaminated"; expert = "ridge_nobias:tanh"; noise = "gaussian"
     kind = "mixture"; estimator = "em"; n_experts = 1; n_features = 8
     x = { dist = "normal" }       # or { dist = "uniform", low = 0, high = 1 }
-    init = { kind = "near_truth", scale = 0.1 }   # n_init = 4: best of 4 near-truth starts;
+    init = { kind = "near_truth", scale = 0.1 }   # best_of = 4: best of 4 near-truth starts;
                                   # { kind = "random", n_init = 5 }: data-driven restarts
     frozen = { expert = "ridge_nobias:tanh", noise = "laplace", var = 0.001,
                params = { eta = [1, 0, 0, 0, 0, 0, 0, 0] } }
@@ -93,18 +93,22 @@ class XDist(Strict):
 class Init(Strict):
     kind: Literal["near_truth", "random"] = "near_truth"
     scale: Annotated[float, Field(ge=0)] = 0.1
-    # starts per replicate, the best objective kept: random (data-driven) starts default to 5;
-    # near_truth to 1 (further near-truth starts come from further keys: best-of-K least
-    # squares / likelihood near the truth)
-    n_init: Annotated[int, Field(ge=1, le=100)] | None = None
+    n_init: Annotated[int, Field(ge=1, le=100)] = 5  # random (data-driven) restarts
+    # near-truth starts per replicate, the best objective kept (start j > 0 from further keys);
+    # a separate field from n_init, whose default every existing run directory records
+    best_of: Annotated[int, Field(ge=1, le=100)] = 1
     assignment: list[int] | None = None
+
+    @model_validator(mode="after")
+    def _best_of_is_for_near_truth(self):
+        if self.best_of > 1 and self.kind != "near_truth":
+            raise ValueError("best_of applies to near_truth starts; random starts use n_init")
+        return self
 
     @property
     def starts(self) -> int:
-        """Starts per replicate (n_init, or its default for the kind)."""
-        if self.n_init is not None:
-            return self.n_init
-        return 5 if self.kind == "random" else 1
+        """Fits per replicate: n_init random starts, or best_of near-truth starts."""
+        return self.n_init if self.kind == "random" else self.best_of
 
 
 class Frozen(Strict):

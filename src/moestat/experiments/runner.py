@@ -150,6 +150,7 @@ def report(out: Path, n_boot: int = 2000) -> dict:
                     "n_fits": r.n_fits - pending, "n_failed": r.n_failed - pending,
                     "n_nonconverged": r.n_nonconverged,
                     "n_at_bound": int(np.sum(bound[sel])), "median_slope": med.slope,
+                    "median_ci95": list(med.ci95),
                     "n_far_out": far_out(L),
                 }
                 if ns.size > config.local_window:

@@ -374,9 +374,9 @@ def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
 
 
 def near_truth_starts(built: Built, setting: Setting, start: MoEParams, init_keys, truth):
-    """The near-truth starts of a block: `start` (from init key k_r), then, for init.n_init > 1,
+    """The near-truth starts of a block: `start` (from init key k_r), then, for init.best_of > 1,
     starts j = 1, 2, ... drawn from fold_in(k_r, j) — the first start and hence a single-start
-    run's results do not depend on n_init."""
+    run's results do not depend on best_of."""
     yield start
     _, start_fn = _simulators(setting.model_dump_json())
     fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
