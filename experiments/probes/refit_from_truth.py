@@ -17,7 +17,7 @@ import jax
 
 from moestat.experiments import sweep
 from moestat.experiments.runner import load_resolved
-from moestat.fit import FitOptions, fit_batch, near_truth
+from moestat.fit import fit_batch, near_truth
 
 
 def main(out: str, setting_name: str, n: int, replicate: int) -> None:
@@ -29,8 +29,7 @@ def main(out: str, setting_name: str, n: int, replicate: int) -> None:
     truth = built.truth(n)
     keys = sweep.replicate_keys(config.seed, setting.name, n, [replicate])
     X, y, start, init_keys = sweep.simulate(built, keys, truth, n)
-    options = FitOptions(max_iter=setting.max_iter, tol=setting.tol,
-                         expert_bound=setting.expert_bound)
+    options = sweep.fit_options(setting)
     metric = config.metrics_for(setting.name)[0]
     evaluate = sweep._metric_evaluator(setting.model_dump_json(), (metric,))
     assignment = None if setting.init.assignment is None else tuple(setting.init.assignment)

@@ -373,6 +373,12 @@ def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
     return rows
 
 
+def fit_options(setting: Setting) -> FitOptions:
+    """The estimator options a setting asks for (iterations, tolerance, expert box)."""
+    return FitOptions(max_iter=setting.max_iter, tol=setting.tol,
+                      expert_bound=setting.expert_bound)
+
+
 def near_truth_starts(built: Built, setting: Setting, start: MoEParams, init_keys, truth):
     """The near-truth starts of a block: `start` (from init key k_r), then, for init.best_of > 1,
     starts j = 1, 2, ... drawn from fold_in(k_r, j) — the first start and hence a single-start
@@ -387,14 +393,15 @@ def near_truth_starts(built: Built, setting: Setting, start: MoEParams, init_key
 def best_of_starts(results) -> FitResult:
     """Elementwise over replicates, the fit with the largest finite objective (the first on
     ties); results: FitResults of the same replicates from different starts."""
-    best = None
+    best, best_score = None, None
     for r in results:
-        if best is None:
-            best = r
-            continue
         score = jnp.where(jnp.isfinite(r.objective), r.objective, -jnp.inf)
-        better = score > jnp.where(jnp.isfinite(best.objective), best.objective, -jnp.inf)
+        if best is None:
+            best, best_score = r, score
+            continue
+        better = score > best_score
         best = jax.tree_util.tree_map(functools.partial(_where_rows, better), r, best)
+        best_score = jnp.maximum(score, best_score)
     return best
 
 
@@ -406,8 +413,7 @@ def _where_rows(mask, a, b):
 def _run_replicates(config, setting, built, truth, n: int, reps: list[int]) -> dict[str, list]:
     keys = replicate_keys(config.seed, setting.name, n, reps)
     X, y, start, init_keys = simulate(built, keys, truth, n)
-    options = FitOptions(max_iter=setting.max_iter, tol=setting.tol,
-                         expert_bound=setting.expert_bound)
+    options = fit_options(setting)
     t0 = time.perf_counter()
     if setting.init.kind == "near_truth":
         result = best_of_starts(
