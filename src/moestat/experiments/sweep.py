@@ -7,8 +7,10 @@ on (root seed, setting name, n, r):
     data key, init key = split(key(r));  rows in chunks j of CHUNK from fold_in(data key, j)
 
 so results are identical whatever the backend, worker count or execution order. Inside a cell
-the replicates are one vmapped, jitted fit followed by vmapped metrics; the sampler, the starts
-and the metrics compile once per setting, the fit once per (setting, n).
+the replicates are one vmapped, jitted fit followed by vmapped metrics; the starts and the
+metrics compile once per setting, the sampler and the fit once per (setting, padded size): the
+n of a near-truth setting are padded with zero-weight rows to a few shared sizes
+(experiments/padding.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from moestat import __version__
 from moestat import losses as L
 from moestat.errors import InputError
 from moestat.experiments.config import ExperimentConfig, NDependent, Setting
+from moestat.experiments.padding import padded_rows
 from moestat.fit import FitOptions, fit, fit_batch, fit_random, near_truth
 from moestat.fit.em_stats import data_columns
 from moestat.fit.result import FitResult
@@ -213,19 +216,21 @@ def draw_x(xdist, key, n: int, d: int):
 CHUNK = 4096  # rows drawn per compiled sampler call
 
 
-def simulate(built: Built, keys, truth: MoEParams, n: int):
-    """Replicate data X (R, n, d), y (R, n) and starts from keys (R,) (replicate keys).
+def simulate(built: Built, keys, truth: MoEParams, n: int, rows: int | None = None):
+    """Replicate data X (R, rows, d), y (R, rows) and starts from keys (R,) (replicate keys);
+    rows defaults to n.
 
     Replicate r's data key kd and init key ki are split(key_r); rows come in chunks of CHUNK:
-    chunk j is drawn from fold_in(kd, j) by one sampler compiled per setting (not per n: every
-    n reuses it), and the first n rows are kept. Near-truth starts come from ki."""
-    sample_chunk, start_fn = _simulators(built.setting.model_dump_json())
+    chunk j is drawn from fold_in(kd, j), and the first `rows` rows are kept, so the first n
+    rows do not depend on `rows` (rows past n pad a cell to a shared size,
+    experiments/padding.py). One sampler program per number of chunks (the chunk is
+    compiled once per setting). Near-truth starts come from ki."""
+    rows = n if rows is None else rows
+    sample_rows, start_fn = _simulators(built.setting.model_dump_json())
     kd, ki = jax.vmap(jax.random.split)(keys).transpose(1, 0, 2)
-    parts = [jax.device_get(sample_chunk(kd, truth, j)) for j in range(-(-n // CHUNK))]
-    X = jnp.asarray(np.concatenate([p[0] for p in parts], axis=1)[:, :n])
-    y = jnp.asarray(np.concatenate([p[1] for p in parts], axis=1)[:, :n])
+    X, y = sample_rows(kd, truth, -(-rows // CHUNK))
     start = start_fn(ki, truth) if start_fn is not None else None
-    return X, y, start, ki
+    return X[:, :rows], y[:, :rows], start, ki
 
 
 @functools.lru_cache(maxsize=32)
@@ -239,12 +244,17 @@ def _simulators(setting_json: str):
         X = draw_x(setting.x, kx, CHUNK, setting.n_features)
         return X, built.truth_model.sample(ky, truth, X)
 
+    def replicate_rows(kd, truth, n_chunks):  # chunks 0 .. n_chunks - 1, one after another
+        X, y = jax.vmap(chunk, in_axes=(None, None, 0))(kd, truth, jnp.arange(n_chunks))
+        return X.reshape(n_chunks * CHUNK, -1), y.reshape(-1)
+
     def start(ki, truth):
         return near_truth(built.fit_model, truth, ki, setting.init.scale, assignment)
 
-    sample_chunk = jax.jit(jax.vmap(chunk, in_axes=(0, None, None)))
+    sample_rows = jax.jit(jax.vmap(replicate_rows, in_axes=(0, None, None)),
+                          static_argnums=2)
     near = setting.init.kind == "near_truth"
-    return sample_chunk, jax.jit(jax.vmap(start, in_axes=(0, None))) if near else None
+    return sample_rows, jax.jit(jax.vmap(start, in_axes=(0, None))) if near else None
 
 
 def eval_points(seed: int, setting: Setting):
@@ -295,19 +305,19 @@ SPLIT_AFTER = 50  # replicates still running after 50, 100, 200, ... iterations 
 # smaller batch (fit_batch): a block no longer waits for its slowest fit at full width
 
 
-MAX_LIVE_SHAPES = 32  # (setting, n) pairs whose executables a sweep process keeps at once
+MAX_LIVE_SHAPES = 32  # (setting, rows) pairs whose executables a sweep process keeps at once
 _LIVE_SHAPES: set = set()
 
 
-def _limit_live_executables(setting_json: str, n: int) -> None:
-    """Drop compiled executables once MAX_LIVE_SHAPES (setting, n) pairs have been used.
-    Every (setting, n) compiles its own fits (and fit_batch's splits a few more); a long sweep
+def _limit_live_executables(setting_json: str, rows: int) -> None:
+    """Drop compiled executables once MAX_LIVE_SHAPES (setting, rows) pairs have been used.
+    Every (setting, rows) compiles its own fits (and fit_batch's splits a few more); a long sweep
     process that kept them all ran out of memory mappings (LLVM "Cannot allocate memory",
     vm.max_map_count) after ~200 cells. Dropping them at every new n instead cost 2.4x on the
     contaminated full preset (92.6 s vs 38.8 s: the per-setting simulators and metrics were
     rebuilt each time), so they are dropped in groups; a revisited shape is read back from
     the on-disk compilation cache."""
-    key = (setting_json, n)
+    key = (setting_json, rows)
     if key not in _LIVE_SHAPES and len(_LIVE_SHAPES) >= MAX_LIVE_SHAPES:
         jax.clear_caches()
         _LIVE_SHAPES.clear()
@@ -363,14 +373,24 @@ def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
     rounding: replicates are independent, their data and starts depend only on (seed,
     setting, n, replicate))."""
     setting = next(s for s in config.settings if s.name == cell.setting)
-    _limit_live_executables(setting.model_dump_json(), cell.n)
+    size = fit_rows(config, setting, cell.n)
+    _limit_live_executables(setting.model_dump_json(), size)
     built = build(setting)
     truth = built.truth(cell.n)
     rows: dict[str, list] = {}
-    for block in replicate_blocks(list(range(cell.start, cell.stop)), built.fit_model, cell.n):
-        for k, v in _run_replicates(config, setting, built, truth, cell.n, block).items():
+    for block in replicate_blocks(list(range(cell.start, cell.stop)), built.fit_model, size):
+        for k, v in _run_replicates(config, setting, built, truth, cell.n, block,
+                                    size).items():
             rows.setdefault(k, []).extend(v)
     return rows
+
+
+def fit_rows(config: ExperimentConfig, setting: Setting, n: int) -> int:
+    """The padded size the cells of size n fit at (experiments/padding.py): near-truth
+    settings share programs across the n grid; random starts fit exactly n rows."""
+    if setting.init.kind != "near_truth":
+        return n
+    return padded_rows(config.n_values(), config.replicates)[n]
 
 
 def fit_options(setting: Setting) -> FitOptions:
@@ -410,15 +430,19 @@ def _where_rows(mask, a, b):
     return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
 
 
-def _run_replicates(config, setting, built, truth, n: int, reps: list[int]) -> dict[str, list]:
+def _run_replicates(config, setting, built, truth, n: int, reps: list[int],
+                    size: int) -> dict[str, list]:
+    """Fit replicates `reps` of size n, padded to `size` rows of which the last size - n
+    have weight 0 (near-truth settings only; fit_rows)."""
     keys = replicate_keys(config.seed, setting.name, n, reps)
-    X, y, start, init_keys = simulate(built, keys, truth, n)
+    X, y, start, init_keys = simulate(built, keys, truth, n, size)
+    weights = jnp.broadcast_to(jnp.arange(size) < n, y.shape).astype(y.dtype)
     options = fit_options(setting)
     t0 = time.perf_counter()
     if setting.init.kind == "near_truth":
         result = best_of_starts(
             fit_batch(built.fit_model, X, y, s0, estimator=setting.estimator, options=options,
-                      split_after=SPLIT_AFTER)
+                      weights=weights, split_after=SPLIT_AFTER)
             for s0 in near_truth_starts(built, setting, start, init_keys, truth))
     else:
         parts = [fit_random(built.fit_model, X[i], y[i], init_keys[i], setting.init.starts,

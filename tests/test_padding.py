@@ -1,0 +1,106 @@
+"""Padded sample sizes (experiments/padding.py): the grouping is the cheapest one, and a cell
+fitted at a padded size gives the rows of the unpadded fit."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from moestat.experiments import sweep
+from moestat.experiments.config import parse_config
+from moestat.experiments.padding import padded_rows
+
+
+def _cost(grid, plan, replicates, compile_rows):
+    return compile_rows * len(set(plan.values())) + replicates * sum(plan[n] for n in grid)
+
+
+def _brute_force(grid, replicates, compile_rows):
+    """The cheapest plan over every split of the sorted grid into consecutive groups."""
+    best = None
+    for cuts in itertools.product([False, True], repeat=len(grid) - 1):
+        plan, group = {}, [grid[0]]
+        for n, cut in zip(grid[1:], cuts, strict=True):
+            if cut:
+                plan.update({m: group[-1] for m in group})
+                group = []
+            group.append(n)
+        plan.update({m: group[-1] for m in group})
+        cost = _cost(grid, plan, replicates, compile_rows)
+        best = cost if best is None else min(best, cost)
+    return best
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_plan_is_the_cheapest_grouping(seed):
+    rng = np.random.default_rng(seed)
+    grid = sorted(set(rng.integers(100, 200_000, size=9).tolist()))
+    replicates = int(rng.integers(1, 80))
+    compile_rows = int(rng.integers(10_000, 5_000_000))
+    plan = padded_rows(grid, replicates, compile_rows)
+    assert sorted(plan) == grid
+    assert all(plan[n] >= n and plan[n] in grid for n in grid)
+    assert _cost(grid, plan, replicates, compile_rows) == _brute_force(grid, replicates,
+                                                                       compile_rows)
+
+
+def test_the_plan_between_its_limits():
+    grid = [1000, 2000, 4000, 8000]
+    assert padded_rows(grid, 40, compile_rows=0) == {n: n for n in grid}  # compiles are free
+    assert set(padded_rows(grid, 40, compile_rows=10**12).values()) == {8000}
+    assert padded_rows([5, 5, 3], 1) == {3: 5, 5: 5}  # duplicates and order do not matter
+
+
+def _config(init):
+    return parse_config({
+        "name": "pad", "seed": 3, "replicates": 4, "block": 4, "n": [300, 700],
+        "metrics": ["D1", "a"],
+        "settings": [{"name": "s", "n_experts": 2, "n_features": 1, "init": init,
+                      "x": {"dist": "uniform", "low": 0.0, "high": 1.0},
+                      "truth": {"gate.beta1": [[6.0], [0.0]], "gate.beta0": [-3.0, 0.0],
+                                "expert.a": [[-3.0], [3.0]], "expert.b": [2.0, -1.0],
+                                "noise.var": [0.05, 0.08]}}]})
+
+
+def test_a_padded_cell_gives_the_unpadded_rows(monkeypatch):
+    """n = 300 shares the n = 700 program (4 replicates: padding 4 x 400 rows is cheaper than
+    a compile). Its rows equal those of the fit at exactly 300 rows: counts and flags
+    exactly, floats to rounding (zero-weight rows add exact zeros, but XLA may sum a longer
+    axis in another order: the same ~1e-13 relative as another batch width)."""
+    config = _config({"kind": "near_truth", "scale": 0.1})
+    setting = config.settings[0]
+    assert sweep.fit_rows(config, setting, 300) == 700
+    cell = sweep.Cell("s", 300, 0, 4)
+    padded = sweep.run_cell(config, cell)
+    monkeypatch.setattr(sweep, "fit_rows", lambda config, setting, n: n)
+    exact = sweep.run_cell(config, cell)
+    padded.pop("fit_seconds"), exact.pop("fit_seconds")
+    assert padded.keys() == exact.keys()
+    for k, v in exact.items():
+        if isinstance(v[0], float):
+            np.testing.assert_allclose(padded[k], v, rtol=1e-9, atol=1e-12, err_msg=k)
+        else:
+            assert padded[k] == v, k
+
+
+def test_random_starts_are_not_padded():
+    """A data-driven start draws from the rows it is given: padding would change it."""
+    config = _config({"kind": "random", "n_init": 2})
+    assert sweep.fit_rows(config, config.settings[0], 300) == 300
+
+
+def test_padding_rows_keep_the_first_n_rows():
+    """simulate(n, rows) draws the same first n rows whatever `rows` is."""
+    config = _config({"kind": "near_truth", "scale": 0.1})
+    built = sweep.build(config.settings[0])
+    truth = built.truth(300)
+    keys = sweep.replicate_keys(3, "s", 300, range(2))
+    X, y, start, _ = sweep.simulate(built, keys, truth, 300)
+    Xp, yp, startp, _ = sweep.simulate(built, keys, truth, 300, 5000)
+    assert X.shape == (2, 300, 1) and Xp.shape == (2, 5000, 1)
+    np.testing.assert_array_equal(Xp[:, :300], X)
+    np.testing.assert_array_equal(yp[:, :300], y)
+    assert not np.array_equal(Xp[:, 300:600], X)  # fresh rows beyond n, not a copy
+    np.testing.assert_array_equal(startp.expert.a, start.expert.a)
