@@ -53,11 +53,11 @@ def test_the_plan_between_its_limits():
     assert padded_rows([5, 5, 3], 1) == {3: 5, 5: 5}  # duplicates and order do not matter
 
 
-def _config(init):
+def _config(init, setting="s"):
     return parse_config({
         "name": "pad", "seed": 3, "replicates": 4, "block": 4, "n": [300, 700],
         "metrics": ["D1", "a"],
-        "settings": [{"name": "s", "n_experts": 2, "n_features": 1, "init": init,
+        "settings": [{"name": setting, "n_experts": 2, "n_features": 1, "init": init,
                       "x": {"dist": "uniform", "low": 0.0, "high": 1.0},
                       "truth": {"gate.beta1": [[6.0], [0.0]], "gate.beta0": [-3.0, 0.0],
                                 "expert.a": [[-3.0], [3.0]], "expert.b": [2.0, -1.0],
@@ -92,11 +92,11 @@ def test_random_starts_are_not_padded():
 
 
 def test_padding_rows_keep_the_first_n_rows():
-    """simulate(n, rows) draws the same first n rows whatever `rows` is."""
-    config = _config({"kind": "near_truth", "scale": 0.1})
+    """simulate(n, rows) draws the same first n rows whatever `rows` is, with one sampler."""
+    config = _config({"kind": "near_truth", "scale": 0.1}, setting="only_here")
     built = sweep.build(config.settings[0])
     truth = built.truth(300)
-    keys = sweep.replicate_keys(3, "s", 300, range(2))
+    keys = sweep.replicate_keys(3, "only_here", 300, range(2))
     X, y, start, _ = sweep.simulate(built, keys, truth, 300)
     Xp, yp, startp, _ = sweep.simulate(built, keys, truth, 300, 5000)
     assert X.shape == (2, 300, 1) and Xp.shape == (2, 5000, 1)
@@ -104,3 +104,6 @@ def test_padding_rows_keep_the_first_n_rows():
     np.testing.assert_array_equal(yp[:, :300], y)
     assert not np.array_equal(Xp[:, 300:600], X)  # fresh rows beyond n, not a copy
     np.testing.assert_array_equal(startp.expert.a, start.expert.a)
+    # one compiled sampler serves both sizes (a threefry sampler compile costs ~2 s)
+    sample_chunk, _ = sweep._simulators(config.settings[0].model_dump_json())
+    assert sample_chunk._cache_size() == 1

@@ -15,6 +15,14 @@ __version__ = "0.1.0"
 
 __all__ = ["FrozenExpert", "InputError", "MixtureOfExperts", "MoEParams", "__version__"]
 
-from moestat.estimator import MixtureOfExpertsRegressor  # noqa: E402
-
 __all__ += ["MixtureOfExpertsRegressor"]
+
+
+def __getattr__(name: str):
+    """`moestat.MixtureOfExpertsRegressor` on first use: importing scikit-learn costs ~0.8 s,
+    which a command-line sweep (and each of its worker processes) does not need."""
+    if name == "MixtureOfExpertsRegressor":
+        from moestat.estimator import MixtureOfExpertsRegressor
+
+        return MixtureOfExpertsRegressor
+    raise AttributeError(f"module 'moestat' has no attribute {name!r}")

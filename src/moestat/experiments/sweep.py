@@ -7,9 +7,9 @@ on (root seed, setting name, n, r):
     data key, init key = split(key(r));  rows in chunks j of CHUNK from fold_in(data key, j)
 
 so results are identical whatever the backend, worker count or execution order. Inside a cell
-the replicates are one vmapped, jitted fit followed by vmapped metrics; the starts and the
-metrics compile once per setting, the sampler and the fit once per (setting, padded size): the
-n of a near-truth setting are padded with zero-weight rows to a few shared sizes
+the replicates are one vmapped, jitted fit followed by vmapped metrics; the sampler, the starts
+and the metrics compile once per setting, the fit once per (setting, padded size): the n of a
+near-truth setting are padded with zero-weight rows to a few shared sizes
 (experiments/padding.py).
 """
 
@@ -221,16 +221,18 @@ def simulate(built: Built, keys, truth: MoEParams, n: int, rows: int | None = No
     rows defaults to n.
 
     Replicate r's data key kd and init key ki are split(key_r); rows come in chunks of CHUNK:
-    chunk j is drawn from fold_in(kd, j), and the first `rows` rows are kept, so the first n
-    rows do not depend on `rows` (rows past n pad a cell to a shared size,
-    experiments/padding.py). One sampler program per number of chunks (the chunk is
-    compiled once per setting). Near-truth starts come from ki."""
+    chunk j is drawn from fold_in(kd, j) by one sampler compiled per setting (not per n: every
+    n reuses it; compiling the threefry sampler costs ~2 s), and the first `rows` rows are
+    kept, so the first n rows do not depend on `rows` (rows past n pad a cell to a shared
+    size, experiments/padding.py). Near-truth starts come from ki."""
     rows = n if rows is None else rows
-    sample_rows, start_fn = _simulators(built.setting.model_dump_json())
+    sample_chunk, start_fn = _simulators(built.setting.model_dump_json())
     kd, ki = jax.vmap(jax.random.split)(keys).transpose(1, 0, 2)
-    X, y = sample_rows(kd, truth, -(-rows // CHUNK))
+    parts = [sample_chunk(kd, truth, j) for j in range(-(-rows // CHUNK))]
+    X = jnp.concatenate([p[0] for p in parts], axis=1)[:, :rows]
+    y = jnp.concatenate([p[1] for p in parts], axis=1)[:, :rows]
     start = start_fn(ki, truth) if start_fn is not None else None
-    return X[:, :rows], y[:, :rows], start, ki
+    return X, y, start, ki
 
 
 @functools.lru_cache(maxsize=32)
@@ -244,17 +246,12 @@ def _simulators(setting_json: str):
         X = draw_x(setting.x, kx, CHUNK, setting.n_features)
         return X, built.truth_model.sample(ky, truth, X)
 
-    def replicate_rows(kd, truth, n_chunks):  # chunks 0 .. n_chunks - 1, one after another
-        X, y = jax.vmap(chunk, in_axes=(None, None, 0))(kd, truth, jnp.arange(n_chunks))
-        return X.reshape(n_chunks * CHUNK, -1), y.reshape(-1)
-
     def start(ki, truth):
         return near_truth(built.fit_model, truth, ki, setting.init.scale, assignment)
 
-    sample_rows = jax.jit(jax.vmap(replicate_rows, in_axes=(0, None, None)),
-                          static_argnums=2)
+    sample_chunk = jax.jit(jax.vmap(chunk, in_axes=(0, None, None)))
     near = setting.init.kind == "near_truth"
-    return sample_rows, jax.jit(jax.vmap(start, in_axes=(0, None))) if near else None
+    return sample_chunk, jax.jit(jax.vmap(start, in_axes=(0, None))) if near else None
 
 
 def eval_points(seed: int, setting: Setting):
