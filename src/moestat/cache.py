@@ -1,9 +1,9 @@
 """Persistent XLA compilation cache for command-line runs and sweep workers.
 
-A sweep compiles one fit per (setting, n); re-running, resuming or re-plotting a study, and
-every worker process of a pool or Dask cluster, would compile the same programs again. JAX's
-persistent cache keeps compiled executables on disk, keyed by the program, the JAX/XLA version
-and the device, so a hit is exactly the program a fresh compile would produce.
+A sweep compiles one fit per (setting, padded size); re-running, resuming or re-plotting a
+study, and every worker process of a pool or Dask cluster, would compile the same programs
+again. JAX's persistent cache keeps compiled executables on disk, keyed by the program, the
+JAX/XLA version and the device, so a hit is exactly the program a fresh compile would produce.
 
 Directory: $MOESTAT_CACHE_DIR, default ~/.cache/moestat/xla; MOESTAT_CACHE_DIR="" disables it.
 Only the CLI and the pool / Dask worker processes turn it on; importing moestat as a library,
