@@ -11,6 +11,7 @@ from moestat import InputError
 from moestat.experiments.config import Setting, parse_config
 from moestat.experiments.sweep import best_approximation, build
 from moestat.fit import near_truth
+from rows import assert_same_rows
 
 
 def _setting(beta1_first: float, reference: str = "best_approximation", **kw) -> Setting:
@@ -108,13 +109,7 @@ def test_a_cell_over_the_memory_budget_runs_in_replicate_blocks(monkeypatch):
     monkeypatch.setenv("MOESTAT_MEMORY_GB", "1000")
     assert sweep.replicate_blocks(list(range(6)), model, 1000) == [list(range(6))]
     whole = sweep.run_cell(config, cell)
-    blocked.pop("fit_seconds"), whole.pop("fit_seconds")
-    assert blocked.keys() == whole.keys()
-    for k, v in whole.items():
-        if isinstance(v[0], float):
-            np.testing.assert_allclose(blocked[k], v, rtol=1e-9, atol=1e-12, err_msg=k)
-        else:
-            assert blocked[k] == v, k
+    assert_same_rows(blocked, whole)
     monkeypatch.setenv("MOESTAT_MEMORY_GB", "lots")
     with pytest.raises(InputError, match="MOESTAT_MEMORY_GB must be a number"):
         sweep.memory_budget()

@@ -433,10 +433,10 @@ def _run_replicates(config, setting, built, truth, n: int, reps: list[int],
     have weight 0 (near-truth settings only; fit_rows)."""
     keys = replicate_keys(config.seed, setting.name, n, reps)
     X, y, start, init_keys = simulate(built, keys, truth, n, size)
-    weights = jnp.broadcast_to(jnp.arange(size) < n, y.shape).astype(y.dtype)
     options = fit_options(setting)
     t0 = time.perf_counter()
     if setting.init.kind == "near_truth":
+        weights = jnp.broadcast_to(jnp.arange(size) < n, y.shape).astype(y.dtype)
         result = best_of_starts(
             fit_batch(built.fit_model, X, y, s0, estimator=setting.estimator, options=options,
                       weights=weights, split_after=SPLIT_AFTER)
