@@ -392,7 +392,9 @@ class ContaminatedGate(Gate):
 
     def log_weights(self, params, X):
         z = X @ params.beta + params.tau
-        return jnp.stack([jax.nn.log_sigmoid(z), jax.nn.log_sigmoid(-z)], axis=1)
+        # log sigmoid(+-z) = min(+-z, 0) - log1p(exp(-|z|)): one transcendental pair for both
+        t = jnp.log1p(jnp.exp(-jnp.abs(z)))
+        return jnp.stack([jnp.minimum(z, 0.0) - t, jnp.minimum(-z, 0.0) - t], axis=1)
 
     def logit_features(self, X):
         return jnp.concatenate([X, jnp.ones((X.shape[0], 1), X.dtype)], axis=1)

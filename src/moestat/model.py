@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from moestat import components
 from moestat.errors import InputError
 from moestat.experts import Expert
 from moestat.gates import FROZEN_GATES, Gate
@@ -238,7 +239,7 @@ class MixtureOfExperts:
         """log p(y | x), shape (n_samples,)."""
         if self.kind == "regression":
             return self.noise.log_density(y, self.mean(params, X), params.noise.var)
-        return jax.nn.logsumexp(self.log_joint(params, X, y), axis=1)
+        return components.logsumexp(self.log_joint(params, X, y))
 
     def sample(self, key, params: MoEParams, X) -> jax.Array:
         """Draw y | x for every row of X, shape (n_samples,)."""

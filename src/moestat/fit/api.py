@@ -1,5 +1,5 @@
-"""Public fitting functions: compile once per (model, estimator, options), vmap over
-replicates or restarts.
+"""Public fitting functions: compile once per (model, estimator, options), batched over
+replicates (`fit/lanes.py`) or vmapped over restarts.
 
     fit(model, X, y, start)            one data set from given starting parameters
     fit_batch(model, X, y, start)      leading replicate axis on X, y, start (and weights)
@@ -24,6 +24,7 @@ from moestat.fit.bounds import on_bound, project
 from moestat.fit.degeneracy import degeneracy
 from moestat.fit.em import em
 from moestat.fit.init import random_start
+from moestat.fit.lanes import over_lanes
 from moestat.fit.lse import lse
 from moestat.fit.mle import mean_loglik, mle
 from moestat.fit.result import FitOptions, FitResult
@@ -80,7 +81,7 @@ def _fit_one(model, estimator, options, X, y, weights, start, bounds):
 def _compiled(model, estimator, options, batched: bool):
     fn = functools.partial(_fit_one, model, estimator, options)
     if batched:
-        fn = jax.vmap(fn, in_axes=(0, 0, 0, 0, None))
+        fn = over_lanes(fn)
     return jax.jit(fn)
 
 

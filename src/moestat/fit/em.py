@@ -17,9 +17,9 @@ Sample weights w_t (n_samples,) multiply every term (zero weights pad data to bu
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
+from moestat import components
 from moestat.fit.bounds import project
 from moestat.fit.em_stats import applies, em_by_statistics
 from moestat.fit.loop import iterate
@@ -39,7 +39,7 @@ def e_step(model: MixtureOfExperts, params: MoEParams, X, y, weights):
     log gate weights (n_samples, n_components) (reused by the gate's Newton step)."""
     log_w = model.log_gate_weights(params, X)
     log_joint = log_w + model.component_log_density(params, X, y)
-    ll = jax.nn.logsumexp(log_joint, axis=1)
+    ll = components.logsumexp(log_joint)
     resp = jnp.exp(log_joint - ll[:, None])
     return resp, jnp.sum(weights * ll) / jnp.sum(weights), log_w
 

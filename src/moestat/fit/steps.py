@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
+from moestat import components
 from moestat.fit.bounds import project
 
 MIN_STEP = 2.0**-20  # the smallest fraction of a Newton step tried
@@ -46,10 +47,13 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
     (gauge / frozen logit); the K - 1 first rows are free. Gradient G = (R - W)^T diag(w) Phi;
     Hessian -sum_t w_t W_ti (delta_ij - W_tj) phi_t phi_t^T, formed as one matrix product
     Phi^T (n, m) x (n, f^2 m) (no (n, m^2) outer products: memory traffic stays O(n f^2 m)).
-    Step-halving (down to 2^-20) on the projected candidate guarantees ascent; a failed step
-    is halved only while its predicted gain s G.d - s^2 d^T H d / 2 exceeds RESOLVABLE per
-    sample (below that the test compares rounding noise and the step is not taken). `log_w` (n, K),
-    the E-step's log-weights at `params`, saves recomputing them.
+    Step-halving (down to 2^-20) on the projected candidate guarantees ascent: the test is the
+    exact change of Q_gate, sum_t w_t (r_t . dz_t - log1p(sum_j W_tj expm1(dz_tj))) >= 0 with
+    dz = Phi dc^T the change of the free logits (no cancellation of Q_new - Q_old; the same
+    test as fit/em_stats.py). A failed step is halved only while its predicted gain
+    s G.d - s^2 d^T H d / 2 exceeds RESOLVABLE per sample (below that the test compares
+    rounding noise and the step is not taken). `log_w` (n, K), the E-step's log-weights at
+    `params`, saves recomputing them.
 
     Sparse (top-K) gates: `features` gives Phi, the weights are the gate's masked ones
     (inactive: W = 0, r = 0), so G and H are those of Q_gate with the active sets held fixed;
@@ -62,10 +66,6 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
     K = resp.shape[1]
     f = K - 1
 
-    def Q(coef):
-        z = Phi @ coef.T
-        return jnp.sum(weights * (jnp.sum(resp * z, axis=1) - jax.nn.logsumexp(z, axis=1)))
-
     # a Newton step of the concave Q is almost always accepted at once; an ECME step near
     # convergence is often not (active sets jump), so give it up after 6 halvings
     min_step = 2.0**-6 if accept is not None else MIN_STEP
@@ -76,8 +76,6 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
         if log_w is None:
             log_w = (gate.log_weights(p, X) if accept is not None
                      else jax.nn.log_softmax(Phi @ coef.T, axis=1))
-        q0 = (accept(p) if accept is not None
-              else jnp.sum(weights * jnp.sum(resp * log_w, axis=1)))
         W = jnp.exp(log_w)
         C = W[:, :f, None] * (jnp.eye(f) - W[:, None, :f]) * weights[:, None, None]
         CPhi = (C.reshape(n, f * f, 1) * Phi[:, None, :]).reshape(n, f * f * m)
@@ -95,15 +93,28 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
             c = coef.at[:f].add(s * delta)
             return project(gate.from_coef(c, p), bounds)
 
-        def q_of(s):
-            c = candidate(s)
-            return accept(c) if accept is not None else Q(gate.to_coef(c))
+        if accept is not None:  # ECME: the objective itself, against its value at p
+            q0 = accept(p)
+            q_of = lambda s: accept(candidate(s))  # noqa: E731
+        else:  # the exact change of Q_gate (see docstring), against 0
+            q0 = 0.0
+
+            def q_of(s):
+                dc = gate.to_coef(candidate(s))[:f] - coef[:f]
+                if f == 1:
+                    dz = Phi @ dc[0]
+                    change = resp[:, 0] * dz - jnp.log1p(W[:, 0] * jnp.expm1(dz))
+                else:
+                    dz = Phi @ dc.T  # (n, f)
+                    change = (components.total(resp[:, :f] * dz)
+                              - jnp.log1p(components.total(W[:, :f] * jnp.expm1(dz))))
+                return jnp.sum(weights * change)
 
         def cond(c):  # Q steps: halve only while the predicted gain is resolvable
             s, q = c
             resolvable = (accept is not None) | (s * gd - 0.5 * s * s * dHd
                                                  > RESOLVABLE * total_w)
-            return (q < q0) & (s > min_step) & resolvable
+            return ~(q >= q0) & (s > min_step) & resolvable
 
         def body(c):
             s, _ = c

@@ -1,0 +1,39 @@
+"""Reductions over the mixture-component axis (the last axis of (n_samples, K) arrays).
+
+K is small (2 to ~10) and known when tracing. XLA on CPU reduces such a short minor axis
+element by element (no vectorisation across rows): jax.nn.logsumexp over a (2e6, 2) array
+costs ~2.5x a pass of K column-wise elementwise operations (benchmarks/em_throughput.py,
+section "component reductions"). Up to UNROLL_MAX components the reductions below are written
+as K column slices combined elementwise; larger K falls back to the library reduction.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+UNROLL_MAX = 16  # beyond this the unrolled graph grows more than the reduction costs
+
+
+def _columns(a):
+    return [a[..., i] for i in range(a.shape[-1])]
+
+
+def logsumexp(a):
+    """log sum_i exp(a[..., i]) over the last axis; -inf rows give -inf (as jax.nn.logsumexp,
+    whose gradient (softmax) it also has)."""
+    if a.shape[-1] > UNROLL_MAX:
+        return jax.nn.logsumexp(a, axis=-1)
+    cols = _columns(a)
+    m = functools.reduce(jnp.maximum, cols)
+    m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0.0))
+    return m + jnp.log(sum(jnp.exp(c - m) for c in cols))
+
+
+def total(a):
+    """sum_i a[..., i] over the last axis."""
+    if a.shape[-1] > UNROLL_MAX:
+        return jnp.sum(a, axis=-1)
+    return sum(_columns(a))
