@@ -5,8 +5,9 @@ On a GPU all lanes run at once (`jax.vmap`). On the CPU a vmapped fit streams ev
 (R, n, 10) operand is 160 MB, far beyond the cache, and the fit is memory-bound. `over_lanes`
 instead runs the lanes `lax.map`-sequentially in groups of `lanes_per_pass` (vmapped within a
 group), so one group's working set stays in the last-level cache. Measured on the 2-core
-machine (contaminated EM, R = 20; docs/results.md, "Lanes per pass"): 1.3-1.6x faster than
-one vmap over all lanes at every n from 8859 to 1e5, and a smaller program to compile.
+machine (contaminated EM, R = 20; benchmarks/em_layout.py, docs/results.md "Lanes per
+pass"): 1.2-1.6x faster than one vmap over all lanes at the full preset's padded sizes
+(n = 8859 to 1e5).
 
 A group keeps at least as many lanes as there are cores (XLA's CPU thread pool splits a
 batched operation across its batch axis best) and at most LANE_ROWS rows in all; its size
@@ -40,16 +41,17 @@ def lanes_per_pass(n_lanes: int, n_rows: int, backend: str | None = None) -> int
     return max(even or divisors)
 
 
-def over_lanes(fit_one):
+def over_lanes(fit_one, group: int | None = None):
     """fit_one(X, y, weights, start, bounds) for one lane -> the same over a leading lane
-    axis of X (R, n, d), y, weights (R, n) and start (bounds shared)."""
+    axis of X (R, n, d), y, weights (R, n) and start (bounds shared); `group` lanes per pass
+    (default lanes_per_pass; benchmarks/em_layout.py compares others)."""
 
     def run(X, y, weights, start, bounds):
         n_lanes, n_rows = X.shape[0], X.shape[1]
-        group = lanes_per_pass(n_lanes, n_rows)
-        if group >= n_lanes:
+        g = lanes_per_pass(n_lanes, n_rows) if group is None else group
+        if g >= n_lanes:
             return jax.vmap(fit_one, in_axes=(0, 0, 0, 0, None))(X, y, weights, start, bounds)
         return jax.lax.map(lambda lane: fit_one(*lane, bounds), (X, y, weights, start),
-                           batch_size=group)
+                           batch_size=g)
 
     return run
