@@ -19,8 +19,11 @@ which start it draws.
 
 from __future__ import annotations
 
-COMPILE_ROWS = 2_000_000  # one compiled fit ~ EM over this many row-replicates (measured:
-# 1.9 s to trace and compile the contaminated EM fit, 0.93 us per row-replicate to run it)
+COMPILE_ROWS = 2_000_000  # one compiled fit ~ EM over this many row-replicates (stop 17:
+# 1.9 s to trace and compile the contaminated EM fit, 0.93 us per row-replicate to run it).
+# Stop 18's EM is faster (~0.55 us; ~2.3 s to compile): 4e6 would follow, but its plan (3 sizes
+# for 1.55x the rows) ran warm 1.1x slower and cold within the noise, so 2e6 stays
+# (docs/results.md, "Stop 18: lanes per pass").
 
 
 def padded_rows(grid: list[int], replicates: int,

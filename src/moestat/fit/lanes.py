@@ -5,8 +5,8 @@ On a GPU all lanes run at once (`jax.vmap`). On the CPU a vmapped fit streams ev
 (R, n, 10) operand is 160 MB, far beyond the cache, and the fit is memory-bound. `over_lanes`
 instead runs the lanes `lax.map`-sequentially in groups of `lanes_per_pass` (vmapped within a
 group), so one group's working set stays in the last-level cache. Measured on the 2-core
-machine (contaminated EM, R = 20; benchmarks/em_layout.py, docs/results.md "Lanes per
-pass"): 1.2-1.6x faster than one vmap over all lanes at the full preset's padded sizes
+machine (contaminated EM, R = 20; benchmarks/em_layout.py, docs/results.md "Stop 18: lanes
+per pass"): 1.2-1.6x faster than one vmap over all lanes at the full preset's padded sizes
 (n = 8859 to 1e5).
 
 A group keeps at least as many lanes as there are cores (XLA's CPU thread pool splits a
