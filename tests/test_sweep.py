@@ -162,3 +162,16 @@ def test_a_run_directory_written_before_best_of_keeps_its_config_hash():
     assert recorded["settings"][0]["init"]["n_init"] == 5
     assert config_hash(before) == config_hash(config)
     assert config_hash(_multistart_config(2)) != config_hash(config)
+
+
+@pytest.mark.parametrize("setting", ["distinguishable", "setting_2"])  # crc32 < 2^31, >= 2^31
+@pytest.mark.parametrize("seed", [0, 2**31 + 5])
+def test_replicate_keys_are_the_single_replicate_keys(setting, seed):
+    """The compiled batch of keys equals replicate_key one replicate at a time, bit for bit
+    (the data of every stored result derive from these keys)."""
+    from moestat.experiments import sweep
+
+    batch = np.asarray(sweep.replicate_keys(seed, setting, 12345, range(3, 7)))
+    one = np.stack([np.asarray(sweep.replicate_key(seed, setting, 12345, r))
+                    for r in range(3, 7)])
+    np.testing.assert_array_equal(batch, one)
