@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import itertools
 
+import jax
 import numpy as np
 import pytest
 
 from moestat.experiments import sweep
 from moestat.experiments.config import parse_config
 from moestat.experiments.padding import padded_rows
+from moestat.fit import fit_batch
 from rows import assert_same_rows
 
 
@@ -104,3 +106,37 @@ def test_padding_rows_keep_the_first_n_rows():
     # one compiled sampler serves both sizes (a threefry sampler compile costs ~2 s)
     sample_chunk, _ = sweep._simulators(config.settings[0].model_dump_json())
     assert sample_chunk._cache_size() == 1
+
+
+def test_the_fit_program_compiled_meanwhile_is_the_one_the_fit_runs():
+    """A block's fit program is compiled on a helper thread while its data are simulated;
+    fit_batch then finds it compiled (no second compile), and a second block of the same
+    shape starts no thread."""
+    config = _config({"kind": "near_truth", "scale": 0.1}, setting="meanwhile")
+    setting = config.settings[0]
+    built = sweep.build(setting)
+    truth = built.truth(700)
+    options = sweep.fit_options(setting)
+    sweep._FIT_PROGRAMS.clear()
+    thread = sweep._compile_fit_meanwhile(setting, built, truth, 4, 700, options)
+    assert thread is not None
+    keys = sweep.replicate_keys(config.seed, setting.name, 700, range(4))
+    X, y, start, _ = sweep.simulate(built, keys, truth, 700)
+    thread.join()
+    weights = sweep.padding_weights(700, y.shape)
+    jax.block_until_ready((X, y, weights, start))
+    compiles = []
+
+    def count(event, seconds, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(seconds)
+
+    jax.monitoring.register_event_duration_secs_listener(count)
+    try:
+        result = fit_batch(built.fit_model, X, y, start, estimator=setting.estimator,
+                           options=options, weights=weights, split_after=sweep.SPLIT_AFTER)
+        jax.block_until_ready(result)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(count)
+    assert compiles == [] and np.all(np.isfinite(result.objective))
+    assert sweep._compile_fit_meanwhile(setting, built, truth, 4, 700, options) is None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from moestat.errors import InputError
 from moestat.experiments.config import ExperimentConfig, NDependent, Setting, XDist
 from moestat.experiments.padding import padded_rows
 from moestat.fit import FitOptions, fit, fit_batch, fit_random, near_truth
+from moestat.fit.api import first_stage
 from moestat.fit.em_stats import data_columns
 from moestat.fit.result import FitResult
 from moestat.model import FrozenExpert, MixtureOfExperts, MoEParams
@@ -389,6 +391,7 @@ def _limit_live_executables(setting_json: str, rows: int) -> None:
     if key not in _LIVE_SHAPES and len(_LIVE_SHAPES) >= MAX_LIVE_SHAPES:
         jax.clear_caches()
         _LIVE_SHAPES.clear()
+        _FIT_PROGRAMS.clear()
     _LIVE_SHAPES.add(key)
 
 
@@ -498,13 +501,48 @@ def _where_rows(mask, a, b):
     return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
 
 
+_FIT_PROGRAMS: set = set()  # (setting json, R, rows) whose fit program this process compiled
+
+
+def _compile_fit_meanwhile(setting, built, truth, R: int, rows: int, options):
+    """Compile a near-truth block's fit program on a helper thread while this thread
+    simulates its data (the sampler and start programs compile here meanwhile: XLA compiles
+    on one core, so the two compiles share the machine's two). Returns the thread to join
+    before fitting, or None when the program is compiled already (or nothing to compile).
+    The program is the one fit_batch then finds compiled (an AOT compile fills jit's cache)."""
+    key = (setting.model_dump_json(), R, rows)
+    if setting.init.kind != "near_truth" or key in _FIT_PROGRAMS:
+        return None
+    _FIT_PROGRAMS.add(key)
+    _, start_fn = _simulators(key[0])  # looked up here: both threads get the same programs
+    program = first_stage(built.fit_model, setting.estimator, options, SPLIT_AFTER)
+    keys = jax.ShapeDtypeStruct((R, 2), jnp.uint32)
+    f64 = jnp.float64
+    specs = (jax.ShapeDtypeStruct((R, rows, setting.n_features), f64),
+             jax.ShapeDtypeStruct((R, rows), f64), jax.ShapeDtypeStruct((R, rows), f64),
+             jax.eval_shape(start_fn, keys, truth), None)
+
+    def compile_program():
+        try:
+            program.lower(*specs).compile()
+        except Exception:  # noqa: BLE001 - the fit itself compiles again and reports it
+            _FIT_PROGRAMS.discard(key)
+
+    thread = threading.Thread(target=compile_program, name="moestat-compile", daemon=True)
+    thread.start()
+    return thread
+
+
 def _run_replicates(config, setting, built, truth, n: int, reps: list[int],
                     size: int) -> dict[str, list]:
     """Fit replicates `reps` of size n, padded to `size` rows of which the last size - n
     have weight 0 (near-truth settings only; fit_rows)."""
     keys = replicate_keys(config.seed, setting.name, n, reps)
-    X, y, start, init_keys = simulate(built, keys, truth, n, size)
     options = fit_options(setting)
+    compiling = _compile_fit_meanwhile(setting, built, truth, len(reps), size, options)
+    X, y, start, init_keys = simulate(built, keys, truth, n, size)
+    if compiling is not None:
+        compiling.join()
     t0 = time.perf_counter()
     if setting.init.kind == "near_truth":
         weights = padding_weights(n, y.shape)

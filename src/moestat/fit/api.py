@@ -117,11 +117,10 @@ def fit_batch(model: MixtureOfExperts, X, y, start: MoEParams, *, estimator: str
     may take one extra iteration (its first objective has no predecessor to compare with).
     """
     X, y, weights = _prepare(model, estimator, X, y, weights)
+    first = first_stage(model, estimator, options, split_after)
     if split_after is None or split_after >= options.max_iter:
-        return _compiled(model, estimator, options, True)(X, y, weights, start, bounds)
-    first = dataclasses.replace(options, max_iter=int(split_after))
-    r1 = _pad_history(_compiled(model, estimator, first, True)(X, y, weights, start, bounds),
-                      options.max_iter)
+        return first(X, y, weights, start, bounds)
+    r1 = _pad_history(first(X, y, weights, start, bounds), options.max_iter)
     go = np.flatnonzero(np.asarray(~r1.converged & (r1.n_iter == split_after)
                                    & jnp.isfinite(r1.objective)))
     if go.size == 0:
@@ -140,6 +139,13 @@ def fit_batch(model: MixtureOfExperts, X, y, start: MoEParams, *, estimator: str
                                              axis=1))
     idx = jnp.asarray(go)
     return jax.tree_util.tree_map(lambda a, c: a.at[idx].set(c[: go.size]), r1, r2)
+
+
+def first_stage(model, estimator, options, split_after):
+    """The jitted program fit_batch runs first: every lane, at most split_after iterations."""
+    if split_after is not None and split_after < options.max_iter:
+        options = dataclasses.replace(options, max_iter=int(split_after))
+    return _compiled(model, estimator, options, True)
 
 
 def _pad_history(r: FitResult, max_iter: int) -> FitResult:
