@@ -167,11 +167,17 @@ def test_a_run_directory_written_before_best_of_keeps_its_config_hash():
 @pytest.mark.parametrize("setting", ["distinguishable", "setting_2"])  # crc32 < 2^31, >= 2^31
 @pytest.mark.parametrize("seed", [0, 2**31 + 5])
 def test_replicate_keys_are_the_single_replicate_keys(setting, seed):
-    """The compiled batch of keys equals replicate_key one replicate at a time, bit for bit
-    (the data of every stored result derive from these keys)."""
+    """The compiled keys equal the eager fold_in chain they replaced, bit for bit (the data
+    of every stored result derive from these keys), batched and one at a time."""
+    import zlib
+
     from moestat.experiments import sweep
 
+    k = jax.random.fold_in(jax.random.PRNGKey(seed), zlib.crc32(setting.encode()))
+    eager = np.stack([np.asarray(jax.random.fold_in(jax.random.fold_in(k, 12345), r))
+                      for r in range(3, 7)])
     batch = np.asarray(sweep.replicate_keys(seed, setting, 12345, range(3, 7)))
     one = np.stack([np.asarray(sweep.replicate_key(seed, setting, 12345, r))
                     for r in range(3, 7)])
-    np.testing.assert_array_equal(batch, one)
+    np.testing.assert_array_equal(batch, eager)
+    np.testing.assert_array_equal(one, eager)
