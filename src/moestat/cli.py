@@ -196,6 +196,26 @@ def _print_report(rep: dict) -> None:
         console.print(f"[yellow]warning: {w}[/yellow]")
 
 
+_PLOTTING_IMPORT: list = []
+
+
+def _import_plotting_meanwhile() -> None:
+    """Import matplotlib (~1 s) on a helper thread while the sweep computes (called once a
+    cell is done, when the sweep's own tracing is past), so the figure does not wait for it."""
+    if _PLOTTING_IMPORT:
+        return
+    import threading
+
+    def load():
+        try:
+            import moestat.experiments.plot  # noqa: F401
+        except Exception:  # noqa: BLE001 - the figure imports it again and reports the error
+            pass
+
+    _PLOTTING_IMPORT.append(threading.Thread(target=load, name="moestat-import", daemon=True))
+    _PLOTTING_IMPORT[0].start()
+
+
 @app.command(name="run")
 def run_sweep(
     config: Annotated[Path, typer.Argument(help="experiment TOML file")],
@@ -242,14 +262,19 @@ def run_sweep(
                   MofNCompleteColumn(), TimeRemainingColumn(), console=console,
                   transient=True) as progress:
         task = progress.add_task(f"{cfg.name} cells", total=len(cells(cfg)))
-        run_sweep(cfg, out, backend, lambda done, total: progress.update(task, completed=done),
+
+        def advance(done, total):
+            progress.update(task, completed=done)
+            _import_plotting_meanwhile()
+
+        run_sweep(cfg, out, backend, advance,
                   lambda names: console.print(
                       f"[yellow]moved {len(names)} damaged cell file(s) to {out}/corrupt/ "
                       f"(failed checksum or unreadable); recomputing them[/yellow]"))
     rep = write_summary(out)
     from moestat.experiments.plot import save_rate_figure
 
-    figure = save_rate_figure(out, out / "rates.png")
+    figure = save_rate_figure(out, out / "rates.png", summary=rep)
     _print_report(rep)
     console.print(f"results: {out}/cells  summary: {out}/summary.json  figure: {figure}")
 

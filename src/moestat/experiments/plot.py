@@ -23,17 +23,19 @@ from moestat.experiments.store import read_rows  # noqa: E402
 SUFFIXES = (".png", ".svg", ".pdf")
 
 
-def rate_figure(out: Path, local: bool = False):
+def rate_figure(out: Path, local: bool = False, summary: dict | None = None):
     """Build the figure of run directory `out`; returns a matplotlib Figure. With `local`, a
     second row shows each metric's local slopes (report's `local_slopes`: OLS over windows of
     `local_window` consecutive n) against n, next to the theory's exponent — a rate slower
-    than any polynomial shows as local slopes drifting toward 0."""
+    than any polynomial shows as local slopes drifting toward 0. `summary`: the run's report
+    when the caller has it (the figure draws only its slopes, intercepts and local slopes,
+    which do not depend on the bootstrap), else computed here."""
     config = load_resolved(out)
     table = read_rows(out)
     if table is None:
         raise InputError(f"{out} has no finished cells to plot")
-    rep = {(r["setting"], r["metric"]): r for r in report(out, n_boot=1000)["rates"]
-           if "slope" in r}
+    summary = report(out, n_boot=1000) if summary is None else summary
+    rep = {(r["setting"], r["metric"]): r for r in summary["rates"] if "slope" in r}
     cols = table.to_pydict()
     setting, n = np.asarray(cols["setting"]), np.asarray(cols["n"])
     names = [s.name for s in config.settings]
@@ -103,13 +105,14 @@ def _local_panel(ax, config, sname, rep, colours):
                 transform=ax.transAxes, ha="center")
 
 
-def save_rate_figure(out: Path, path: Path, local: bool = False) -> Path:
+def save_rate_figure(out: Path, path: Path, local: bool = False,
+                     summary: dict | None = None) -> Path:
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise InputError(f"figure file must end in {', '.join(SUFFIXES)}, got {path.name!r}")
     from moestat.files import write_atomic
 
-    fig = rate_figure(out, local)
+    fig = rate_figure(out, local, summary)
     try:
         write_atomic(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:],
                                                           dpi=130))

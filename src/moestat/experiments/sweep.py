@@ -29,6 +29,7 @@ import numpy as np
 
 from moestat import __version__
 from moestat import losses as L
+from moestat.compiling import jit, lazy_jit
 from moestat.errors import InputError
 from moestat.experiments.config import ExperimentConfig, NDependent, Setting, XDist
 from moestat.experiments.padding import padded_rows
@@ -211,7 +212,7 @@ def replicate_keys(seed: int, setting: str, n: int, reps) -> jax.Array:
                            np.asarray(list(reps), np.int64))
 
 
-@jax.jit
+@lazy_jit(profile="data")
 def _replicate_keys(seed, setting_crc, n, reps):
     k = jax.random.fold_in(jax.random.PRNGKey(seed), setting_crc)
     return jax.vmap(lambda r: jax.random.fold_in(jax.random.fold_in(k, n), r))(reps)
@@ -253,27 +254,27 @@ def simulate(built: Built, keys, truth: MoEParams, n: int, rows: int | None = No
     return X, y, start, ki
 
 
-@jax.jit
+@lazy_jit(profile="data")
 def _split_keys(keys):
     kd, ki = jax.vmap(jax.random.split)(keys).transpose(1, 0, 2)
     return kd, ki
 
 
-@functools.partial(jax.jit, static_argnums=2)
+@lazy_jit(profile="data", static_argnums=2)
 def _buffers(Xj, yj, capacity: int):
     """Zero (R, capacity, d) and (R, capacity) buffers shaped after a chunk."""
     return (jnp.zeros((Xj.shape[0], capacity) + Xj.shape[2:], Xj.dtype),
             jnp.zeros((yj.shape[0], capacity), yj.dtype))
 
 
-@functools.partial(jax.jit, donate_argnums=(0, 1))
+@lazy_jit(profile="data", donate_argnums=(0, 1))
 def _place(X, y, Xj, yj, start):
     """Write a chunk into the buffers at row `start` (in place: the buffers are donated)."""
     return (jax.lax.dynamic_update_slice_in_dim(X, Xj, start, axis=1),
             jax.lax.dynamic_update_slice_in_dim(y, yj, start, axis=1))
 
 
-@functools.partial(jax.jit, static_argnums=3)
+@lazy_jit(profile="data", static_argnums=3)
 def _cyclic_rows(X, y, n, rows: int):
     """The first `rows` rows, row i >= n replaced by row i mod n (n traced: one program per
     padded size)."""
@@ -287,7 +288,7 @@ def padding_weights(n: int, shape) -> jax.Array:
     return _padding_weights(n, tuple(shape))
 
 
-@functools.partial(jax.jit, static_argnums=1)
+@lazy_jit(profile="data", static_argnums=1)
 def _padding_weights(n, shape):
     return jnp.broadcast_to(jnp.arange(shape[-1]) < n, shape).astype(jnp.float64)
 
@@ -317,9 +318,9 @@ def _simulators(setting_json: str):
     def start(ki, truth):
         return near_truth(built.fit_model, truth, ki, setting.init.scale, assignment)
 
-    sample_chunk = jax.jit(jax.vmap(chunk, in_axes=(0, None, None)))
+    sample_chunk = jit(jax.vmap(chunk, in_axes=(0, None, None)), "data")
     near = setting.init.kind == "near_truth"
-    return sample_chunk, jax.jit(jax.vmap(start, in_axes=(0, None))) if near else None
+    return sample_chunk, jit(jax.vmap(start, in_axes=(0, None))) if near else None
 
 
 def eval_points(seed: int, setting: Setting):
@@ -337,7 +338,7 @@ def _eval_points(seed: int, x_json: str, d: int):
 def _metric_evaluator(setting_json: str, metrics: tuple[str, ...]):
     """jit(vmap(metric_fn)) over replicates, compiled once per setting (not per n)."""
     built = build(Setting.model_validate_json(setting_json))
-    return jax.jit(jax.vmap(metric_fn(built, list(metrics)), in_axes=(0, None, None, None)))
+    return jit(jax.vmap(metric_fn(built, list(metrics)), in_axes=(0, None, None, None)))
 
 
 N_APPROX = 50_000  # noiseless x draw on which the best k-atom approximation is fitted

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from moestat.compiling import jit
 from moestat.errors import InputError
 from moestat.fit.bounds import on_bound, project
 from moestat.fit.degeneracy import degeneracy
@@ -82,7 +83,7 @@ def _compiled(model, estimator, options, batched: bool):
     fn = functools.partial(_fit_one, model, estimator, options)
     if batched:
         fn = over_lanes(fn)
-    return jax.jit(fn)
+    return jit(fn)
 
 
 def _prepare(model, estimator, X, y, weights):
@@ -169,7 +170,7 @@ def _compiled_random(model, estimator, options, n_init: int):
         best = jnp.argmax(score)
         return jax.tree_util.tree_map(lambda a: a[best], results), results.objective
 
-    return jax.jit(run)
+    return jit(run)
 
 
 def fit_random(model: MixtureOfExperts, X, y, key, n_init: int = 5, *, estimator: str = "em",

@@ -1,0 +1,66 @@
+"""How moestat's programs are compiled: `jax.jit` with XLA options chosen for compile time.
+
+A cold sweep is mostly compiling (stop 18: ~12 s of a ~31 s run), and XLA's CPU defaults are
+not the cheapest way to compile moestat's programs. Two profiles, measured on the 2-core
+machine (docs/results.md, "Stop 19: compile options"; experiments/probes/stop19/):
+
+* "fit" (EM and other estimators, starts, metrics): `xla_cpu_use_fusion_emitters=False`, XLA's
+  older loop emitters instead of its MLIR fusion emitters. The contaminated EM fit compiles in
+  0.9 s instead of 1.8 s, runs as fast and gives bit-for-bit the same results.
+* "data" (the sweep's sampler, replicate keys and data buffers):
+  `xla_backend_optimization_level=2`. The threefry sampler compiles in 0.7 s instead of
+  1.3-1.6 s, runs within 10% as fast (the loop emitters would run it 1.35x slower) and draws
+  bit-for-bit the same data (checked for every setting of experiments/*.toml; level 0 changes
+  the bits).
+
+The options are decided once per process and profile at the first compile (after `--device`
+has chosen the backend): on the CPU when this jaxlib accepts them (a trial compile), else None
+— XLA's defaults (a GPU, or a jaxlib without the option).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+
+PROFILES = {
+    "fit": {"xla_cpu_use_fusion_emitters": False},
+    "data": {"xla_backend_optimization_level": 2},
+}
+
+
+@functools.cache
+def compile_options(profile: str = "fit") -> dict | None:
+    """PROFILES[profile] on a CPU backend whose XLA accepts it, else None (XLA's defaults)."""
+    options = PROFILES[profile]
+    if jax.default_backend() != "cpu":
+        return None
+    try:
+        jax.jit(lambda x: x + 1.0, compiler_options=options).lower(1.0).compile()
+    except Exception:  # noqa: BLE001 - an XLA without the option: its defaults
+        return None
+    return dict(options)
+
+
+def jit(fun, profile: str = "fit", **kwargs):
+    """jax.jit(fun, compiler_options=compile_options(profile), **kwargs)."""
+    return jax.jit(fun, compiler_options=compile_options(profile), **kwargs)
+
+
+def lazy_jit(fun=None, *, profile: str = "fit", **kwargs):
+    """Decorator form of `jit` for module-level functions: the jitted function is built at the
+    first call (the backend is known only then); `.jitted()` returns it."""
+    if fun is None:
+        return functools.partial(lazy_jit, profile=profile, **kwargs)
+
+    @functools.cache
+    def jitted():
+        return jit(fun, profile, **kwargs)
+
+    @functools.wraps(fun)
+    def call(*args, **kw):
+        return jitted()(*args, **kw)
+
+    call.jitted = jitted
+    return call
