@@ -84,6 +84,14 @@ def test_run_report_status(reference, tmp_path):
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     series = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
     assert [c.get_label().split(":")[0] for c in series] == ["D1", "hellinger", "a"]
+    # `run` draws from its summary (2000 bootstrap draws), `plot` from its own report (1000):
+    # the same lines and labels (the figure uses no bootstrap quantity)
+    from_summary = rate_figure(out, summary=json.loads((out / "summary.json").read_text()))
+    for a, b in zip(ax.get_lines(), from_summary.axes[0].get_lines(), strict=True):
+        np.testing.assert_array_equal(a.get_xydata(), b.get_xydata())
+    assert [c.get_label() for c in series] == [
+        c.get_label() for c in from_summary.axes[0].containers
+        if isinstance(c, ErrorbarContainer)]
     assert moestat("plot", out, "-o", tmp_path / "fig.txt").returncode == 2
 
 
