@@ -4,6 +4,7 @@ environment (e.g. a full disk; one line naming the file) or an unexpected error.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
@@ -196,14 +197,11 @@ def _print_report(rep: dict) -> None:
         console.print(f"[yellow]warning: {w}[/yellow]")
 
 
-_PLOTTING_IMPORT: list = []
-
-
+@functools.cache
 def _import_plotting_meanwhile() -> None:
-    """Import matplotlib (~1 s) on a helper thread while the sweep computes (called once a
-    cell is done, when the sweep's own tracing is past), so the figure does not wait for it."""
-    if _PLOTTING_IMPORT:
-        return
+    """Import matplotlib (0.3-1 s) on a helper thread while the sweep computes (started once,
+    when the first cell is done and the sweep's own tracing is past), so the figure does not
+    wait for it."""
     import threading
 
     def load():
@@ -212,8 +210,7 @@ def _import_plotting_meanwhile() -> None:
         except Exception:  # noqa: BLE001 - the figure imports it again and reports the error
             pass
 
-    _PLOTTING_IMPORT.append(threading.Thread(target=load, name="moestat-import", daemon=True))
-    _PLOTTING_IMPORT[0].start()
+    threading.Thread(target=load, name="moestat-import", daemon=True).start()
 
 
 @app.command(name="run")

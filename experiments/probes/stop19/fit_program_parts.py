@@ -2,6 +2,7 @@
 full preset's fit program (block 20, 8859 rows) with parts replaced by trivial stand-ins:
     full | no_post (no final log-likelihood / degeneracy flags) | vmap (one vmap, no lanes)
     | gate_only / expert_only (the M-step without the other block)
+compiled as the sweep compiles it (moestat.compiling's options).
 Run from the project root:
     .venv/bin/python experiments/probes/stop19/fit_program_parts.py VARIANT"""
 
@@ -9,9 +10,8 @@ import sys
 import time
 
 import jax.numpy as jnp
+from block import contaminated_block
 
-from moestat.experiments import sweep
-from moestat.experiments.config import load_config
 from moestat.fit import api, degeneracy, em, lanes
 
 variant = sys.argv[1]
@@ -24,17 +24,9 @@ if variant == "gate_only":
     em.update_experts = lambda model, params, *a: (params.expert, params.noise)
 if variant == "expert_only":
     em.update_gate = lambda model, params, *a, **k: params.gate
-cfg = load_config("experiments/contaminated_distinguishable.toml")
-setting = cfg.settings[0]
-built = sweep.build(setting)
-R, n = 20, 8859
-truth = built.truth(n)
-keys = sweep.replicate_keys(0, setting.name, n, range(R))
-X, y, s0, _ = sweep.simulate(built, keys, truth, n)
-prog = api.first_stage(built.fit_model, setting.estimator, sweep.fit_options(setting),
-                       sweep.SPLIT_AFTER)
+setting, built, truth, X, y, w, s0, prog = contaminated_block(8859)
 t = time.perf_counter()
-low = prog.lower(X, y, jnp.ones(y.shape), s0, None)
+low = prog.lower(X, y, w, s0, None)
 tl = time.perf_counter() - t
 t = time.perf_counter()
 comp = low.compile()

@@ -10,23 +10,13 @@ import threading
 import time
 
 import jax
-import jax.numpy as jnp
+from block import contaminated_block
 
 from moestat.experiments import sweep
-from moestat.experiments.config import load_config
-from moestat.fit import api
 
 n = int(sys.argv[1])
-cfg = load_config("experiments/contaminated_distinguishable.toml")
-setting = cfg.settings[0]
-built = sweep.build(setting)
-truth = built.truth(n)
-keys = sweep.replicate_keys(0, setting.name, n, range(20))
+setting, built, truth, X, y, w, s0, prog = contaminated_block(n)
 keys2 = sweep.replicate_keys(0, setting.name, n, range(20, 40))
-X, y, s0, _ = sweep.simulate(built, keys, truth, n)
-w = jnp.ones(y.shape)
-prog = api.first_stage(built.fit_model, setting.estimator, sweep.fit_options(setting),
-                       sweep.SPLIT_AFTER)
 jax.block_until_ready(prog(X, y, w, s0, None))
 
 
