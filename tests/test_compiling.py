@@ -4,6 +4,8 @@ bit for bit for the sampler, the starts and the EM fit (the reason they may be u
 
 from __future__ import annotations
 
+import zlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 
 from moestat import compiling
 from moestat.experiments import sweep
-from moestat.experiments.config import parse_config
+from moestat.experiments.config import XDist, parse_config
 from moestat.fit import api
 
 
@@ -63,7 +65,7 @@ def _default_xla(fn):
 
 def test_sampler_starts_and_fit_equal_xla_defaults_bit_for_bit():
     """The programs a contaminated sweep compiles with moestat's options (sampler: "data";
-    starts, EM fit: "fit") return exactly what the default-compiled programs return."""
+    starts: "small"; EM fit: "fit") return exactly what the default-compiled programs return."""
     config = _contaminated()
     setting = config.settings[0]
     built = sweep.build(setting)
@@ -85,3 +87,23 @@ def test_sampler_starts_and_fit_equal_xla_defaults_bit_for_bit():
     for u, v in zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(default),
                     strict=True):
         np.testing.assert_array_equal(u, v)
+
+
+def test_small_programs_equal_the_eager_draws_bit_for_bit():
+    """The "small" profile's key and held-out x programs return exactly the keys and draws the
+    same jax.random calls give run eagerly (each op compiled with XLA's defaults)."""
+    keys = sweep.replicate_keys(11, "c", 2500, [0, 3, 7])
+    kds, kis = sweep._split_keys(keys)
+    for i, r in enumerate([0, 3, 7]):
+        eager = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(
+            jax.random.PRNGKey(11), zlib.crc32(b"c")), 2500), r)
+        np.testing.assert_array_equal(np.asarray(keys[i]), np.asarray(eager))
+        kd, ki = jax.random.split(eager)
+        np.testing.assert_array_equal(np.asarray(kds[i]), np.asarray(kd))
+        np.testing.assert_array_equal(np.asarray(kis[i]), np.asarray(ki))
+    for x in ({"dist": "normal"}, {"dist": "uniform", "low": -1.0, "high": 2.0}):
+        xdist = XDist.model_validate(x)
+        ours = sweep._draw_eval_points(2**40 + 3, xdist.model_dump_json(), 4)
+        key = jax.random.fold_in(jax.random.PRNGKey(2**40 + 3), zlib.crc32(b"eval"))
+        np.testing.assert_array_equal(np.asarray(ours),
+                                      np.asarray(sweep.draw_x(xdist, key, sweep.N_EVAL, 4)))

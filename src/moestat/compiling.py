@@ -1,17 +1,21 @@
 """How moestat's programs are compiled: `jax.jit` with XLA options chosen for compile time.
 
 A cold sweep is mostly compiling (stop 18: ~12 s of a ~31 s run), and XLA's CPU defaults are
-not the cheapest way to compile moestat's programs. Two profiles, measured on the 2-core
-machine (docs/results.md, "Stop 19: compile options"; experiments/probes/stop19/):
+not the cheapest way to compile moestat's programs. Three profiles, measured on the 2-core
+machine (docs/results.md, "Stop 19: compile options" and "Stop 20"; experiments/probes/):
 
-* "fit" (EM and other estimators, starts, metrics): `xla_cpu_use_fusion_emitters=False`, XLA's
-  older loop emitters instead of its MLIR fusion emitters. The contaminated EM fit compiles in
-  0.9 s instead of 1.8 s, runs as fast and gives bit-for-bit the same results.
-* "data" (the sweep's sampler, replicate keys and data buffers):
+* "fit" (EM and other estimators, metrics): `xla_cpu_use_fusion_emitters=False`, XLA's older
+  loop emitters instead of its MLIR fusion emitters. The contaminated EM fit compiles in 0.9 s
+  instead of 1.8 s, runs as fast and gives bit-for-bit the same results.
+* "data" (the sweep's sampler and data buffers):
   `xla_backend_optimization_level=2`. The threefry sampler compiles in 0.7 s instead of
   1.3-1.6 s, runs within 10% as fast (the loop emitters would run it 1.35x slower) and draws
   bit-for-bit the same data (checked for every setting of experiments/*.toml; level 0 changes
   the bits).
+* "small" (programs whose run time is negligible: near-truth starts, replicate keys, the
+  held-out x draw): both options. The contaminated start compiles in ~0.4 s instead of ~1.0 s
+  (defaults) or ~1.2 s (loop emitters alone), bit-for-bit the same starts for every setting
+  (stop 20); the key programs are integer threefry (exact under any options).
 
 The options are decided once per process and profile at the first compile (after `--device`
 has chosen the backend): on the CPU when this jaxlib accepts them (a trial compile), else None
@@ -27,6 +31,7 @@ import jax
 PROFILES = {
     "fit": {"xla_cpu_use_fusion_emitters": False},
     "data": {"xla_backend_optimization_level": 2},
+    "small": {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 2},
 }
 
 

@@ -212,7 +212,7 @@ def replicate_keys(seed: int, setting: str, n: int, reps) -> jax.Array:
                            np.asarray(list(reps), np.int64))
 
 
-@lazy_jit(profile="data")
+@lazy_jit(profile="small")
 def _replicate_keys(seed, setting_crc, n, reps):
     k = jax.random.fold_in(jax.random.PRNGKey(seed), setting_crc)
     return jax.vmap(lambda r: jax.random.fold_in(jax.random.fold_in(k, n), r))(reps)
@@ -254,7 +254,7 @@ def simulate(built: Built, keys, truth: MoEParams, n: int, rows: int | None = No
     return X, y, start, ki
 
 
-@lazy_jit(profile="data")
+@lazy_jit(profile="small")
 def _split_keys(keys):
     kd, ki = jax.vmap(jax.random.split)(keys).transpose(1, 0, 2)
     return kd, ki
@@ -320,7 +320,7 @@ def _simulators(setting_json: str):
 
     sample_chunk = jit(jax.vmap(chunk, in_axes=(0, None, None)), "data")
     near = setting.init.kind == "near_truth"
-    return sample_chunk, jit(jax.vmap(start, in_axes=(0, None))) if near else None
+    return sample_chunk, jit(jax.vmap(start, in_axes=(0, None)), "small") if near else None
 
 
 def eval_points(seed: int, setting: Setting):
@@ -330,6 +330,12 @@ def eval_points(seed: int, setting: Setting):
 
 @functools.lru_cache(maxsize=32)
 def _eval_points(seed: int, x_json: str, d: int):
+    return _draw_eval_points(seed, x_json, d)
+
+
+@lazy_jit(profile="small", static_argnums=(1, 2))
+def _draw_eval_points(seed, x_json: str, d: int):
+    """One program (run eagerly, the key and the draw compiled five)."""
     key = jax.random.fold_in(jax.random.PRNGKey(seed), zlib.crc32(b"eval"))
     return draw_x(XDist.model_validate_json(x_json), key, N_EVAL, d)
 
@@ -487,13 +493,14 @@ def best_of_starts(results) -> FitResult:
     ties); results: FitResults of the same replicates from different starts."""
     best, best_score = None, None
     for r in results:
-        score = jnp.where(jnp.isfinite(r.objective), r.objective, -jnp.inf)
+        score = np.asarray(r.objective)  # scores in NumPy: no eager programs to compile
+        score = np.where(np.isfinite(score), score, -np.inf)
         if best is None:
             best, best_score = r, score
             continue
-        better = score > best_score
+        better = jnp.asarray(score > best_score)
         best = jax.tree_util.tree_map(functools.partial(_where_rows, better), r, best)
-        best_score = jnp.maximum(score, best_score)
+        best_score = np.maximum(score, best_score)
     return best
 
 

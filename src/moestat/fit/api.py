@@ -122,8 +122,8 @@ def fit_batch(model: MixtureOfExperts, X, y, start: MoEParams, *, estimator: str
     if split_after is None or split_after >= options.max_iter:
         return first(X, y, weights, start, bounds)
     r1 = _pad_history(first(X, y, weights, start, bounds), options.max_iter)
-    go = np.flatnonzero(np.asarray(~r1.converged & (r1.n_iter == split_after)
-                                   & jnp.isfinite(r1.objective)))
+    go = np.flatnonzero(~np.asarray(r1.converged) & (np.asarray(r1.n_iter) == split_after)
+                        & np.isfinite(np.asarray(r1.objective)))  # NumPy: no eager programs
     if go.size == 0:
         return r1
     lanes = np.concatenate([go, np.full(_next_pow2(go.size) - go.size, go[0])])
@@ -150,8 +150,11 @@ def first_stage(model, estimator, options, split_after):
 
 
 def _pad_history(r: FitResult, max_iter: int) -> FitResult:
+    """History padded with NaN to max_iter columns (in NumPy: an eager jnp.pad would compile
+    one more program per shape)."""
     pad = max_iter - r.history.shape[-1]
-    return r._replace(history=jnp.pad(r.history, ((0, 0), (0, pad)), constant_values=jnp.nan))
+    return r._replace(history=jnp.asarray(np.pad(np.asarray(r.history), ((0, 0), (0, pad)),
+                                                 constant_values=np.nan)))
 
 
 def _next_pow2(k: int) -> int:
