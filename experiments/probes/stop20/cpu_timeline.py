@@ -47,8 +47,7 @@ prepare_out(cfg, sys.argv[1], False)
 runner.run_sweep(cfg, sys.argv[1])
 end = time.perf_counter() - T0
 samples.append((end, cpu_seconds()))
-busy = 0.0
-for (t0, c0), (t1, c1) in zip(samples, samples[1:]):
+for (t0, c0), (t1, c1) in zip(samples, samples[1:], strict=False):
     here = sorted({c for a, b, c in cells if a < t1 and b > t0}, key=lambda s: int(s[2:]))
     print(f"{t0:6.1f}-{t1:5.1f} s  cores busy {(c1 - c0) / (t1 - t0):4.2f}  {' '.join(here)}")
 print(f"sweep {end:.1f} s, CPU {samples[-1][1]:.1f} s: {samples[-1][1] / end:.2f} cores on average")

@@ -39,8 +39,7 @@ def e_step(model: MixtureOfExperts, params: MoEParams, X, y, weights):
     log gate weights (n_samples, n_components) (reused by the gate's Newton step)."""
     log_w = model.log_gate_weights(params, X)
     log_joint = log_w + model.component_log_density(params, X, y)
-    ll = components.logsumexp(log_joint)
-    resp = jnp.exp(log_joint - ll[:, None])
+    resp, ll = components.normalize_log(log_joint)
     return resp, jnp.sum(weights * ll) / jnp.sum(weights), log_w
 
 
