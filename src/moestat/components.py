@@ -57,30 +57,3 @@ def normalize_log(a):
     e = [jnp.exp(c - m) for c in cols]
     s = sum(e)
     return jnp.stack([ei / s for ei in e], axis=-1), m + jnp.log(s)
-
-
-def softmax_joint(z, log_f):
-    """For a softmax gate with logits z and component log-densities log f, both (..., K):
-    (responsibilities softmax(z + log f), log-likelihood logsumexp(z + log f) - logsumexp(z),
-    gate weights softmax(z)), from shared exponentials: e_i = exp(z_i - max z),
-    q_i = exp(z_i + log f_i - max(z + log f)), log p = log(sum q / sum e) + max(z + log f)
-    - max z — one log per row (log w + log f would take two: the gate's normaliser and the
-    mixture's). The ratio lies in [1/K, K]: no overflow. Rows whose z + log f is all -inf give
-    NaN responsibilities and -inf, as `normalize_log`."""
-    if z.shape[-1] > UNROLL_MAX:
-        log_w = jax.nn.log_softmax(z, axis=-1)
-        resp, ll = normalize_log(log_w + log_f)
-        return resp, ll, jnp.exp(log_w)
-
-    def shifted_exp(cols):
-        m = functools.reduce(jnp.maximum, cols)
-        m = jax.lax.stop_gradient(jnp.where(jnp.isfinite(m), m, 0.0))
-        e = [jnp.exp(c - m) for c in cols]
-        return e, sum(e), m
-
-    zc = _columns(z)
-    e, s, zmax = shifted_exp(zc)
-    q, s2, amax = shifted_exp([zi + fi for zi, fi in zip(zc, _columns(log_f), strict=True)])
-    ll = jnp.log(s2 / s) + (amax - zmax)
-    return (jnp.stack([qi / s2 for qi in q], axis=-1), ll,
-            jnp.stack([ei / s for ei in e], axis=-1))

@@ -92,10 +92,6 @@ class Gate(Part):
         terms = jnp.where(resp > 0, resp * logw, 0.0)
         return jnp.sum(weights * terms.sum(axis=1))
 
-    # softmax_logits(params, X) -> z (n_samples, n_components) with w = softmax(z), for
-    # gates that are a softmax of logits (the E-step then needs one log per sample)
-    softmax_logits = None
-
     # IRLS interface (None when logits are not linear in the parameters)
     logit_features = None
     logit_monomials = None  # (d) -> the columns of logit_features as variable-index tuples
@@ -124,9 +120,6 @@ class SoftmaxGate(Gate):
 
     def logits(self, params, X):
         return X @ params.beta1.T + params.beta0
-
-    def softmax_logits(self, params, X):
-        return self.logits(params, X)
 
     def log_weights(self, params, X):
         return jax.nn.log_softmax(self.logits(params, X), axis=-1)
@@ -163,7 +156,6 @@ class TopKSoftmaxGate(SoftmaxGate):
     em_gate_objective: ClassVar[str] = "likelihood"
     k_active: int = 2
     logit_features = None  # not smooth: generic M-step
-    softmax_logits = None  # a softmax over the active logits only
 
     @property
     def label(self):
@@ -210,11 +202,9 @@ class TemperatureSoftmaxGate(Gate):
             return 1e-2, 1e2
         return super().field_bounds(field, scale)
 
-    def softmax_logits(self, params, X):
-        return (X @ params.beta1.T + params.beta0) / params.tau
-
     def log_weights(self, params, X):
-        return jax.nn.log_softmax(self.softmax_logits(params, X), axis=-1)
+        z = (X @ params.beta1.T + params.beta0) / params.tau
+        return jax.nn.log_softmax(z, axis=-1)
 
     def logit_features(self, X):
         """[x, 1]: the logits are linear in the ratios coef = [beta1, beta0] / tau."""
@@ -265,11 +255,13 @@ class ActivationTemperatureSoftmaxGate(TemperatureSoftmaxGate):
     def label(self):
         return f"activation_temperature_softmax:{self.activation}"
 
-    def softmax_logits(self, params, X):
+    def log_weights(self, params, X):
         act = get_activation(self.activation)
         if self.placement == "outside":
-            return act(X @ params.beta1.T) / params.tau + params.beta0
-        return act(X @ params.beta1.T + params.beta0) / params.tau
+            z = act(X @ params.beta1.T) / params.tau + params.beta0
+        else:
+            z = act(X @ params.beta1.T + params.beta0) / params.tau
+        return jax.nn.log_softmax(z, axis=-1)
 
     @property
     def shift_invariant(self):
@@ -403,11 +395,6 @@ class ContaminatedGate(Gate):
         # log sigmoid(+-z) = min(+-z, 0) - log1p(exp(-|z|)): one transcendental pair for both
         t = jnp.log1p(jnp.exp(-jnp.abs(z)))
         return jnp.stack([jnp.minimum(z, 0.0) - t, jnp.minimum(-z, 0.0) - t], axis=1)
-
-    def softmax_logits(self, params, X):
-        """[beta^T x + tau, 0]: w = softmax of these (the frozen logit is fixed at 0)."""
-        z = X @ params.beta + params.tau
-        return jnp.stack([z, jnp.zeros_like(z)], axis=1)
 
     def logit_features(self, X):
         return jnp.concatenate([X, jnp.ones((X.shape[0], 1), X.dtype)], axis=1)

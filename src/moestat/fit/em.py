@@ -36,24 +36,15 @@ from moestat.model import MixtureOfExperts, MoEParams
 
 def e_step(model: MixtureOfExperts, params: MoEParams, X, y, weights):
     """Responsibilities (n_samples, n_components), the weighted mean log-likelihood and the
-    gate weights (n_samples, n_components) (reused by the gate's Newton step).
-
-    A gate that is a softmax of logits z (`softmax_logits`) gives r = softmax(z + log f) and
-    log p = logsumexp(z + log f) - logsumexp(z) from shared exponentials (one log per sample,
-    `components.softmax_joint`); other gates r and log p from log w + log f."""
-    log_f = model.component_log_density(params, X, y)
-    if model.gate.softmax_logits is not None:
-        resp, ll, gate_w = components.softmax_joint(
-            model.gate.softmax_logits(params.gate, X), log_f)
-    else:
-        log_w = model.log_gate_weights(params, X)
-        resp, ll = components.normalize_log(log_w + log_f)
-        gate_w = jnp.exp(log_w)  # (dropped by XLA where no Newton step reads it)
-    return resp, jnp.sum(weights * ll) / jnp.sum(weights), gate_w
+    log gate weights (n_samples, n_components) (reused by the gate's Newton step)."""
+    log_w = model.log_gate_weights(params, X)
+    log_joint = log_w + model.component_log_density(params, X, y)
+    resp, ll = components.normalize_log(log_joint)
+    return resp, jnp.sum(weights * ll) / jnp.sum(weights), log_w
 
 
 def maximize_gate_q(gate, gate_params, X, resp, weights, gate_bounds, newton_steps: int,
-                    inner_steps: int, ridge: float, gate_w=None):
+                    inner_steps: int, ridge: float, log_w=None):
     """Increase Q_gate = sum_t w_t sum_i r_ti log w_i(x_t): closed form (input-free lambda),
     Newton/IRLS (linear-logit normalised gates), autodiff Newton (any other gate with at most
     AUTODIFF_NEWTON_MAX_PARAMS free parameters) or projected L-BFGS."""
@@ -61,7 +52,7 @@ def maximize_gate_q(gate, gate_params, X, resp, weights, gate_bounds, newton_ste
         return project(gate.closed_form_m_step(gate_params, X, resp, weights), gate_bounds)
     if gate.normalized and gate.logit_features is not None:
         return newton_gate_update(gate, gate_params, X, resp, weights, gate_bounds,
-                                  newton_steps, ridge, gate_w)
+                                  newton_steps, ridge, log_w)
     total = jnp.sum(weights)
 
     def q(g):
@@ -82,7 +73,7 @@ def _n_free(part, params) -> int:
 
 
 def update_gate(model: MixtureOfExperts, params: MoEParams, X, y, resp, weights, bounds,
-                options: FitOptions, gate_w=None):
+                options: FitOptions, log_w=None):
     """Gate block of the M-step (see module docstring)."""
     gate, gb = model.gate, (bounds[0].gate, bounds[1].gate)
     if gate.em_gate_objective == "likelihood":  # ECME: observed log-likelihood, experts fixed
@@ -93,12 +84,12 @@ def update_gate(model: MixtureOfExperts, params: MoEParams, X, y, resp, weights,
 
         if getattr(gate, "active_set_features", None) is not None:  # top-K: Newton, ECME accept
             return newton_gate_update(gate, params.gate, X, resp, weights, gb,
-                                      options.gate_newton_steps, options.ridge, gate_w,
+                                      options.gate_newton_steps, options.ridge, log_w,
                                       accept=loglik, features=gate.active_set_features)
         return lbfgs_maximize(loglik, params.gate, gate.to_free, gate.from_free, gb,
                               options.inner_steps)
     return maximize_gate_q(gate, params.gate, X, resp, weights, gb, options.gate_newton_steps,
-                           options.inner_steps, options.ridge, gate_w)
+                           options.inner_steps, options.ridge, log_w)
 
 
 def update_experts(model: MixtureOfExperts, params: MoEParams, X, y, R, bounds,
@@ -127,8 +118,8 @@ def update_experts(model: MixtureOfExperts, params: MoEParams, X, y, R, bounds,
     return ep, params.noise._replace(var=var)
 
 
-def m_step(model, params, X, y, resp, weights, bounds, options, gate_w=None):
-    gate = update_gate(model, params, X, y, resp, weights, bounds, options, gate_w)
+def m_step(model, params, X, y, resp, weights, bounds, options, log_w=None):
+    gate = update_gate(model, params, X, y, resp, weights, bounds, options, log_w)
     R = resp[:, : model.n_experts] * weights[:, None]
     ep, npar = update_experts(model, params, X, y, R, bounds, options)
     return MoEParams(gate, ep, npar)
@@ -143,7 +134,7 @@ def em(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
         return em_by_statistics(model, X, y, weights, params, bounds, options)
 
     def step(p):
-        resp, ll, gate_w = e_step(model, p, X, y, weights)
-        return m_step(model, p, X, y, resp, weights, bounds, options, gate_w), ll
+        resp, ll, log_w = e_step(model, p, X, y, weights)
+        return m_step(model, p, X, y, resp, weights, bounds, options, log_w), ll
 
     return iterate(step, params, options.max_iter, options.tol)

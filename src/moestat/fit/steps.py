@@ -39,7 +39,7 @@ def _solve_psd(H, g, ridge):
 
 
 def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, ridge: float,
-                       gate_w=None, accept=None, features=None):
+                       log_w=None, accept=None, features=None):
     """Damped Newton ascent of Q_gate for a linear-logit normalised gate.
 
     logits z = Phi(x) @ coef.T with coef (K, m); resp (n_samples, K) with rows summing to 1, so
@@ -52,8 +52,8 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
     dz = Phi dc^T the change of the free logits (no cancellation of Q_new - Q_old; the same
     test as fit/em_stats.py). A failed step is halved only while its predicted gain
     s G.d - s^2 d^T H d / 2 exceeds RESOLVABLE per sample (below that the test compares
-    rounding noise and the step is not taken). `gate_w` (n, K), the E-step's gate weights
-    at `params`, saves recomputing them.
+    rounding noise and the step is not taken). `log_w` (n, K), the E-step's log-weights at
+    `params`, saves recomputing them.
 
     Sparse (top-K) gates: `features` gives Phi, the weights are the gate's masked ones
     (inactive: W = 0, r = 0), so G and H are those of Q_gate with the active sets held fixed;
@@ -71,11 +71,12 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
     min_step = 2.0**-6 if accept is not None else MIN_STEP
     total_w = jnp.sum(weights)
 
-    def one_step(p, W):
+    def one_step(p, log_w):
         coef = gate.to_coef(p)
-        if W is None:
-            W = jnp.exp(gate.log_weights(p, X) if accept is not None
-                        else jax.nn.log_softmax(Phi @ coef.T, axis=1))
+        if log_w is None:
+            log_w = (gate.log_weights(p, X) if accept is not None
+                     else jax.nn.log_softmax(Phi @ coef.T, axis=1))
+        W = jnp.exp(log_w)
         C = W[:, :f, None] * (jnp.eye(f) - W[:, None, :f]) * weights[:, None, None]
         CPhi = (C.reshape(n, f * f, 1) * Phi[:, None, :]).reshape(n, f * f * m)
         # gradient and Hessian in one pass: Phi^T [(R - W) w | C Phi] (one tall-skinny
@@ -125,7 +126,7 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
         return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, p)
 
     for i in range(n_steps):  # a few steps (default 1): unrolled
-        params = one_step(params, gate_w if i == 0 else None)
+        params = one_step(params, log_w if i == 0 else None)
     return params
 
 
