@@ -13,9 +13,10 @@ machine (docs/results.md, "Stop 19: compile options" and "Stop 20"; experiments/
   bit-for-bit the same data (checked for every setting of experiments/*.toml; level 0 changes
   the bits).
 * "small" (programs whose run time is negligible: near-truth starts, replicate keys, the
-  held-out x draw): both options. The contaminated start compiles in ~0.4 s instead of ~1.0 s
-  (defaults) or ~1.2 s (loop emitters alone), bit-for-bit the same starts for every setting
-  (stop 20); the key programs are integer threefry (exact under any options).
+  held-out x draw): both options. The contaminated start compiles in ~0.5 s instead of ~1.1 s
+  (the loop emitters alone were slower than XLA's defaults for it), bit-for-bit the same
+  starts for every setting (stop 20); the key programs are integer threefry (exact under any
+  options).
 
 The options are decided once per process and profile at the first compile (after `--device`
 has chosen the backend): on the CPU when this jaxlib accepts them (a trial compile), else None

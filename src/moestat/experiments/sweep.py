@@ -335,7 +335,7 @@ def _eval_points(seed: int, x_json: str, d: int):
 
 @lazy_jit(profile="small", static_argnums=(1, 2))
 def _draw_eval_points(seed, x_json: str, d: int):
-    """One program (run eagerly, the key and the draw compiled five)."""
+    """The key and the draw as one program (run eagerly they compiled five small ones)."""
     key = jax.random.fold_in(jax.random.PRNGKey(seed), zlib.crc32(b"eval"))
     return draw_x(XDist.model_validate_json(x_json), key, N_EVAL, d)
 
