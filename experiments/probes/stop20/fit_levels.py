@@ -12,6 +12,7 @@ import time
 
 import jax
 import numpy as np
+from ab import alternate
 
 sys.path.insert(0, "experiments/probes/stop19")
 from block import contaminated_block  # noqa: E402
@@ -19,20 +20,16 @@ from block import contaminated_block  # noqa: E402
 n = int(sys.argv[1])
 rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 setting, built, truth, X, y, w, s0, prog = contaminated_block(n)
+args = (X, y, w, s0, None)
 loop = {"xla_cpu_use_fusion_emitters": False}
 variants = {"fit": loop, "fit+level2": {**loop, "xla_backend_optimization_level": 2}}
-compiled, outs, times = {}, {}, {k: [] for k in variants}
+compiled = {}
 for name, co in variants.items():
-    low = jax.jit(prog._fun, compiler_options=co).lower(X, y, w, s0, None)
+    low = jax.jit(prog._fun, compiler_options=co).lower(*args)
     t = time.perf_counter()
     compiled[name] = low.compile()
     print(f"{name:11s} compile {time.perf_counter() - t:.2f} s", flush=True)
-    outs[name] = jax.block_until_ready(compiled[name](X, y, w, s0, None))
-for _ in range(rounds):
-    for name in variants:
-        t = time.perf_counter()
-        jax.block_until_ready(compiled[name](X, y, w, s0, None))
-        times[name].append(time.perf_counter() - t)
+outs, times = alternate(compiled, args, rounds)
 for name in variants:
     print(f"{name:11s} run min {min(times[name]) * 1e3:.1f} ms median "
           f"{statistics.median(times[name]) * 1e3:.1f} ms", flush=True)

@@ -8,16 +8,14 @@ options), alternating ROUNDS runs; seconds min / median and how far the results 
 Run from the project root:
     .venv/bin/python experiments/probes/stop20/gn_layout_ab.py N [ROUNDS]"""
 
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+from ab import alternate, fit_variants, report
 from jax.flatten_util import ravel_pytree
 
-from moestat.fit import api, em, steps
+from moestat.fit import em, steps
 
 sys.path.insert(0, "experiments/probes/stop19")
 from block import contaminated_block  # noqa: E402
@@ -25,7 +23,6 @@ from block import contaminated_block  # noqa: E402
 n = int(sys.argv[1])
 rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 10
 setting, built, truth, X, y, w, s0, _ = contaminated_block(n)
-original = steps.gauss_newton_expert_update
 
 
 def rows_last(expert, params, X, y, W, expert_bounds, n_steps, ridge, max_halvings=12):
@@ -57,52 +54,14 @@ def rows_last(expert, params, X, y, W, expert_bounds, n_steps, ridge, max_halvin
         A = jnp.einsum("kpn,kqn->kpq", WJt, Jt)
         b = jnp.einsum("kpn,kn->kp", WJt, r)
         delta = jax.vmap(lambda A, b: steps._solve_psd(A, b, ridge))(A, b)
-        s0 = sse(F)
-
-        def cand(t):
-            return jnp.clip(F + t[:, None] * delta, F_lo, F_hi)
-
-        def cond(c):
-            t, s, tries = c
-            return jnp.any(s >= s0) & (tries < max_halvings)
-
-        def body(c):
-            t, s, tries = c
-            t = jnp.where(s >= s0, t / 2, t)
-            return t, sse(cand(t)), tries + 1
-
-        t0 = jnp.ones(k)
-        t, s, _ = jax.lax.while_loop(cond, body, (t0, sse(cand(t0)), 0))
-        ok = (s < s0) & jnp.all(jnp.isfinite(delta), axis=1)
-        return jnp.where(ok[:, None], cand(t), F)
+        return steps.halved_step(F, delta, sse, sse(F), F_lo, F_hi, max_halvings)
 
     F = jax.lax.fori_loop(0, n_steps, step, F)
     return expert.from_free(jax.vmap(unravel)(F))
 
 
-programs, outs, times = {}, {}, {}
-for name, fn in (("jacfwd", original), ("rows-last", rows_last)):
-    em.gauss_newton_expert_update = fn
-    api._compiled.cache_clear()
-    prog = api.first_stage(built.fit_model, "em", api.FitOptions(max_iter=setting.max_iter,
-                                                                 tol=setting.tol), 50)
-    programs[name] = prog.lower(X, y, w, s0, None).compile()
-    outs[name] = jax.block_until_ready(programs[name](X, y, w, s0, None))
-    times[name] = []
-em.gauss_newton_expert_update = original
-for _ in range(rounds):
-    for name, prog in programs.items():
-        t = time.perf_counter()
-        jax.block_until_ready(prog(X, y, w, s0, None))
-        times[name].append(time.perf_counter() - t)
-a = outs["jacfwd"]
-for name in programs:
-    b = outs[name]
-    rel = max(float(np.max(np.abs(np.asarray(u) - np.asarray(v))
-                           / np.maximum(np.abs(v), 1e-300)))
-              for u, v in zip(jax.tree_util.tree_leaves(a.params),
-                              jax.tree_util.tree_leaves(b.params), strict=True))
-    print(f"n {n} {name:9s} min {min(times[name]) * 1e3:7.1f} ms  median "
-          f"{statistics.median(times[name]) * 1e3:7.1f} ms;  n_iter equal "
-          f"{bool(np.array_equal(a.n_iter, b.n_iter))}, params within {rel:.1e} relative",
-          flush=True)
+args = (X, y, w, s0, None)
+programs = fit_variants(em, "gauss_newton_expert_update",
+                        {"jacfwd": steps.gauss_newton_expert_update, "rows-last": rows_last},
+                        built, setting, args)
+report(n, *alternate(programs, args, rounds), "jacfwd")

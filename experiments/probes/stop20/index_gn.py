@@ -16,7 +16,7 @@ import numpy as np
 from moestat.activations import get_activation
 from moestat.fit import api, em
 from moestat.fit.result import FitOptions
-from moestat.fit.steps import _solve_psd
+from moestat.fit.steps import _solve_psd, halved_step
 
 sys.path.insert(0, "experiments/probes/stop19")
 from block import contaminated_block  # noqa: E402
@@ -26,7 +26,7 @@ def index_gn(expert, params, X, y, W, expert_bounds, n_steps, ridge, max_halving
     act = get_activation(expert.activation)
     C = params.eta
     lo, hi = expert_bounds[0].eta, expert_bounds[1].eta
-    k, m = C.shape
+    m = C.shape[1]
 
     def sse(C):
         s = jnp.sum(W * (y[:, None] - act(X @ C.T)) ** 2, axis=0)
@@ -43,24 +43,8 @@ def index_gn(expert, params, X, y, W, expert_bounds, n_steps, ridge, max_halving
         A, b = AB[:, :, :m], AB[:, :, m]
         delta = jax.vmap(lambda A, b: _solve_psd(A, b, ridge))(A, b)
         s0 = jnp.sum(W * r ** 2, axis=0)
-        s0 = jnp.where(jnp.isfinite(s0), s0, jnp.inf)
-
-        def cand(t):
-            return jnp.clip(C + t[:, None] * delta, lo, hi)
-
-        def cond(c):
-            t, s, tries = c
-            return jnp.any(s >= s0) & (tries < max_halvings)
-
-        def body(c):
-            t, s, tries = c
-            t = jnp.where(s >= s0, t / 2, t)
-            return t, sse(cand(t)), tries + 1
-
-        t0 = jnp.ones(k)
-        t, s, _ = jax.lax.while_loop(cond, body, (t0, sse(cand(t0)), 0))
-        ok = (s < s0) & jnp.all(jnp.isfinite(delta), axis=1)
-        return jnp.where(ok[:, None], cand(t), C)
+        return halved_step(C, delta, sse, jnp.where(jnp.isfinite(s0), s0, jnp.inf), lo, hi,
+                           max_halvings)
 
     return params._replace(eta=jax.lax.fori_loop(0, n_steps, step, C))
 

@@ -276,25 +276,30 @@ def gauss_newton_expert_update(expert, params, X, y, W, expert_bounds, n_steps: 
         A = jnp.einsum("knp,nk,knq->kpq", J, W, J)
         b = jnp.einsum("knp,nk,kn->kp", J, W, r)
         delta = jax.vmap(lambda A, b: _solve_psd(A, b, ridge))(A, b)
-        s0 = sse(F)
-
-        def cand(t):
-            return jnp.clip(F + t[:, None] * delta, F_lo, F_hi)
-
-        def cond(c):
-            t, s, tries = c
-            return jnp.any(s >= s0) & (tries < max_halvings)
-
-        def body(c):
-            t, s, tries = c
-            t = jnp.where(s >= s0, t / 2, t)
-            return t, sse(cand(t)), tries + 1
-
-        t0 = jnp.ones(k)
-        t, s, _ = jax.lax.while_loop(cond, body, (t0, sse(cand(t0)), 0))
-        ok = (s < s0) & jnp.all(jnp.isfinite(delta), axis=1)
-        return jnp.where(ok[:, None], cand(t), F)
+        return halved_step(F, delta, sse, sse(F), F_lo, F_hi, max_halvings)
 
     F = jax.lax.fori_loop(0, n_steps, step, F)
     new = jax.vmap(unravel)(F)
     return expert.from_free(new)
+
+
+def halved_step(F, delta, sse, s0, lo, hi, max_halvings: int):
+    """Per row i of F (k, p): F_i + t_i delta_i clipped into [lo, hi], with t_i halved from 1
+    (at most max_halvings times) until sse(.)_i < s0_i; a row that never decreases (or whose
+    step is not finite) keeps F_i. sse maps (k, p) -> (k,)."""
+    def cand(t):
+        return jnp.clip(F + t[:, None] * delta, lo, hi)
+
+    def cond(c):
+        t, s, tries = c
+        return jnp.any(s >= s0) & (tries < max_halvings)
+
+    def body(c):
+        t, s, tries = c
+        t = jnp.where(s >= s0, t / 2, t)
+        return t, sse(cand(t)), tries + 1
+
+    t0 = jnp.ones(F.shape[0])
+    t, s, _ = jax.lax.while_loop(cond, body, (t0, sse(cand(t0)), 0))
+    ok = (s < s0) & jnp.all(jnp.isfinite(delta), axis=1)
+    return jnp.where(ok[:, None], cand(t), F)
