@@ -17,11 +17,11 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/moestat run experiments/contaminated_distinguishable.toml --preset quick --out runs/demo
+	$(BIN)/moestat run contaminated_distinguishable --preset quick --out runs/demo
 	@echo "fit one model to a table: $(BIN)/moestat fit examples/two_experts.csv --target y --experts 2"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks experiments
+	$(BIN)/ruff check src tests benchmarks examples
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q

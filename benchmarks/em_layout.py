@@ -1,10 +1,10 @@
 """How the EM kernels are laid out on the CPU, measured in one process (best of 3 warm runs).
 
-1. Lanes per pass (fit/lanes.py): the full contaminated preset's fit program (R = 20 replicates,
-   the padded sizes of experiments/padding.py) with every lane in one vmap against lax.map
+1. Lanes per pass (fit/batch_layout.py): the full contaminated preset's fit program (R = 20
+   replicates, the padded sizes of moestat/padding.py) with every lane in one vmap against lax.map
    over groups of g lanes; seconds per block, the ratio to one vmap, compile seconds, and the
    largest relative difference of the objectives (rounding only).
-2. Component reductions (components.py): the E-step's normaliser logsumexp(log w + log f)
+2. Component reductions (component_reductions.py): the E-step's normaliser logsumexp(log w + log f)
    over K = 2 components inside a 10-iteration loop, jax.nn.logsumexp against the unrolled
    column form.
 
@@ -13,8 +13,6 @@ Run: .venv/bin/python benchmarks/em_layout.py [n ...]
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import sys
 import time
 
@@ -22,31 +20,33 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from moestat import components
+from moestat import component_reductions
 from moestat.bench.em_throughput import best_seconds
-from moestat.experiments import sweep
+from moestat.experiments.cell import SPLIT_AFTER
 from moestat.experiments.config import load_config
-from moestat.fit import api
-from moestat.fit.lanes import lanes_per_pass, over_lanes
+from moestat.experiments.grid import replicate_keys
+from moestat.experiments.settings import build
+from moestat.experiments.simulation import simulate
+from moestat.fit import compile_batch
+from moestat.fit.batch_layout import lanes_per_pass
+from moestat.shipped import experiment_path
 
 SIZES = (8859, 29764, 61585, 100000)  # the full contaminated preset's padded sizes
 GROUPS = (20, 4, 2, 1)  # 20 = one vmap over every lane (the baseline)
 
 
 def lanes(n: int, R: int = 20) -> None:
-    config = load_config("experiments/contaminated_distinguishable.toml")
-    setting = config.settings[0]
-    built = sweep.build(setting)
-    truth = built.truth(n)
-    X, y, start, _ = sweep.simulate(built, sweep.replicate_keys(0, setting.name, n, range(R)),
-                                    truth, n)
+    setting = load_config(experiment_path("contaminated_distinguishable")).settings[0]
+    models = build(setting)
+    truth = models.truth(n)
+    X, y, start, _ = simulate(models, replicate_keys(0, setting.name, n, range(R)), truth, n)
     w = jnp.ones(y.shape)
-    opts = dataclasses.replace(sweep.fit_options(setting), max_iter=sweep.SPLIT_AFTER)
-    one = functools.partial(api._fit_one, built.fit_model, setting.estimator, opts)
     base, chosen = None, lanes_per_pass(R, n)
     for g in GROUPS:
         t0 = time.perf_counter()
-        program = jax.jit(over_lanes(one, g)).lower(X, y, w, start, None).compile()
+        program = compile_batch(models.fit_model, setting.estimator, models.options,
+                                split_after=SPLIT_AFTER, lanes_per_pass=g)
+        program = program.lower(X, y, w, start, None).compile()
         compile_s = time.perf_counter() - t0
         seconds, r = best_seconds(lambda p=program: p(X, y, w, start, None))
         obj = np.asarray(r.objective)
@@ -73,7 +73,7 @@ def reductions(R: int = 20, n: int = 100_000, loops: int = 10) -> None:
 
     times = {}
     for name, lse in [("jax.nn.logsumexp", lambda a: jax.nn.logsumexp(a, axis=-1)),
-                      ("components.logsumexp", components.logsumexp)]:
+                      ("component_reductions.logsumexp", component_reductions.logsumexp)]:
         fn = looped(lse)
         jax.block_until_ready(fn(z))
         times[name] = best_seconds(lambda fn=fn: fn(z))[0] / loops

@@ -1,4 +1,4 @@
-"""The one-pass EM (fit/em_stats.py) against the generic EM (fit/em.py) on the EM benchmark's
+"""The one-pass EM (fit/em_statistics.py) against the generic EM (fit/em.py) on the EM benchmark's
 workload (softmax Gaussian MoE, linear experts, k = 3, d = 1, n = 2e5, 100 iterations), in one
 process: ns per point-iteration (best of 3 warm runs) and the largest parameter difference.
 
@@ -7,33 +7,29 @@ Run: .venv/bin/python benchmarks/em_paths.py [n]
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import jax
 import numpy as np
 
-import moestat.fit.em as em_module
 from moestat.bench.em_throughput import best_seconds, workload
-from moestat.fit import api, fit
+from moestat.fit import fit
 
 
 def main(n: int = 200_000, iters: int = 100) -> None:
     model, X, y, start, opts = workload(n, iters)
-    original, results = em_module.applies, {}
-    try:
-        for name, one_pass in [("generic", False), ("one-pass", True)]:
-            em_module.applies = original if one_pass else (lambda *a: False)
-            api._compiled.cache_clear()
-            jax.block_until_ready(fit(model, X, y, start, options=opts))  # compile
-            seconds, results[name] = best_seconds(lambda: fit(model, X, y, start, options=opts))
-            print(f"{name:9s} {seconds / n / iters * 1e9:6.1f} ns per point-iteration")
-    finally:
-        em_module.applies = original
-        api._compiled.cache_clear()
-    diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(
-        jax.tree_util.tree_leaves(results["generic"].params),
-        jax.tree_util.tree_leaves(results["one-pass"].params), strict=True))
-    print(f"largest parameter difference: {diff:.1e}")
+    results = {}
+    for name, path in [("generic", "generic"), ("one-pass", "auto")]:
+        options = dataclasses.replace(opts, em_path=path)
+        jax.block_until_ready(fit(model, X, y, start, options=options))  # compile
+        seconds, results[name] = best_seconds(lambda o=options: fit(model, X, y, start,
+                                                                    options=o))
+        print(f"{name:9s} {seconds / n / iters * 1e9:6.1f} ns per point-iteration")
+    a = jax.tree_util.tree_leaves(results["generic"].params)
+    b = jax.tree_util.tree_leaves(results["one-pass"].params)
+    print(f"largest parameter difference: "
+          f"{max(float(np.max(np.abs(u - v))) for u, v in zip(a, b, strict=True)):.2e}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Known truths for every registered part, used by the contract tests.
+"""The contract tests' models: every registered part with the truths its class declares
+(`test_truths`), combined gate x expert x noise.
 
 Each truth is O(1)-scaled with well-separated experts (d = 1, x ~ N(0, 1)), so that at
 n = 50 000 the MLE / LSE sits within a few hundredths of it (see test_contract.py for the
@@ -12,51 +13,29 @@ import itertools
 import jax
 import numpy as np
 
-from moestat import FrozenExpert, MixtureOfExperts
+from moestat import FrozenExpert, MixtureOfExperts, registry
 from moestat.registry import make_expert, make_gate
 
 N_FEATURES = 1
 
-GATE_TRUTH = {
-    "softmax": {"beta1": [[3.0], [0.0]], "beta0": [0.5, 0.0]},
-    "topk_softmax:2": {"beta1": [[3.0], [-3.0], [0.0]], "beta0": [0.0, 0.0, 0.0]},
-    "temperature_softmax": {"beta1": [[3.0], [0.0]], "beta0": [0.5, 0.0], "tau": 1.0},
-    "activation_temperature_softmax:tanh": {"beta1": [[2.0], [0.0]], "beta0": [0.5, 0.0],
-                                            "tau": 0.5},
-    # (2.5, 0.5) differs from the ridge:sigmoid expert (3, 0.5): sigmoid(gate) * sigmoid(expert)
-    # is symmetric under swapping the two, so equal truths make the Fisher matrix singular
-    "sigmoid": {"beta1": [[2.5], [-2.0]], "beta0": [0.5, 1.0]},
-    "quadratic_softmax": {"A": [[[2.0]], [[0.0]]], "beta1": [[1.0], [0.0]], "beta0": [-1.0, 0.0]},
-    "quadratic_sigmoid": {"A": [[[1.5]], [[-1.0]]], "beta1": [[1.0], [0.5]],
-                          "beta0": [-0.5, 1.0]},
-    "contaminated": {"beta": [2.0], "tau": 0.5},
-    "input_free": {"lam": 0.4},
-}
 
-EXPERT_TRUTH = {  # rows = experts; the contaminated models use row 0 (prompt), row 1 (frozen)
-    # rows are not negations of each other: with complementary sigmoid gates that would make
-    # regression models unidentifiable (f = h (2 sigmoid - 1) has many parametrisations)
-    "linear": {"a": [[2.0], [-1.0], [1.0]], "b": [1.0, -0.5, 0.0]},
-    "polynomial:2": {"coef": [[1.0, 2.0, -1.0], [-1.0, -1.0, 1.5], [0.0, 1.0, 1.0]]},
-    "constant": {"b": [2.0, -2.0, 0.0]},
-    # row 2 (used by top-K, k = 3) stays apart from rows 0 and 1 where they share a region
-    "ridge:sigmoid": {"a": [[3.0], [-2.0], [0.5]], "b": [0.5, -1.0, -2.0]},
-    "ridge:tanh": {"a": [[2.0], [-1.5], [0.5]], "b": [0.5, -1.0, -1.5]},
-    "ridge:relu": {"a": [[2.0], [-1.5], [0.5]], "b": [0.5, -1.0, 1.5]},
-    "ridge:gelu": {"a": [[2.0], [-1.5], [0.5]], "b": [0.5, -1.0, 1.5]},
-    "ridge_nobias:tanh": {"eta": [[2.0], [-1.5], [1.0]]},
-}
+def _truths(table) -> dict[str, dict]:
+    """spec -> truth over every registered class of a registry table (a class without a test
+    truth contributes none: test_contract.py fails on it)."""
+    return {spec: truth for cls in table.values() for spec, truth in cls.test_truths.items()}
 
+
+GATE_TRUTH = _truths(registry.GATES)
+EXPERT_TRUTH = _truths(registry.EXPERTS)
 NOISE_VAR = [0.05, 0.08, 0.06]
 FROZEN_VAR = 0.05
 GATES = list(GATE_TRUTH)
 EXPERTS = list(EXPERT_TRUTH)
-NOISES = ["gaussian", "laplace"]
+NOISES = list(registry.NOISES)
 
 
 def n_components(gate: str) -> int:
-    t = GATE_TRUTH[gate]
-    return 2 if "lam" in t or "beta" in t else len(t["beta0"])
+    return 2 if make_gate(gate).frozen_expert else len(GATE_TRUTH[gate]["beta0"])
 
 
 def build(gate: str, expert: str, noise: str):
@@ -67,7 +46,7 @@ def build(gate: str, expert: str, noise: str):
     K = n_components(gate)
     k = K
     et = {f: np.asarray(v)[:K] for f, v in EXPERT_TRUTH[expert].items()}
-    if gate in ("contaminated", "input_free"):
+    if g.frozen_expert:
         k = 1
         frozen = FrozenExpert.create(e, "laplace", {f: v[1] for f, v in et.items()}, FROZEN_VAR)
         et = {f: v[:1] for f, v in et.items()}
@@ -106,12 +85,7 @@ def covering_combinations():
     return out
 
 
-def comparable(model, params) -> dict[str, np.ndarray]:
-    """Named parameters in identifiable coordinates: the temperature gate is invariant to
-    scaling (beta1, beta0, tau) together, so it is compared through beta1/tau and beta0/tau."""
-    named = model.named(params)
-    if model.gate.name == "temperature_softmax":
-        tau = named.pop("gate.tau")
-        named["gate.beta1/tau"] = named.pop("gate.beta1") / tau
-        named["gate.beta0/tau"] = named.pop("gate.beta0") / tau
-    return named
+def covered_parts() -> set[str]:
+    """Names of the gates and experts the default contract run fits."""
+    return {make_gate(g).name for g, _, _ in covering_combinations()} | \
+        {make_expert(e).name for _, e, _ in covering_combinations()}

@@ -1,4 +1,4 @@
-"""Softmax vs sigmoid self-attention (issue 7): masking, shapes, gradients, the MoE view of
+"""Softmax vs sigmoid self-attention: masking, shapes, gradients, the MoE view of
 one attention row, and the digits experiment's plumbing (its statistics:
 tests/test_reproductions.py)."""
 

@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 
 from moestat import compiling
-from moestat.experiments import sweep
+from moestat.experiments import simulation as sim
+from moestat.experiments.cell import SPLIT_AFTER
 from moestat.experiments.config import XDist, parse_config
-from moestat.fit import api
+from moestat.experiments.grid import replicate_keys
+from moestat.experiments.settings import build
+from moestat.fit import compile_batch
 
 
 @pytest.mark.parametrize("profile", sorted(compiling.PROFILES))
@@ -68,18 +71,16 @@ def test_sampler_starts_and_fit_equal_xla_defaults_bit_for_bit():
     starts: "small"; EM fit: "fit") return exactly what the default-compiled programs return."""
     config = _contaminated()
     setting = config.settings[0]
-    built = sweep.build(setting)
-    truth = built.truth(1500)
-    chunk, start = sweep._simulators(setting.model_dump_json())
-    kd, ki = sweep._split_keys(sweep.replicate_keys(5, "c", 1500, range(4)))
+    models = build(setting)
+    truth = models.truth(1500)
+    chunk, start = sim.simulators(setting.model_dump_json())
+    kd, ki = sim._split_keys(replicate_keys(5, "c", 1500, range(4)))
     for ours, args in [(chunk, (kd, truth, 1)), (start, (ki, truth))]:
         a = jax.tree_util.tree_leaves(jax.device_get(ours(*args)))
         b = jax.tree_util.tree_leaves(jax.device_get(_default_xla(ours)(*args)))
         assert all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
-    X, y, s0, _ = sweep.simulate(built, sweep.replicate_keys(5, "c", 1500, range(4)), truth,
-                                 1500)
-    program = api.first_stage(built.fit_model, "em", sweep.fit_options(setting),
-                              sweep.SPLIT_AFTER)
+    X, y, s0, _ = sim.simulate(models, replicate_keys(5, "c", 1500, range(4)), truth, 1500)
+    program = compile_batch(models.fit_model, "em", models.options, split_after=SPLIT_AFTER)
     w = jnp.ones(y.shape)
     ours = jax.device_get(program(X, y, w, s0, None))
     default = jax.device_get(_default_xla(program)(X, y, w, s0, None))
@@ -92,8 +93,8 @@ def test_sampler_starts_and_fit_equal_xla_defaults_bit_for_bit():
 def test_small_programs_equal_the_eager_draws_bit_for_bit():
     """The "small" profile's key and held-out x programs return exactly the keys and draws the
     same jax.random calls give run eagerly (each op compiled with XLA's defaults)."""
-    keys = sweep.replicate_keys(11, "c", 2500, [0, 3, 7])
-    kds, kis = sweep._split_keys(keys)
+    keys = replicate_keys(11, "c", 2500, [0, 3, 7])
+    kds, kis = sim._split_keys(keys)
     for i, r in enumerate([0, 3, 7]):
         eager = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(
             jax.random.PRNGKey(11), zlib.crc32(b"c")), 2500), r)
@@ -103,7 +104,7 @@ def test_small_programs_equal_the_eager_draws_bit_for_bit():
         np.testing.assert_array_equal(np.asarray(kis[i]), np.asarray(ki))
     for x in ({"dist": "normal"}, {"dist": "uniform", "low": -1.0, "high": 2.0}):
         xdist = XDist.model_validate(x)
-        ours = sweep._draw_eval_points(2**40 + 3, xdist.model_dump_json(), 4)
+        ours = sim._draw_eval_points(2**40 + 3, xdist.model_dump_json(), 4)
         key = jax.random.fold_in(jax.random.PRNGKey(2**40 + 3), zlib.crc32(b"eval"))
         np.testing.assert_array_equal(np.asarray(ours),
-                                      np.asarray(sweep.draw_x(xdist, key, sweep.N_EVAL, 4)))
+                                      np.asarray(sim.draw_x(xdist, key, sim.N_EVAL, 4)))

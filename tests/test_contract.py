@@ -15,8 +15,9 @@ asymptotic normality a 6-SE deviation has probability ~2e-9 per parameter, so a 
 real estimation problem, not bad luck; and the estimates must be that close, so the test has
 power (a wrong M-step or gradient moves estimates by many SEs at this n).
 
-The temperature gate is invariant to scaling (beta1, beta0, tau) together; it is compared in
-the gauge tau = tau* (fitted gate parameters multiplied by tau*/tau_hat), tau excluded.
+Scale-invariant gates (the temperature gate: scaling (beta1, beta0, tau) together keeps the
+weights) are compared in the gauge tau = tau* (fitted gate parameters multiplied by
+tau*/tau_hat), tau excluded.
 The default run covers every gate, expert and noise (contract.covering_combinations); the full
 Cartesian product is marked slow.
 """
@@ -30,7 +31,9 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import contract
+from moestat import registry
 from moestat.fit import fit, near_truth
+from moestat.gates import Gate
 
 N = 50_000
 N_SE = 6.0
@@ -62,7 +65,7 @@ def standard_errors(model, truth, X, y):
         J = jax.jacfwd(mean)(vec)
         info = J.T @ J / truth.noise.var
         keep = ~np.char.startswith(labels(model, free), "noise.")
-    if model.gate.name == "temperature_softmax":
+    if model.gate.scale_invariant:
         keep &= labels(model, free) != "gate.tau"
     idx = np.flatnonzero(keep)
     cov = np.linalg.inv(np.asarray(info)[np.ix_(idx, idx)])
@@ -70,12 +73,9 @@ def standard_errors(model, truth, X, y):
 
 
 def in_truth_gauge(model, fitted, truth):
-    if model.gate.name != "temperature_softmax":
+    if not model.gate.scale_invariant:
         return fitted
-    c = truth.gate.tau / fitted.gate.tau
-    g = fitted.gate._replace(beta1=fitted.gate.beta1 * c, beta0=fitted.gate.beta0 * c,
-                             tau=truth.gate.tau)
-    return fitted._replace(gate=g)
+    return fitted._replace(gate=model.gate.to_scale(fitted.gate, truth.gate))
 
 
 def check_combination(gate, expert, noise, seed=0):
@@ -117,6 +117,18 @@ SLOW = [c for c in contract.all_combinations() if c not in contract.covering_com
 @pytest.mark.parametrize("gate,expert,noise", SLOW)
 def test_contract_full_product(gate, expert, noise):
     check_combination(gate, expert, noise)
+
+
+@pytest.mark.parametrize("cls", [*registry.GATES.values(), *registry.EXPERTS.values()],
+                         ids=lambda c: c.name)
+def test_every_registered_part_has_a_test_truth(cls):
+    """The contract test fits what each class declares: a part without a test truth (or
+    whose truth names other fields than its parameters) fails here."""
+    assert cls.test_truths, f"{cls.name} declares no test_truths"
+    for spec, truth in cls.test_truths.items():
+        part = registry.make_gate(spec) if issubclass(cls, Gate) else registry.make_expert(spec)
+        assert type(part) is cls and set(truth) == set(part.Params._fields), spec
+    assert all(c in contract.covered_parts() for c in (cls.name,))
 
 
 def test_em_monotone_check_has_power():

@@ -1,4 +1,4 @@
-"""Numerical degeneracy (issue 9): constructed pathological data keep every result finite, the
+"""Numerical degeneracy: constructed pathological data keep every result finite, the
 fits are flagged (`degenerate` and its reasons), reports summarise them, and no NaN or inf
 reaches a results file."""
 
@@ -175,8 +175,8 @@ def test_no_nan_reaches_a_results_file(tmp_path, monkeypatch, capsys):
     reason, as in the files; summary.json is strict JSON."""
     from moestat import cli
     from moestat.experiments import backends
+    from moestat.experiments.cell import run_cell as real
     from moestat.experiments.store import cells_dir
-    from moestat.experiments.sweep import run_cell as real
     from moestat.fit.degeneracy import REASONS
 
     def flaky(config, cell):

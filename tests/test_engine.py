@@ -233,8 +233,6 @@ def test_shipped_configs_validate():
         for preset in (None, "quick", "full"):
             (classification.resolve if kind == CLASSIFICATION_KIND else resolve)(path, preset)
     assert kinds.count(CLASSIFICATION_KIND) == 1  # attention_digits
-    for path in sorted((ROOT / "experiments" / "probes").glob("*.toml")):  # one-off studies
-        resolve(path)
 
 
 def _table(out):
@@ -325,7 +323,7 @@ def test_a_failing_cell_is_recorded_not_lost(tiny, tmp_path, monkeypatch):
     """A cell whose computation raises (every retry) is written as failed rows; the report
     counts them as failed fits."""
     from moestat.experiments import backends, runner
-    from moestat.experiments.sweep import run_cell as real
+    from moestat.experiments.cell import run_cell as real
 
     calls = {"n": 0}
 
@@ -440,8 +438,8 @@ def test_per_setting_metrics_truth_gate_and_local_slopes(tmp_path):
     NaN); `truth_gate` makes the data come from a K = 2 top-K truth while K = 3 is fitted; the
     report carries local slopes (window `local_window`) and far-out counts."""
     from moestat.experiments import runner
+    from moestat.experiments.settings import build
     from moestat.experiments.store import read_rows
-    from moestat.experiments.sweep import build
 
     path = tmp_path / "mixed.toml"
     path.write_text(MIXED)
@@ -485,3 +483,56 @@ def test_a_bad_memory_budget_is_refused_before_any_cell(tiny, tmp_path):
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         "error: MOESTAT_MEMORY_GB must be a number, got 'lots'"]
     assert not list((tmp_path / "o" / "cells").glob("*.parquet"))
+
+
+def test_compare_holds_runs_to_the_same_rows(reference, tmp_path):
+    """`moestat compare` finds a run equal to itself and a run of another seed different (the
+    same keys, other numbers); with --setting / --metric it pairs the replicates per n."""
+    same = json.loads(moestat("compare", reference, reference, "--json").stdout)
+    assert same["same_keys"] and all(same["equal"].values())
+    assert all(v == 0.0 for v in same["largest_relative_difference"].values())
+    other = tmp_path / "seed4"
+    r = moestat("run", reference.parent / "tiny.toml", "--out", other, "--seed", "4")
+    assert r.returncode == 0, r.stderr
+    diff = json.loads(moestat("compare", reference, other, "--json").stdout)
+    assert diff["same_keys"]
+    assert diff["largest_relative_difference"]["metric.D1"] > 1e-3
+    paired = json.loads(moestat("compare", reference, reference, "--setting", "exact",
+                                "--metric", "D1", "--json").stdout)["paired"]
+    assert [p["n"] for p in paired] == [300, 600, 1200, 2400]
+    assert all(p["replicates"] == 4 and p["b_higher_objective"] == 0
+               and p["mean_a"] == p["mean_b"] for p in paired)
+    bad = moestat("compare", reference, reference, "--setting", "exact")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_report_per_n_shows_the_statistics_behind_a_rate(reference):
+    """--per-n: one row per n with the fits, and the mean slope over all fits equal to the
+    report's slope (the same OLS on the same means)."""
+    rep = json.loads(moestat("report", reference, "--json").stdout)
+    slope = next(r["slope"] for r in rep["rates"] if r["metric"] == "D1")
+    per = json.loads(moestat("report", reference, "--per-n", "exact:D1", "--json").stdout)
+    assert [r["n"] for r in per["per_n"]] == [300, 600, 1200, 2400]
+    assert all(r["fits"] == 4 and r["mean"] > 0 and r["median"] > 0 for r in per["per_n"])
+    assert per["mean_slope"]["all_fits"]["slope"] == pytest.approx(slope, rel=1e-12)
+    for arg in ("exact", "exact:nope", "nope:D1"):
+        r = moestat("report", reference, "--per-n", arg)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, arg
+
+
+def test_shipped_experiments_run_by_name(tmp_path, monkeypatch):
+    """A shipped config is found by its name from any directory; a path is used as given; an
+    unknown name is refused in one line naming the shipped ones."""
+    from moestat.errors import InputError
+    from moestat.shipped import config_path, shipped_experiments
+
+    monkeypatch.chdir(tmp_path)
+    names = shipped_experiments()
+    assert "contaminated_distinguishable" in names and len(names) >= 10
+    assert config_path("contaminated_distinguishable").name == "contaminated_distinguishable.toml"
+    (tmp_path / "mine.toml").write_text(TINY)
+    assert config_path("mine.toml").resolve() == tmp_path / "mine.toml"
+    with pytest.raises(InputError, match="no shipped experiment 'nope'; shipped: "):
+        config_path("nope")
+    with pytest.raises(InputError, match="config file not found"):
+        config_path("missing.toml")

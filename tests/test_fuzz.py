@@ -207,8 +207,8 @@ def config_bytes(draw):
 @FUZZ
 @given(data=config_bytes(), preset=st.sampled_from([None, None, "quick"]))
 def test_config_refused_in_one_line_or_bounded(tmp_path_factory, data, preset):
+    from moestat.experiments.grid import cells
     from moestat.experiments.runner import resolve
-    from moestat.experiments.sweep import cells
 
     path = tmp_path_factory.mktemp("cfg") / "c.toml"
     path.write_bytes(data)

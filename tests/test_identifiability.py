@@ -1,4 +1,4 @@
-"""Numerical identifiability checks classify every case of issue 3 correctly."""
+"""Numerical identifiability checks classify every case the papers state correctly."""
 
 from __future__ import annotations
 

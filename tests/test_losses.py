@@ -151,7 +151,7 @@ def test_losses_vmap_over_replicates():
     np.testing.assert_allclose(batched, [float(L.d2(M3, f, TRUTH)) for f in fs], rtol=1e-12)
 
 
-def test_contaminated_errors():
+def test_prompt_errors():
     from moestat import FrozenExpert
 
     frozen = FrozenExpert.create("ridge_nobias:tanh", "laplace", {"eta": [1.0, 0.0]}, 0.001)
@@ -161,7 +161,7 @@ def test_contaminated_errors():
                       "noise.var": [0.001]})
     f = m.from_named({"gate.beta": [0.3, 0.7], "gate.tau": 1.1, "expert.eta": [[-1.0, 0.3]],
                       "noise.var": [0.0012]})
-    e = {k: float(v) for k, v in L.contaminated_errors(m, f, t).items()}
+    e = {k: float(v) for k, v in L.prompt_errors(m, f, t).items()}
     assert e["exp_tau"] == pytest.approx(np.exp(1.1) - np.exp(1.0), rel=1e-12)
     assert e["beta"] == pytest.approx(0.4, rel=1e-12)
     assert e["eta"] == pytest.approx(0.3, rel=1e-12)
@@ -224,7 +224,7 @@ def test_activation_gate_aligns_only_its_true_symmetry():
 
 def test_temperature_scale_ray_is_invisible_to_the_model_and_to_scaled_losses():
     """(beta1, beta0, tau) -> c (beta1, beta0, tau) leaves the temperature gate unchanged: the
-    raw D1 sees |c - 1| (beta and tau differences), the loss after `to_truth_temperature`
+    raw D1 sees |c - 1| (beta and tau differences), the loss after `to_truth_scale`
     is 0, and a genuine change of beta1 / tau is still seen after rescaling."""
     m = MixtureOfExperts.create("temperature_softmax", "linear", "gaussian", n_experts=2,
                                 n_features=1)
@@ -237,9 +237,9 @@ def test_temperature_scale_ray_is_invisible_to_the_model_and_to_scaled_losses():
     X = jnp.linspace(0, 1, 9)[:, None]
     assert np.allclose(m.gate_weights(ray, X), m.gate_weights(t, X), atol=1e-14)
     assert float(L.d1(m, ray, t)) > 0.15  # |d tau| = 0.15 plus w_1 |d beta1|
-    assert float(L.d1(m, L.to_truth_temperature(m, ray, t), t)) == pytest.approx(0, abs=1e-12)
+    assert float(L.d1(m, L.to_truth_scale(m, ray, t), t)) == pytest.approx(0, abs=1e-12)
     moved = ray._replace(gate=ray.gate._replace(beta1=ray.gate.beta1 * 1.1))
-    scaled = L.to_truth_temperature(m, moved, t)
+    scaled = L.to_truth_scale(m, moved, t)
     assert float(scaled.gate.tau) == pytest.approx(0.5)
     assert float(L.parameter_errors(m, scaled, t)["beta1"]) == pytest.approx(1.25, rel=1e-12)
 

@@ -1,4 +1,4 @@
-"""Padded sample sizes (experiments/padding.py): the grouping is the cheapest one, and a cell
+"""Padded sample sizes (moestat/padding.py): the grouping is the cheapest one, and a cell
 fitted at a padded size gives the rows of the unpadded fit."""
 
 from __future__ import annotations
@@ -9,10 +9,13 @@ import jax
 import numpy as np
 import pytest
 
-from moestat.experiments import sweep
+from moestat.experiments import cell as sweep_cell
 from moestat.experiments.config import parse_config
-from moestat.experiments.padding import padded_rows
+from moestat.experiments.grid import Cell, replicate_keys
+from moestat.experiments.settings import build
+from moestat.experiments.simulation import padding_weights, simulate, simulators
 from moestat.fit import fit_batch
+from moestat.padding import bucket_size, pad_rows, padded_rows
 from rows import assert_same_rows
 
 
@@ -74,29 +77,29 @@ def test_a_padded_cell_gives_the_unpadded_rows(monkeypatch):
     axis in another order: the same ~1e-13 relative as another batch width)."""
     config = _config({"kind": "near_truth", "scale": 0.1})
     setting = config.settings[0]
-    assert sweep.fit_rows(config, setting, 300) == 700
-    cell = sweep.Cell("s", 300, 0, 4)
-    padded = sweep.run_cell(config, cell)
-    monkeypatch.setattr(sweep, "fit_rows", lambda config, setting, n: n)
-    exact = sweep.run_cell(config, cell)
+    assert sweep_cell.fitted_rows(config, setting, 300) == 700
+    cell = Cell("s", 300, 0, 4)
+    padded = sweep_cell.run_cell(config, cell)
+    monkeypatch.setattr(sweep_cell, "fitted_rows", lambda config, setting, n: n)
+    exact = sweep_cell.run_cell(config, cell)
     assert_same_rows(padded, exact)
 
 
 def test_random_starts_are_not_padded():
     """A data-driven start draws from the rows it is given: padding would change it."""
     config = _config({"kind": "random", "n_init": 2})
-    assert sweep.fit_rows(config, config.settings[0], 300) == 300
+    assert sweep_cell.fitted_rows(config, config.settings[0], 300) == 300
 
 
 def test_padding_rows_keep_the_first_n_rows():
     """simulate(n, rows) draws the same first n rows whatever `rows` is, with one sampler;
     the padding rows repeat the data cyclically (finite, and no sampling spent on them)."""
     config = _config({"kind": "near_truth", "scale": 0.1}, setting="only_here")
-    built = sweep.build(config.settings[0])
-    truth = built.truth(300)
-    keys = sweep.replicate_keys(3, "only_here", 300, range(2))
-    X, y, start, _ = sweep.simulate(built, keys, truth, 300)
-    Xp, yp, startp, _ = sweep.simulate(built, keys, truth, 300, 5000)
+    models = build(config.settings[0])
+    truth = models.truth(300)
+    keys = replicate_keys(3, "only_here", 300, range(2))
+    X, y, start, _ = simulate(models, keys, truth, 300)
+    Xp, yp, startp, _ = simulate(models, keys, truth, 300, 5000)
     assert X.shape == (2, 300, 1) and Xp.shape == (2, 5000, 1)
     np.testing.assert_array_equal(Xp[:, :300], X)
     np.testing.assert_array_equal(yp[:, :300], y)
@@ -104,7 +107,7 @@ def test_padding_rows_keep_the_first_n_rows():
     np.testing.assert_array_equal(yp[:, 4800:5000], y[:, 0:200])  # 4800 = 16 * 300
     np.testing.assert_array_equal(startp.expert.a, start.expert.a)
     # one compiled sampler serves both sizes (a threefry sampler compile costs ~2 s)
-    sample_chunk, _ = sweep._simulators(config.settings[0].model_dump_json())
+    sample_chunk, _ = simulators(config.settings[0].model_dump_json())
     assert sample_chunk._cache_size() == 1
 
 
@@ -114,16 +117,16 @@ def test_the_fit_program_compiled_meanwhile_is_the_one_the_fit_runs():
     shape starts no thread."""
     config = _config({"kind": "near_truth", "scale": 0.1}, setting="meanwhile")
     setting = config.settings[0]
-    built = sweep.build(setting)
-    truth = built.truth(700)
-    options = sweep.fit_options(setting)
-    sweep._FIT_PROGRAMS.clear()
-    thread = sweep._compile_fit_meanwhile(setting, built, truth, 4, 700, options)
+    models = build(setting)
+    truth = models.truth(700)
+    options = models.options
+    sweep_cell._FIT_PROGRAMS.clear()
+    thread = sweep_cell._compile_fit_meanwhile(models, truth, 4, 700)
     assert thread is not None
-    keys = sweep.replicate_keys(config.seed, setting.name, 700, range(4))
-    X, y, start, _ = sweep.simulate(built, keys, truth, 700)
+    keys = replicate_keys(config.seed, setting.name, 700, range(4))
+    X, y, start, _ = simulate(models, keys, truth, 700)
     thread.join()
-    weights = sweep.padding_weights(700, y.shape)
+    weights = padding_weights(700, y.shape)
     jax.block_until_ready((X, y, weights, start))
     compiles = []
 
@@ -133,10 +136,25 @@ def test_the_fit_program_compiled_meanwhile_is_the_one_the_fit_runs():
 
     jax.monitoring.register_event_duration_secs_listener(count)
     try:
-        result = fit_batch(built.fit_model, X, y, start, estimator=setting.estimator,
-                           options=options, weights=weights, split_after=sweep.SPLIT_AFTER)
+        result = fit_batch(models.fit_model, X, y, start, estimator=setting.estimator,
+                           options=options, weights=weights, split_after=sweep_cell.SPLIT_AFTER)
         jax.block_until_ready(result)
     finally:
         jax.monitoring.unregister_event_duration_listener(count)
     assert compiles == [] and np.all(np.isfinite(result.objective))
-    assert sweep._compile_fit_meanwhile(setting, built, truth, 4, 700, options) is None
+    assert sweep_cell._compile_fit_meanwhile(models, truth, 4, 700) is None
+
+
+@pytest.mark.parametrize("n", [1, 31, 32, 33, 100, 1000, 12345])
+def test_bucket_sizes_cover_n_on_a_geometric_grid(n):
+    """The estimator's padded size is >= n and at most 2^(1/4) x n (above the minimum 32)."""
+    size = bucket_size(n)
+    assert size >= n and (size == 32 or size <= 2 ** 0.25 * n + 1)
+
+
+def test_pad_rows_repeats_rows_cyclically_with_zero_weight():
+    X, y, w = np.arange(6.0).reshape(3, 2), np.array([1.0, 2.0, 3.0]), np.array([1, 2, 3.0])
+    Xp, yp, wp = pad_rows(X, y, w, 7)
+    np.testing.assert_array_equal(yp, [1, 2, 3, 1, 2, 3, 1])
+    np.testing.assert_array_equal(Xp[3:6], X)
+    np.testing.assert_array_equal(wp, [1, 2, 3, 0, 0, 0, 0])

@@ -1,4 +1,4 @@
-"""The rate fitter (losses.md §5)."""
+"""The rate fitter (docs/losses.md, "Empirical rates")."""
 
 from __future__ import annotations
 

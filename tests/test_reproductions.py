@@ -53,7 +53,7 @@ def test_quick_preset_slopes(name, tmp_path):
     assert checked == len(kept) * len(config.metrics)
 
 
-# ---- gating-function papers (issue 6) --------------------------------------------------------
+# ---- gating-function papers --------------------------------------------------------------
 # What a quick preset (5-6 n over a 10-20x range, 10 replicates) can and cannot show, from its
 # runs (docs/results.md): exact-fit slopes have 95 % intervals ~0.1-0.2 wide on each side, so they
 # are held within TOL = 0.3 of -0.5 like the contaminated presets; density errors (hellinger, l2)
@@ -156,7 +156,7 @@ def test_quick_sigmoid_vs_softmax_preset(tmp_path):
         assert -1.1 <= rates[setting, "a@overfitted"]["median_slope"] <= -0.1
 
 
-# ---- attention (issue 7) ---------------------------------------------------------------------
+# ---- attention ---------------------------------------------------------------------------
 @pytest.mark.slow
 def test_quick_attention_digits_preset(tmp_path):
     """Quick preset (20 % and 100 % of the training split, 2 seeds, 300 steps): both gates

@@ -4,7 +4,6 @@ environment (e.g. a full disk; one line naming the file) or an unexpected error.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import warnings
@@ -13,11 +12,21 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table as RichTable
 from typer.exceptions import TyperException
 
 from moestat.errors import InputError
+from moestat.experiments.config import holds_classification
 from moestat.files import strict_json, write_text_atomic
+from moestat.render import (
+    cell_progress,
+    import_plotting_meanwhile,
+    print_classification,
+    print_comparison,
+    print_fit,
+    print_identifiability,
+    print_per_n,
+    print_report,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Statistics of mixture-of-experts models.",
@@ -34,14 +43,6 @@ def _options(
     from moestat.device import select_device
 
     select_device(device or None)
-
-
-def _fmt(v) -> str:
-    import numpy as np
-
-    a = np.asarray(v)
-    return np.array2string(a, precision=4, suppress_small=True, separator=", ") if a.ndim \
-        else f"{float(a):.6g}"
 
 
 @app.command()
@@ -63,12 +64,11 @@ def fit(
     save: Annotated[Path | None, typer.Option(help="write the fitted model as JSON")] = None,
 ):
     """Fit one MoE model to a user's table; print parameters, log-likelihood, BIC."""
-    import numpy as np
     from sklearn.exceptions import ConvergenceWarning
 
     from moestat.data import read_table
     from moestat.estimator import MixtureOfExpertsRegressor
-    from moestat.fit.degeneracy import REASONS, DegenerateFitWarning
+    from moestat.fit.degeneracy import DegenerateFitWarning
 
     feats = None if features is None else [f.strip() for f in features.split(",") if f.strip()]
     table = read_table(data, target, feats)
@@ -79,143 +79,37 @@ def fit(
         warnings.simplefilter("ignore", ConvergenceWarning)  # both reported below
         warnings.simplefilter("ignore", DegenerateFitWarning)
         est.fit(table.X, table.y)
-    n = len(table.y)
-    out = {
-        "data": str(data), "target": table.target, "features": list(table.features),
-        "n_samples": n, "model": est.model_.describe(), "estimator": estimator,
-        "parameters": {k: np.asarray(v).tolist() for k, v in est.params_.items()},
-        "loglik": est.loglik_, "bic": est.bic(table.X, table.y), "aic": est.aic(table.X, table.y),
-        "n_parameters": est.n_parameters_, "converged": est.converged_, "n_iter": est.n_iter_,
-        "at_bound": est.at_bound_, "degenerate": est.degenerate_, "seed": seed,
-        "n_init": n_init,
-    }
+    out = {"data": str(data), "target": table.target, "features": list(table.features),
+           **est.summary(table.X, table.y), "seed": seed}
     if save is not None:
         write_text_atomic(save, strict_json(out, indent=2) + "\n")
     if as_json:
         print(strict_json(out))
         return
-    console.print(f"[bold]{out['model']}[/bold]  ({estimator}, {n} rows, target "
-                  f"{table.target!r}, features {list(table.features)})")
-    t = RichTable("parameter", "value")
-    for k, v in est.params_.items():
-        t.add_row(k, _fmt(v))
-    console.print(t)
-    console.print(f"log-likelihood {out['loglik']:.6g}   BIC {out['bic']:.6g}   "
-                  f"AIC {out['aic']:.6g}   parameters {out['n_parameters']}")
-    status = "converged" if est.converged_ else "[red]NOT converged[/red]"
-    console.print(f"{status} after {est.n_iter_} iterations (best of {n_init} restarts)"
-                  + ("; [yellow]some parameter on its bound[/yellow]" if est.at_bound_ else ""))
-    if est.degenerate_:
-        console.print("[yellow]degenerate fit: " + ", ".join(REASONS[r] for r in est.degenerate_)
-                      + "[/yellow]")
+    print_fit(console, out, est)
     if save is not None:
         console.print(f"saved to {save}")
 
 
-def _rate_table(rep: dict) -> RichTable:
-    t = RichTable("setting", "metric", "slope", "95% CI", "theory", "paper", "median slope",
-                  "median 95% CI", "fits", "failed", "not conv.", "far out",
-                  title=f"{rep['experiment']}: empirical rates"
-                  + ("" if rep["complete"] else
-                     f" (PARTIAL: {rep['cells_done']}/{rep['cells_total']} cells)"))
-    for r in rep["rates"]:
-        if "error" in r:
-            t.add_row(r["setting"], r["metric"], r["error"], *[""] * 9)
-            continue
-        t.add_row(r["setting"], r["metric"], f"{r['slope']:.3f}",
-                  f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]",
-                  "" if r["theory"] is None else f"{r['theory']:g}",
-                  "" if r["paper"] is None else f"{r['paper']:g}",
-                  f"{r['median_slope']:.3f}",
-                  f"[{r['median_ci95'][0]:.2f}, {r['median_ci95'][1]:.2f}]",
-                  str(r["n_fits"]), str(r["n_failed"]),
-                  str(r["n_nonconverged"]), str(r["n_far_out"]))
-    return t
-
-
-def _is_classification(data: dict) -> bool:
-    from moestat.experiments.config import CLASSIFICATION_KIND
-
-    return data.get("kind") == CLASSIFICATION_KIND
-
-
-def _classification_dir(directory: Path) -> bool:
-    import tomllib
-
-    from moestat.experiments.runner import RESOLVED
-
-    path = Path(directory) / RESOLVED
-    try:
-        return path.is_file() and _is_classification(tomllib.loads(path.read_text()))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return False
-
-
-def _accuracy_table(rep: dict) -> RichTable:
-    t = RichTable("gate", "fraction", "n train", "accuracy mean", "sd", "min", "max", "seeds",
-                  "s / epoch", title=f"{rep['experiment']}: test accuracy"
-                  + ("" if rep["complete"] else
-                     f" (PARTIAL: {rep['cells_done']}/{rep['cells_total']} cells)"))
-    for e in rep["accuracy"]:
-        t.add_row(e["gate"], f"{100 * e['fraction']:g} %", str(e["n_train"]),
-                  f"{e['mean']:.4f}", f"{e['sd']:.4f}", f"{e['min']:.4f}", f"{e['max']:.4f}",
-                  str(e["seeds"]), f"{e['seconds_per_epoch']:.3f}")
-    return t
-
-
-def _print_classification(rep: dict) -> None:
-    console.print(_accuracy_table(rep))
-    for gate, f in rep["smallest_fraction_reaching_target"].items():
-        console.print(f"{gate}: " + (f"reaches {rep['target_accuracy']:g} from {100 * f:g} % of "
-                                     "the training data" if f is not None else
-                                     f"never reaches {rep['target_accuracy']:g}"))
-
-
 def _run_classification(config: Path, out: Path | None, preset: str | None,
                         resume: bool) -> None:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from moestat.attention import experiment as ex
 
     cfg = ex.resolve(config, preset)
     out = out or Path("runs") / cfg.name
     ex.prepare_out(cfg, out, resume)
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                  transient=True) as progress:
-        task = progress.add_task(f"{cfg.name} cells", total=len(cfg.gates) * len(cfg.fractions))
-        ex.run(cfg, out, lambda done, total: progress.update(task, completed=done))
+    with cell_progress(console, cfg.name, len(cfg.gates) * len(cfg.fractions)) as advance:
+        ex.run(cfg, out, advance)
     rep = ex.write_summary(out)
     figure = ex.save_figure(out)
-    _print_classification(rep)
+    print_classification(console, rep)
     console.print(f"results: {out}/cells  summary: {out}/summary.json  figure: {figure}")
-
-
-def _print_report(rep: dict) -> None:
-    console.print(_rate_table(rep))
-    for w in rep.get("warnings", []):
-        console.print(f"[yellow]warning: {w}[/yellow]")
-
-
-@functools.cache
-def _import_plotting_meanwhile() -> None:
-    """Import matplotlib (0.3-1 s) on a helper thread while the sweep computes (started once,
-    when the first cell is done and the sweep's own tracing is past), so the figure does not
-    wait for it."""
-    import threading
-
-    def load():
-        try:
-            import moestat.experiments.plot  # noqa: F401
-        except Exception:  # noqa: BLE001 - the figure imports it again and reports the error
-            pass
-
-    threading.Thread(target=load, name="moestat-import", daemon=True).start()
 
 
 @app.command(name="run")
 def run_sweep(
-    config: Annotated[Path, typer.Argument(help="experiment TOML file")],
+    config: Annotated[Path, typer.Argument(
+        help="experiment TOML file, or the name of a shipped experiment (moestat list)")],
     out: Annotated[Path | None, typer.Option(help="output directory (default runs/NAME)")] = None,
     preset: Annotated[str | None, typer.Option(help="quick or full")] = None,
     resume: Annotated[bool, typer.Option("--resume/--no-resume",
@@ -228,17 +122,16 @@ def run_sweep(
 ):
     """Run a sweep (in-process, on --workers N local processes, or on a Dask cluster with
     --scheduler); writes cells, summary.json and rates.png, and prints the rate table."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from moestat.experiments.backends import DaskCluster, InProcess, ProcessPool
+    from moestat.experiments.config import is_classification, read_toml
+    from moestat.experiments.grid import cells
     from moestat.experiments.runner import prepare_out, resolve, run_sweep, write_summary
-    from moestat.experiments.sweep import cells
+    from moestat.shipped import config_path
 
     if workers < 0:
         raise InputError(f"--workers must be >= 0, got {workers}")
-    from moestat.experiments.config import read_toml
-
-    if _is_classification(read_toml(config)):
+    config = config_path(config)
+    if is_classification(read_toml(config)):
         if workers or scheduler:
             raise InputError("--workers / --scheduler apply to rate studies; a classification "
                              "experiment runs in-process")
@@ -255,15 +148,8 @@ def run_sweep(
     cfg = resolve(config, preset, seed)
     out = out or Path("runs") / cfg.name
     prepare_out(cfg, out, resume)
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                  transient=True) as progress:
-        task = progress.add_task(f"{cfg.name} cells", total=len(cells(cfg)))
-
-        def advance(done, total):
-            progress.update(task, completed=done)
-            _import_plotting_meanwhile()
-
+    with cell_progress(console, cfg.name, len(cells(cfg)),
+                       then=import_plotting_meanwhile) as advance:
         run_sweep(cfg, out, backend, advance,
                   lambda names: console.print(
                       f"[yellow]moved {len(names)} damaged cell file(s) to {out}/corrupt/ "
@@ -272,7 +158,7 @@ def run_sweep(
     from moestat.experiments.plot import save_rate_figure
 
     figure = save_rate_figure(out, out / "rates.png", summary=rep)
-    _print_report(rep)
+    print_report(console, rep)
     console.print(f"results: {out}/cells  summary: {out}/summary.json  figure: {figure}")
 
 
@@ -280,16 +166,31 @@ def run_sweep(
 def report(
     directory: Annotated[Path, typer.Argument(help="run directory")],
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    per_n: Annotated[str | None, typer.Option(
+        "--per-n", help="SETTING:METRIC: mean, median, non-converged and far-out fits at "
+        "each n, and the slope with and without non-converged fits")] = None,
 ):
     """Rate table of a run: slope, 95% CI, theory, paper, fits, failed."""
-    if _classification_dir(directory):
+    if per_n is not None:
+        from moestat.experiments.runner import per_n as per_n_table
+
+        setting, _, metric = per_n.partition(":")
+        if not setting or not metric:
+            raise InputError(f"--per-n takes SETTING:METRIC, got {per_n!r}")
+        table = per_n_table(directory, setting, metric)
+        if as_json:
+            print(strict_json(table))
+        else:
+            print_per_n(console, table)
+        return
+    if holds_classification(directory):
         from moestat.attention.experiment import report as accuracy_report
 
         rep = accuracy_report(directory)
         if as_json:
             print(strict_json(rep))
         else:
-            _print_classification(rep)
+            print_classification(console, rep)
         return
     from moestat.experiments.runner import report as make_report
 
@@ -297,7 +198,30 @@ def report(
     if as_json:
         print(strict_json(rep))
     else:
-        _print_report(rep)
+        print_report(console, rep)
+
+
+@app.command()
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="run directory A")],
+    run_b: Annotated[Path, typer.Argument(help="run directory B")],
+    setting: Annotated[str | None, typer.Option(
+        help="with --metric: compare this setting's fits on the same data, per n")] = None,
+    metric: Annotated[str | None, typer.Option(help="the metric for --setting")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+):
+    """Two runs replicate by replicate: the same rows (to rounding)? Or, with --setting and
+    --metric, one setting fitted two ways to the same data."""
+    from moestat.experiments import compare as cmp
+
+    if (setting is None) != (metric is None):
+        raise InputError("give --setting and --metric together")
+    result = (cmp.same_rows(run_a, run_b) if setting is None
+              else {"paired": cmp.paired(run_a, run_b, setting, metric)})
+    if as_json:
+        print(strict_json(result))
+    else:
+        print_comparison(console, result)
 
 
 @app.command()
@@ -310,7 +234,7 @@ def plot(
 ):
     """Log-log figure of a run: mean +/- 2 s.e., fitted and theory lines per metric (a
     classification run: accuracy against the training fraction)."""
-    if _classification_dir(directory):
+    if holds_classification(directory):
         from moestat.attention.experiment import save_figure
 
         console.print(f"figure: {save_figure(directory, output)}")
@@ -324,7 +248,7 @@ def plot(
 @app.command()
 def status(directory: Annotated[Path, typer.Argument(help="run directory")]):
     """Cells done / total and non-converged fits."""
-    if _classification_dir(directory):
+    if holds_classification(directory):
         from moestat.attention.experiment import report as accuracy_report
 
         rep = accuracy_report(directory)
@@ -359,8 +283,8 @@ def identifiability(
     from moestat.identifiability import (
         THRESHOLD,
         check_activation,
-        check_distinguishable,
         check_expert,
+        check_random_frozen,
     )
 
     if (expert is None) == (activation is None):
@@ -370,16 +294,8 @@ def identifiability(
             raise InputError("--frozen-noise needs --expert (the prompt expert)")
         if n_features < 1:
             raise InputError(f"--n-features must be >= 1, got {n_features}")
-        import numpy as np
-
-        from moestat.model import FrozenExpert
-        from moestat.registry import make_expert
-
-        fe = make_expert(frozen_expert or expert)
-        rng = np.random.default_rng(seed)
-        params = {f: rng.standard_normal(s[1:]) for f, s in fe.shapes(1, n_features).items()}
-        frozen = FrozenExpert.create(fe.label, frozen_noise, params, 1.0)
-        report = check_distinguishable(frozen, expert, noise, seed=seed)
+        report = check_random_frozen(frozen_expert or expert, frozen_noise, expert, noise,
+                                     n_features, seed)
     elif expert:
         report = check_expert(expert, seed=seed)
     else:
@@ -387,13 +303,7 @@ def identifiability(
     if as_json:
         print(strict_json({**report.as_dict(), "threshold": THRESHOLD}))
         return
-    t = RichTable("condition", "functions", "s_min / s_max", "verdict",
-                  title=f"{report.subject} (independent if s_min / s_max >= {THRESHOLD:g})")
-    for c in report.checks:
-        t.add_row(c.condition, str(c.n_functions), f"{c.min_ratio:.1e}",
-                  "[green]holds[/green]" if c.holds else "[red]fails[/red]")
-    console.print(t)
-    console.print(report.rate_class)
+    print_identifiability(console, report, THRESHOLD)
 
 
 @app.command()
@@ -415,36 +325,11 @@ def bench(
     """Benchmarks against baselines run in the same process: EM vs vectorised NumPy,
     (--scaling) along each workload dimension, and (--contaminated) the contaminated rate study
     vs the SciPy/BFGS paper protocol."""
-    if n < 100 or iters < 1:
-        raise InputError(f"--n must be >= 100 and --iters >= 1, got {n} and {iters}")
-    if preset not in ("quick", "full"):
-        raise InputError(f"--preset must be quick or full, got {preset!r}")
-    if baseline_replicates < 1:
-        raise InputError(f"--baseline-replicates must be >= 1, got {baseline_replicates}")
-    if docs is not None and not scaling:
-        raise InputError("--docs needs --scaling")
-    if docs is not None and not (Path(docs) / "performance.md").is_file():
-        raise InputError(f"--docs {docs}: no performance.md there")
-    from moestat.bench import contaminated_protocol, em_throughput
+    from moestat.bench import run_benchmarks
 
-    out = {"em_throughput": em_throughput.run(n, iters)}
-    if not as_json:
-        for line in em_throughput.lines(out["em_throughput"]):
-            console.print(line)
-    if scaling:
-        from moestat.bench import scaling as sc
-
-        out["scaling"] = sc.run(on_result=None if as_json else lambda r: console.print(
-            sc.line(r)))
-        if docs is not None:
-            for path in sc.write_docs(out["scaling"], docs):
-                if not as_json:
-                    console.print(f"wrote {path}")
-    if contaminated:
-        out["contaminated"] = contaminated_protocol.run(preset, baseline_replicates)
-        if not as_json:
-            for line in contaminated_protocol.lines(out["contaminated"]):
-                console.print(line)
+    out = run_benchmarks(n, iters, contaminated=contaminated, preset=preset,
+                         baseline_replicates=baseline_replicates, scaling=scaling, docs=docs,
+                         emit=None if as_json else console.print)
     if as_json:
         print(strict_json(out))
 

@@ -1,8 +1,9 @@
 """How moestat's programs are compiled: `jax.jit` with XLA options chosen for compile time.
 
-A cold sweep is mostly compiling (stop 18: ~12 s of a ~31 s run), and XLA's CPU defaults are
-not the cheapest way to compile moestat's programs. Three profiles, measured on the 2-core
-machine (docs/results.md, "Stop 19: compile options" and "Stop 20"; experiments/probes/):
+A cold sweep spends a large part of its time compiling (about 12 s of a 31 s full
+contaminated run before these options), and XLA's CPU defaults are not the cheapest way to
+compile moestat's programs. Three profiles, measured on the 2-core machine
+(docs/performance.md, "Compilation"):
 
 * "fit" (EM and other estimators, metrics): `xla_cpu_use_fusion_emitters=False`, XLA's older
   loop emitters instead of its MLIR fusion emitters. The contaminated EM fit compiles in 0.9 s
@@ -15,7 +16,7 @@ machine (docs/results.md, "Stop 19: compile options" and "Stop 20"; experiments/
 * "small" (programs whose run time is negligible: near-truth starts, replicate keys, the
   held-out x draw): both options. The contaminated start compiles in ~0.5 s instead of ~1.1 s
   (the loop emitters alone were slower than XLA's defaults for it), bit-for-bit the same
-  starts for every setting (stop 20); the key programs are integer threefry (exact under any
+  starts for every shipped setting; the key programs are integer threefry (exact under any
   options).
 
 The options are decided once per process and profile at the first compile (after `--device`

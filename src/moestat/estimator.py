@@ -17,7 +17,6 @@ The softmax family reports the gauge last row = 0.
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import jax
@@ -32,29 +31,8 @@ from moestat.errors import InputError
 from moestat.fit import FitOptions, check_estimator_for, fit_random
 from moestat.fit.degeneracy import REASONS, DegenerateFitWarning
 from moestat.model import MixtureOfExperts
-
-ESTIMATOR_NAMES = ("em", "mle", "lse")
-
-
-def bucket_size(n: int) -> int:
-    """Smallest size >= n on a geometric grid of ratio 2^(1/4) (at least 32): padding data to
-    these sizes bounds the number of compilations across data sizes."""
-    if n <= 32:
-        return 32
-    j = math.ceil(4 * math.log2(n) - 1e-9)
-    size = math.ceil(2 ** (j / 4))
-    return max(size, n)
-
-
-def pad_rows(X, y, weights, size):
-    """Repeat rows cyclically up to `size` with weight 0 (finite values, no effect)."""
-    n = X.shape[0]
-    if size == n:
-        return X, y, weights
-    idx = np.arange(size) % n
-    w = np.zeros(size)
-    w[:n] = weights
-    return X[idx], y[idx], w
+from moestat.padding import bucket_size, pad_rows
+from moestat.registry import ESTIMATORS
 
 
 class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
@@ -97,9 +75,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
                 raise InputError(f"{name} must be an integer >= 1, got {v!r}")
         if not isinstance(self.tol, int | float) or not self.tol > 0:
             raise InputError(f"tol must be a number > 0, got {self.tol!r}")
-        if self.estimator not in ESTIMATOR_NAMES:
+        if self.estimator not in ESTIMATORS:
             raise InputError(f"unknown estimator {self.estimator!r}; expected one of "
-                             f"{', '.join(ESTIMATOR_NAMES)}")
+                             f"{', '.join(ESTIMATORS)}")
         kind = self.kind
         if kind == "auto":
             from moestat.registry import make_gate
@@ -215,6 +193,20 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
     def aic(self, X, y):
         """-2 log L + 2 P."""
         return -2 * float(np.sum(self.loglik_samples(X, y))) + 2 * self.n_parameters_
+
+    def summary(self, X, y) -> dict:
+        """The fitted model as plain data (what `moestat fit --json` prints): model, estimator,
+        parameters, log-likelihood, BIC, AIC, parameter count, convergence and flags."""
+        check_is_fitted(self, "params_")
+        return {
+            "n_samples": int(np.shape(X)[0]), "model": self.model_.describe(),
+            "estimator": self.estimator,
+            "parameters": {k: np.asarray(v).tolist() for k, v in self.params_.items()},
+            "loglik": self.loglik_, "bic": self.bic(X, y), "aic": self.aic(X, y),
+            "n_parameters": self.n_parameters_, "converged": self.converged_,
+            "n_iter": self.n_iter_, "at_bound": self.at_bound_, "degenerate": self.degenerate_,
+            "n_init": self.n_init,
+        }
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

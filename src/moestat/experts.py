@@ -1,9 +1,14 @@
-"""Expert mean functions h(x, eta) (models.md §2).
+"""Expert mean functions h(x, eta) (docs/models.md, "Experts").
 
 Every expert maps X (n_samples, n_features) and parameters with a leading expert axis of
-length k to means (n_samples, k). Experts linear in their parameters (`linear`, `polynomial`,
-`constant`) expose `design(X)` (n_samples, m) with means = design(X) @ coef.T, which the EM
-M-step solves in closed form (weighted least squares); the others get a generic step.
+length k to means (n_samples, k). `m_step` declares EM's expert update (fit/em.py):
+"least_squares" for experts linear in their parameters (`linear`, `polynomial`, `constant`),
+which expose `design(X)` (n_samples, m) with means = design(X) @ coef.T and are solved in
+closed form (weighted least squares); "gauss_newton" (damped Gauss-Newton steps) otherwise.
+
+Test truths have three rows (top-K truths use three experts); they are not negations of each
+other: with complementary sigmoid gates that would make regression models unidentifiable
+(f = h (2 sigmoid - 1) has many parametrisations).
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import jax
 import jax.numpy as jnp
 
 from moestat.activations import get_activation
-from moestat.parts import Part
+from moestat.errors import InputError
+from moestat.parts import Part, integer_argument
 
 
 class AffineParams(NamedTuple):
@@ -40,6 +46,7 @@ class ConstantParams(NamedTuple):
 class Expert(Part):
     """Base expert: `mean(params, X)` -> (n_samples, k)."""
 
+    m_step: ClassVar[str] = "gauss_newton"  # or "least_squares" (see the module docstring)
     design = None  # (X) -> (n_samples, m) for experts linear in their parameters
     design_monomials = None  # (d) -> the design's columns as variable-index tuples
 
@@ -53,6 +60,8 @@ class LinearExpert(Expert):
 
     name: ClassVar[str] = "linear"
     Params: ClassVar[type] = AffineParams
+    m_step: ClassVar[str] = "least_squares"
+    test_truths: ClassVar[dict] = {"linear": {"a": [[2.0], [-1.0], [1.0]], "b": [1.0, -0.5, 0.0]}}
 
     def shapes(self, k, d):
         return {"a": (k, d), "b": (k,)}
@@ -78,14 +87,20 @@ class PolynomialExpert(Expert):
     lexicographically in the variable indices (see `monomials`)."""
 
     name: ClassVar[str] = "polynomial"
+    argument: ClassVar[str] = "P"
     Params: ClassVar[type] = PolynomialParams
+    m_step: ClassVar[str] = "least_squares"
+    test_truths: ClassVar[dict] = {"polynomial:2": {
+        "coef": [[1.0, 2.0, -1.0], [-1.0, -1.0, 1.5], [0.0, 1.0, 1.0]]}}
     degree: int = 2
 
     def __post_init__(self):
         if not isinstance(self.degree, int) or self.degree < 0:
-            from moestat.errors import InputError
-
             raise InputError(f"polynomial degree must be an integer >= 0, got {self.degree!r}")
+
+    @classmethod
+    def from_spec(cls, argument):
+        return cls(degree=integer_argument(cls, argument, default=2, minimum=0))
 
     @property
     def label(self):
@@ -122,6 +137,8 @@ class ConstantExpert(Expert):
 
     name: ClassVar[str] = "constant"
     Params: ClassVar[type] = ConstantParams
+    m_step: ClassVar[str] = "least_squares"
+    test_truths: ClassVar[dict] = {"constant": {"b": [2.0, -2.0, 0.0]}}
 
     def shapes(self, k, d):
         return {"b": (k,)}
@@ -140,19 +157,39 @@ class ConstantExpert(Expert):
 
 
 @dataclass(frozen=True)
-class RidgeExpert(Expert):
-    """h(x) = act(a^T x + b), act in sigmoid / tanh / relu / gelu."""
+class ActivatedExpert(Expert):
+    """An activation of an index: h(x) = act(u(x)), act in sigmoid / tanh / relu / gelu."""
 
-    name: ClassVar[str] = "ridge"
-    Params: ClassVar[type] = AffineParams
+    argument: ClassVar[str] = "ACT"
     activation: str = "tanh"
 
     def __post_init__(self):
         get_activation(self.activation)
 
+    @classmethod
+    def from_spec(cls, argument):
+        if argument == "identity":
+            raise InputError(f"{cls.name} expert needs a nonlinear activation, got 'identity'")
+        return cls(activation=argument or "tanh")
+
     @property
     def label(self):
-        return f"ridge:{self.activation}"
+        return f"{self.name}:{self.activation}"
+
+
+@dataclass(frozen=True)
+class RidgeExpert(ActivatedExpert):
+    """h(x) = act(a^T x + b)."""
+
+    name: ClassVar[str] = "ridge"
+    Params: ClassVar[type] = AffineParams
+    # row 2 (used by top-K, k = 3) stays apart from rows 0 and 1 where they share a region
+    test_truths: ClassVar[dict] = {
+        "ridge:sigmoid": {"a": [[3.0], [-2.0], [0.5]], "b": [0.5, -1.0, -2.0]},
+        "ridge:tanh": {"a": [[2.0], [-1.5], [0.5]], "b": [0.5, -1.0, -1.5]},
+        "ridge:relu": {"a": [[2.0], [-1.5], [0.5]], "b": [0.5, -1.0, 1.5]},
+        "ridge:gelu": {"a": [[2.0], [-1.5], [0.5]], "b": [0.5, -1.0, 1.5]},
+    }
 
     def shapes(self, k, d):
         return {"a": (k, d), "b": (k,)}
@@ -162,28 +199,15 @@ class RidgeExpert(Expert):
 
 
 @dataclass(frozen=True)
-class RidgeNoBiasExpert(Expert):
-    """h(x) = act(eta^T x) (no bias), the contaminated paper's expert."""
+class RidgeNoBiasExpert(ActivatedExpert):
+    """h(x) = act(eta^T x) (no bias), the contaminated models' expert."""
 
     name: ClassVar[str] = "ridge_nobias"
     Params: ClassVar[type] = RidgeNoBiasParams
-    activation: str = "tanh"
-
-    def __post_init__(self):
-        get_activation(self.activation)
-
-    @property
-    def label(self):
-        return f"ridge_nobias:{self.activation}"
+    test_truths: ClassVar[dict] = {"ridge_nobias:tanh": {"eta": [[2.0], [-1.5], [1.0]]}}
 
     def shapes(self, k, d):
         return {"eta": (k, d)}
 
     def mean(self, params, X):
         return get_activation(self.activation)(X @ params.eta.T)
-
-
-EXPERTS: dict[str, type[Expert]] = {
-    e.name: e for e in (LinearExpert, PolynomialExpert, ConstantExpert, RidgeExpert,
-                        RidgeNoBiasExpert)
-}

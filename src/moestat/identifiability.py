@@ -249,3 +249,17 @@ def check_distinguishable(frozen, expert_spec: str, noise_spec: str, *, n_points
             "approaches f0 at n^-1/8, exp(tau) slows to n^-1/4 and the other parameters to "
             "n^-3/8 (arXiv 2505.18455)")
     return Report(subject, checks, rate)
+
+
+def check_random_frozen(frozen_expert: str, frozen_noise: str, expert_spec: str,
+                        noise_spec: str, n_features: int, seed: int = 0) -> Report:
+    """check_distinguishable for a frozen expert of family `frozen_expert` with standard
+    normal parameters (seeded) in dimension n_features, noise `frozen_noise` of variance 1."""
+    from moestat.model import FrozenExpert
+    from moestat.registry import make_expert
+
+    fe = make_expert(frozen_expert)
+    rng = np.random.default_rng(seed)
+    params = {f: rng.standard_normal(s[1:]) for f, s in fe.shapes(1, n_features).items()}
+    frozen = FrozenExpert.create(fe.label, frozen_noise, params, 1.0)
+    return check_distinguishable(frozen, expert_spec, noise_spec, seed=seed)

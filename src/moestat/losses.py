@@ -1,4 +1,4 @@
-"""Voronoi losses, per-parameter errors and density errors (losses.md).
+"""Voronoi losses, per-parameter errors and density errors (docs/losses.md).
 
 An *atom* is one expert's parameter block without its gate intercept: per-expert gate fields
 except beta0 (beta1, A), the expert's fields, and — in mixture models — its variance. Fitted
@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 from moestat.model import MixtureOfExperts, MoEParams
 
-RBAR = {2: 4.0, 3: 6.0}  # rbar(|A_j|) for D2 (losses.md §2); unknown beyond 3
+RBAR = {2: 4.0, 3: 6.0}  # rbar(|A_j|) for D2 (docs/losses.md); unknown beyond 3
 
 
 # ---- atoms, weights, cells ---------------------------------------------------------------
@@ -49,7 +49,15 @@ def atom_blocks(model: MixtureOfExperts, params: MoEParams) -> dict[str, jax.Arr
 
 def intercept_weights(model: MixtureOfExperts, beta0):
     """w(beta0): exp for normalised (softmax-family) gates, sigmoid for sigmoid gates."""
-    return jnp.exp(beta0) if model.gate.normalized else jax.nn.sigmoid(beta0)
+    return model.gate.intercept_weight(beta0)
+
+
+def shared_gate_errors(model: MixtureOfExperts, fitted: MoEParams, truth: MoEParams):
+    """{field: |fitted - truth|} for the gate's scalar fields shared by every expert (the
+    temperature tau): reported apart and added to every Voronoi loss."""
+    shapes = model.gate.shapes(model.n_components, model.n_features)
+    return {f: jnp.abs(getattr(fitted.gate, f) - getattr(truth.gate, f))
+            for f, shape in shapes.items() if shape == ()}
 
 
 def block_distances(fit_blocks, true_blocks) -> dict[str, jax.Array]:
@@ -130,10 +138,8 @@ def voronoi_loss(model, fitted, truth, exponent: Exponent):
     weight_term = jnp.sum(jnp.abs(cells.T @ w - w_true))
     atom_size = cells @ size  # (k,) size of each fitted atom's cell
     per_atom = sum(jnp.sum(cells * bd[b], axis=1) ** exponent(b, atom_size) for b in bd)
-    loss = weight_term + jnp.sum(w * per_atom)
-    if "tau" in model.gate.Params._fields and model.gate.name != "contaminated":
-        loss = loss + jnp.abs(fitted.gate.tau - truth.gate.tau)
-    return loss
+    return weight_term + jnp.sum(w * per_atom) + sum(shared_gate_errors(model, fitted,
+                                                                         truth).values())
 
 
 def d1(model, fitted, truth):
@@ -184,17 +190,15 @@ def d_r(model, fitted, truth, r: float):
     return voronoi_loss(model, fitted, truth, lambda b, s: float(r))
 
 
-def to_truth_temperature(model, fitted, truth):
-    """Plain temperature gate: softmax((beta1 x + beta0) / tau) is unchanged by
-    (beta1, beta0, tau) -> c (beta1, beta0, tau), so only the ratios to tau are identifiable.
-    Returns the fitted parameters moved along that ray to tau = tau* (c = tau* / tau_hat); the
+def to_truth_scale(model, fitted, truth):
+    """Scale-invariant gates (the plain temperature gate: softmax((beta1 x + beta0) / tau) is
+    unchanged by (beta1, beta0, tau) -> c (beta1, beta0, tau), so only the ratios to tau are
+    identifiable): the fitted parameters moved along that ray to the truth's scale; the
     `*_scaled` metrics are the usual losses evaluated on them."""
-    c = truth.gate.tau / fitted.gate.tau
-    g = fitted.gate
-    return fitted._replace(gate=g._replace(beta1=g.beta1 * c, beta0=g.beta0 * c, tau=g.tau * c))
+    return fitted._replace(gate=model.gate.to_scale(fitted.gate, truth.gate))
 
 
-SCALED = "_scaled"  # metric-name marker: evaluate on to_truth_temperature(fitted)
+SCALED = "_scaled"  # metric-name marker: evaluate on to_truth_scale(fitted)
 
 
 # ---- per-parameter errors ------------------------------------------------------------------
@@ -213,8 +217,7 @@ def parameter_errors(model, fitted, truth) -> dict[str, jax.Array]:
         out[f"{b}@singleton"] = _masked_max(per_cell, size == 1)
         out[f"{b}@overfitted"] = _masked_max(per_cell, size > 1)
     out["beta0_weight"] = jnp.max(jnp.abs(cells.T @ w - w_true))
-    if "tau" in model.gate.Params._fields:
-        out["tau"] = jnp.abs(fitted.gate.tau - truth.gate.tau)
+    out.update(shared_gate_errors(model, fitted, truth))
     out["empty_cells"] = jnp.sum(size == 0).astype(float)
     return out
 
@@ -223,21 +226,17 @@ def _masked_max(x, mask):
     return jnp.where(jnp.any(mask), jnp.max(jnp.where(mask, x, -jnp.inf)), jnp.nan)
 
 
-def contaminated_errors(model, fitted, truth) -> dict[str, jax.Array]:
-    """One prompt, no label switching (losses.md §3): contaminated gate -> exp_tau, beta;
-    input-free gate -> lambda; prompt expert -> eta (all its parameters; plus a and b for
-    linear prompts); variance -> nu."""
-    out = {}
-    if model.gate.name == "contaminated":
-        out["exp_tau"] = jnp.abs(jnp.exp(fitted.gate.tau) - jnp.exp(truth.gate.tau))
-        out["beta"] = jnp.linalg.norm(fitted.gate.beta - truth.gate.beta)
-    else:
-        out["lambda"] = jnp.abs(fitted.gate.lam - truth.gate.lam)
+def prompt_errors(model, fitted, truth) -> dict[str, jax.Array]:
+    """Contaminated models: one prompt, no label switching (docs/losses.md). The gate's own
+    errors (`prompt_errors` of the gate: exp_tau and beta, or lambda), `eta` = the norm of every
+    prompt-expert parameter difference, the norm of each expert field when there are several
+    (a, b of linear and ridge prompts), and nu = |v_hat - v*|."""
+    out = dict(model.gate.prompt_errors(fitted.gate, truth.gate))
     diffs = {f: jnp.ravel(getattr(fitted.expert, f) - getattr(truth.expert, f))
              for f in fitted.expert._fields}
     out["eta"] = jnp.linalg.norm(jnp.concatenate(list(diffs.values())))
-    if set(diffs) == {"a", "b"}:
-        out["a"], out["b"] = jnp.linalg.norm(diffs["a"]), jnp.linalg.norm(diffs["b"])
+    if len(diffs) > 1:
+        out.update({f: jnp.linalg.norm(v) for f, v in diffs.items()})
     out["nu"] = jnp.abs(fitted.noise.var - truth.noise.var).reshape(())
     return out
 

@@ -1,13 +1,14 @@
 """A mixture-of-experts model: gate x expert x noise (+ an optional frozen expert).
 
-Two kinds (models.md, introduction):
+Two kinds (docs/models.md):
 
 * ``mixture`` — probabilistic MoE: p(y | x) = sum_i w_i(x) f(y | h_i(x), v_i), normalised gate.
 * ``regression`` — deterministic MoE: y = f(x) + eps, f(x) = sum_i w_i(x) h_i(x),
   eps ~ noise(0, v) with one shared variance v.
 
-Contaminated models (`contaminated`, `input_free` gates) have one trainable *prompt* expert and
-a frozen (known, not estimated) expert; components are ordered [prompt, frozen].
+Contaminated models (gates declaring `frozen_expert`: `contaminated`, `input_free`) have one
+trainable *prompt* expert and a frozen (known, not estimated) expert; components are ordered
+[prompt, frozen].
 
 `MixtureOfExperts` holds structure only; parameters are `MoEParams` pytrees (gate, expert,
 noise), each a NamedTuple whose leaves carry a leading expert axis where they are per expert.
@@ -22,10 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from moestat import components
+from moestat import component_reductions as reductions
 from moestat.errors import InputError
 from moestat.experts import Expert
-from moestat.gates import FROZEN_GATES, Gate
+from moestat.gates import Gate
 from moestat.noise import Noise
 from moestat.parts import Params, freeze, thaw
 from moestat.registry import make_expert, make_gate, make_noise
@@ -114,14 +115,11 @@ class MixtureOfExperts:
         if self.kind == "mixture" and not self.gate.normalized:
             raise InputError(f"gate {self.gate.label!r} is not normalised: use it in a "
                              "regression model (estimator 'lse')")
-        needs_frozen = self.gate.name in FROZEN_GATES
-        if needs_frozen and (self.frozen is None or self.n_experts != 1):
+        if self.gate.frozen_expert and (self.frozen is None or self.n_experts != 1):
             raise InputError(f"gate {self.gate.name!r} needs a frozen expert and n_experts=1")
-        if not needs_frozen and self.frozen is not None:
-            raise InputError("a frozen expert needs the 'contaminated' or 'input_free' gate")
-        if self.gate.name == "topk_softmax" and self.gate.k_active > self.n_experts:
-            raise InputError(f"topk_softmax K={self.gate.k_active} exceeds n_experts="
-                             f"{self.n_experts}")
+        if not self.gate.frozen_expert and self.frozen is not None:
+            raise InputError("a frozen expert needs a gate for one (contaminated, input_free)")
+        self.gate.check(self.n_experts)
 
     # ---- structure --------------------------------------------------------------------------
     @property
@@ -159,7 +157,7 @@ class MixtureOfExperts:
         return self._map("from_free", free)
 
     def bounds(self, y_var: float) -> tuple[MoEParams, MoEParams]:
-        """Default box (lower, upper); variances relative to `y_var` (models.md §5)."""
+        """Default box (lower, upper); variances relative to `y_var` (docs/models.md)."""
         k, d, K = self.n_experts, self.n_features, self.n_components
         g = self.gate.bounds(K, d, y_var)
         e = self.expert.bounds(k, d, y_var)
@@ -239,7 +237,7 @@ class MixtureOfExperts:
         """log p(y | x), shape (n_samples,)."""
         if self.kind == "regression":
             return self.noise.log_density(y, self.mean(params, X), params.noise.var)
-        return components.logsumexp(self.log_joint(params, X, y))
+        return reductions.logsumexp(self.log_joint(params, X, y))
 
     def sample(self, key, params: MoEParams, X) -> jax.Array:
         """Draw y | x for every row of X, shape (n_samples,)."""

@@ -1,4 +1,4 @@
-"""Noise laws of y around an expert mean (models.md §3).
+"""Noise laws of y around an expert mean (docs/models.md, "Noise").
 
 Both are parametrised by their **variance** v > 0 (never a standard deviation):
 gaussian: N(y | m, v); laplace: exp(-|y - m| / s) / (2 s) with s = sqrt(v / 2), so that
@@ -27,6 +27,9 @@ class NoiseParams(NamedTuple):
 class Noise(Part):
     Params: ClassVar[type] = NoiseParams
     positive: ClassVar[tuple] = ("var",)
+    # EM's expert and variance updates need only weighted sums of 1, x-monomials, y x and y^2
+    # (the one-pass EM of fit/em_statistics.py)
+    sufficient_statistics: ClassVar[bool] = False
     shared: bool = False  # one variance for all experts (regression models)
 
     def shapes(self, k, d):
@@ -47,6 +50,7 @@ class GaussianNoise(Noise):
     """log N(y | m, v) = -0.5 (log(2 pi v) + (y - m)^2 / v)."""
 
     name: ClassVar[str] = "gaussian"
+    sufficient_statistics: ClassVar[bool] = True
 
     def log_density(self, y, mean, var):
         return -0.5 * (jnp.log(2 * jnp.pi * var) + (y - mean) ** 2 / var)
@@ -92,6 +96,3 @@ class LaplaceNoise(Noise):
 
     def sample(self, key, mean, var):
         return mean + jnp.sqrt(var / 2.0) * jax.random.laplace(key, jnp.shape(mean))
-
-
-NOISES: dict[str, type[Noise]] = {n.name: n for n in (GaussianNoise, LaplaceNoise)}

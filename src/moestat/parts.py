@@ -9,6 +9,14 @@ per-part knowledge:
 * `positive` fields are optimised as log(value), `unit` fields as logit(value);
 * `gauge` fields have their last row pinned to 0 (softmax translation invariance);
 * `bounds` gives the default box (lower, upper) per field.
+
+A part also declares what the rest of moestat asks of it, so that a new part is one class and
+one line of `registry.py`:
+
+* `name` and `from_spec(argument)`: how a spec ``name`` or ``name:argument`` builds it;
+* `m_step`: how EM updates it (gates: `fit/em.py`, experts: `fit/em.py`);
+* `test_truths`: spec -> parameter values of a well-identified truth (d = 1), which the shared
+  contract test (`tests/test_contract.py`) fits for every registered part.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from moestat.errors import InputError
+
 Params = Any  # a NamedTuple of arrays
 
 INF = float("inf")
@@ -31,6 +41,9 @@ class Part(ABC):
     """Base class of gates, experts and noises."""
 
     Params: ClassVar[type[NamedTuple]]
+    name: ClassVar[str]
+    argument: ClassVar[str | None] = None  # what follows ``name:`` in a spec (e.g. "K")
+    test_truths: ClassVar[dict[str, dict]] = {}  # spec -> {field: value}, see module docstring
     positive: ClassVar[tuple[str, ...]] = ()
     unit: ClassVar[tuple[str, ...]] = ()
     gauge: ClassVar[tuple[str, ...]] = ()
@@ -38,7 +51,20 @@ class Part(ABC):
     @property
     def label(self) -> str:
         """The registry name, with its argument if any (e.g. ``ridge:tanh``)."""
-        return self.name  # type: ignore[attr-defined]
+        return self.name
+
+    @classmethod
+    def from_spec(cls, argument: str | None) -> Part:
+        """The part named by ``name`` or ``name:argument``; parts without an argument refuse
+        one (InputError)."""
+        if argument is not None:
+            raise InputError(f"{cls.name!r} takes no argument, got {cls.name}:{argument}")
+        return cls()
+
+    @classmethod
+    def spec_help(cls) -> str:
+        """How `moestat list` shows the part: ``name`` or ``name:ARGUMENT``."""
+        return cls.name if cls.argument is None else f"{cls.name}:{cls.argument}"
 
     # ---- structure -------------------------------------------------------------------------
     @abstractmethod
@@ -107,6 +133,20 @@ class Part(ABC):
         """
         idx = jnp.asarray(assignment)
         return self.Params(*(v[idx] for v in params))
+
+
+def integer_argument(part: type[Part], argument: str | None, default: int,
+                     minimum: int) -> int:
+    """The integer argument of a spec such as ``topk_softmax:2`` (default when absent)."""
+    if argument is None:
+        return default
+    try:
+        value = int(argument)
+    except ValueError:
+        raise InputError(f"{part.name} needs an integer argument, got {argument!r}") from None
+    if value < minimum:
+        raise InputError(f"{part.name} needs an argument >= {minimum}, got {value}")
+    return value
 
 
 def thaw(params: Params) -> Params:

@@ -1,4 +1,4 @@
-"""Empirical convergence rates (losses.md §5).
+"""Empirical convergence rates (docs/losses.md, "Empirical rates").
 
 For one (setting, metric): losses (n_values, replicates) over a grid of sample sizes n, NaN
 for failed fits. The statistic (mean, or median) over replicates at each n is regressed by

@@ -1,4 +1,4 @@
-"""Sample efficiency of softmax vs sigmoid attention on real data (experiments.md §10).
+"""Sample efficiency of softmax vs sigmoid attention on real data (docs/results.md).
 
 A config with `kind = "attention_classification"` (experiments/attention_digits.toml) trains
 the encoder classifier (transformer.py) on fractions of scikit-learn's bundled digits training
@@ -14,7 +14,7 @@ initialisation and batches).
 
 Run directory: config.resolved.toml, cells/<key>.parquet (one per (gate, fraction): a row per
 seed, written atomically, resumable, checksummed like rate-study cells), summary.json
-(interfaces.md: {"experiment", "accuracy": [{gate, fraction, mean, sd, seeds}, ...], ...}),
+(`report --json`: {"experiment", "accuracy": [{gate, fraction, mean, sd, seeds}, ...], ...}),
 accuracy.png.
 """
 

@@ -33,10 +33,12 @@ import jax
 import numpy as np
 from scipy.optimize import minimize
 
+from moestat.experiments.grid import replicate_keys
 from moestat.experiments.runner import prepare_out, resolve, run_sweep
+from moestat.experiments.settings import build
+from moestat.experiments.simulation import simulate
 from moestat.experiments.store import read_rows
-from moestat.experiments.sweep import build, replicate_keys, simulate
-from moestat.registry import experiment_path
+from moestat.shipped import experiment_path
 
 CONFIG = experiment_path("contaminated_distinguishable")
 
@@ -70,13 +72,13 @@ def neg_loglik_and_grad(theta, X, y, eta0, s0):
 
 def baseline(config, replicates: int, gradient: str):
     setting = config.settings[0]
-    built = build(setting)
+    models = build(setting)
     eta0, s0 = frozen_of(setting)
     seconds, lls = 0.0, {}
     for n in config.n_values():
-        truth = built.truth(n)
+        truth = models.truth(n)
         keys = replicate_keys(config.seed, setting.name, n, range(replicates))
-        X, y, start, _ = jax.device_get(simulate(built, keys, truth, n))
+        X, y, start, _ = jax.device_get(simulate(models, keys, truth, n))
         for r in range(replicates):
             t, lls[(n, r)] = bfgs_fit(X[r], y[r], start, r, eta0, s0, gradient)
             seconds += t

@@ -89,7 +89,7 @@ def numpy_em(X, y, beta, coef, var, iters):
     return beta, coef, var, ll.sum()
 
 
-# Work of one point-iteration of moestat's one-pass EM at k = 3, d = 1 (fit/em_stats.py),
+# Work of one point-iteration of moestat's one-pass EM at k = 3, d = 1 (fit/em_statistics.py),
 # counted from the code: E-step ~60 arithmetic operations + 6 exp + 1 log, the (8 x n)(n x 6)
 # statistics product 96, the gate step's acceptance pass ~8 + 2 expm1 + 1 log1p; memory, the
 # least any formulation of this algorithm moves: x, y, w in (24 B), L out and back (2 x 64 B),

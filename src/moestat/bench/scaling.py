@@ -1,4 +1,4 @@
-"""EM throughput against the NumPy baseline along each workload dimension (issue 8).
+"""EM throughput against the NumPy baseline along each workload dimension.
 
 Softmax-gated Gaussian MoE, linear experts, a random truth per (k, d) (seed 0), X uniform on
 [-1, 1]^d. One dimension varies at a time around the base (n = 1e5, k = 3, d = 1, R = 1
@@ -39,10 +39,12 @@ import numpy as np
 
 from moestat.bench.contaminated_protocol import CONFIG, bfgs_fit, frozen_of
 from moestat.bench.em_throughput import numpy_em, numpy_start
+from moestat.experiments.cell import SPLIT_AFTER
+from moestat.experiments.grid import replicate_keys
 from moestat.experiments.runner import resolve
-from moestat.experiments.sweep import SPLIT_AFTER, build, replicate_keys, simulate
-from moestat.fit import FitOptions, fit_batch, near_truth
-from moestat.fit.api import _compiled
+from moestat.experiments.settings import build
+from moestat.experiments.simulation import simulate
+from moestat.fit import FitOptions, compile_batch, fit_batch, near_truth
 from moestat.model import MixtureOfExperts
 
 BASE = {"n": 100_000, "k": 3, "d": 1, "R": 1}
@@ -89,7 +91,7 @@ def measure(n: int, k: int, d: int, R: int) -> dict:
     y = jax.vmap(lambda key, x: model.sample(key, truth, x))(keys[1], X)
     start = jax.vmap(lambda key: near_truth(model, truth, key, 0.1))(keys[2])
     w = jnp.ones((R, n))
-    fn = _compiled(model, "em", FitOptions(max_iter=iters, tol=-1.0), True)
+    fn = compile_batch(model, "em", FitOptions(max_iter=iters, tol=-1.0))
     t0 = time.perf_counter()
     compiled = fn.lower(X, y, w, start, None).compile()
     compile_s = time.perf_counter() - t0
@@ -132,15 +134,14 @@ def measure_contaminated(n: int, R: int) -> dict:
     """The contaminated setting at (n, R): moestat's batched fits vs SciPy BFGS fits."""
     config = resolve(CONFIG, "full")
     setting = config.settings[0]
-    built = build(setting)
-    truth = built.truth(n)
-    X, y, start, _ = simulate(built, replicate_keys(config.seed, setting.name, n, range(R)),
+    models = build(setting)
+    truth = models.truth(n)
+    X, y, start, _ = simulate(models, replicate_keys(config.seed, setting.name, n, range(R)),
                               truth, n)
-    options = FitOptions(max_iter=setting.max_iter, tol=setting.tol,
-                         expert_bound=setting.expert_bound)
+    options = models.options
 
     def fit_all():
-        return jax.block_until_ready(fit_batch(built.fit_model, X, y, start,
+        return jax.block_until_ready(fit_batch(models.fit_model, X, y, start,
                                                estimator=setting.estimator, options=options,
                                                split_after=SPLIT_AFTER))
 
@@ -153,7 +154,7 @@ def measure_contaminated(n: int, R: int) -> dict:
         r = fit_all()
         runs.append(time.perf_counter() - t0)
     moe_s = min(runs)
-    peak = _peak_bytes(_compiled(built.fit_model, setting.estimator, options, True).lower(
+    peak = _peak_bytes(compile_batch(models.fit_model, setting.estimator, options).lower(
         X, y, jnp.ones((R, n)), start, None).compile())
 
     Xn, yn, st = jax.device_get((X, y, start))
@@ -169,7 +170,7 @@ def measure_contaminated(n: int, R: int) -> dict:
     tracemalloc.stop()
     base_one = float(np.mean(seconds))
     iters = np.asarray(r.n_iter)
-    return {"n": n, "k": built.fit_model.n_components, "d": built.fit_model.n_features, "R": R,
+    return {"n": n, "k": models.fit_model.n_components, "d": models.fit_model.n_features, "R": R,
             "mean_iterations": float(iters.mean()), "moestat_compile_s": first - moe_s,
             "moestat_s": moe_s, "moestat_fits_per_s": R / moe_s,
             "moestat_point_iters_per_s": n * float(iters.sum()) / moe_s,

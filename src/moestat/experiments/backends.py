@@ -21,26 +21,15 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from moestat import __version__
 from moestat.cache import enable_compilation_cache
 from moestat.device import select_device
-from moestat.errors import InputError
+from moestat.errors import InputError, require
+from moestat.experiments.cell import run_cell
 from moestat.experiments.config import ExperimentConfig
-from moestat.experiments.sweep import FLAGS, Cell, run_cell
+from moestat.experiments.grid import Cell
+from moestat.experiments.rows import failed_rows
 
 RETRIES = 2
-
-
-def failed_rows(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
-    reps = list(range(cell.start, cell.stop))
-    k = len(reps)
-    none = [None] * k  # Parquet nulls: nothing was computed
-    rows = {"setting": [cell.setting] * k, "n": [cell.n] * k, "replicate": reps,
-            "seed": [config.seed] * k, "objective": none, "loglik": none, "n_iter": [0] * k,
-            **{f: [False] * k for f in FLAGS},
-            "failed": [True] * k, "fit_seconds": none, "version": [__version__] * k}
-    rows.update({f"metric.{m}": none for m in config.metrics_for(cell.setting)})
-    return rows
 
 
 def run_cell_safely(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
@@ -118,6 +107,7 @@ class DaskCluster:
     def _connect(self, stack):
         import logging
 
+        require("distributed", "dask")
         from distributed import Client, LocalCluster
 
         if self.address == "local":

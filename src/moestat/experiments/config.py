@@ -56,6 +56,23 @@ class Strict(BaseModel):
 
 
 CLASSIFICATION_KIND = "attention_classification"  # configs of moestat.attention.experiment
+
+
+RESOLVED = "config.resolved.toml"  # a run directory's resolved config
+
+
+def is_classification(data: dict) -> bool:
+    """A config (as read from TOML) of the attention classification experiment."""
+    return data.get("kind") == CLASSIFICATION_KIND
+
+
+def holds_classification(out: Path) -> bool:
+    """A run directory of the attention classification experiment (not a rate study)."""
+    path = Path(out) / RESOLVED
+    try:
+        return path.is_file() and is_classification(tomllib.loads(path.read_text()))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False
 MAX_N = 100_000_000  # sample sizes beyond this are refused (a typo, not a study)
 MAX_REPLICATES = 100_000
 
@@ -135,7 +152,7 @@ class Setting(Strict):
     truth: dict[str, NDependent | float | list[Any]]  # a table can only be NDependent
     metrics: Annotated[list[str], Field(min_length=1)] | None = None  # overrides the global
     reference: Literal["truth", "best_approximation"] = "truth"  # what parameter errors
-    # are measured against (best_approximation: regression settings, sweep.best_approximation)
+    # are measured against (best_approximation: regression settings, metrics.best_approximation)
     expert_bound: Annotated[float, Field(gt=0)] | None = None  # |expert coef| box (compact)
     max_iter: Annotated[int, Field(ge=1, le=1_000_000)] = 500
     tol: Annotated[float, Field(gt=0)] = 1e-8

@@ -12,7 +12,15 @@ import tomli_w
 
 from moestat.errors import InputError
 from moestat.experiments.backends import InProcess
-from moestat.experiments.config import ExperimentConfig, load_config, parse_config
+from moestat.experiments.config import (
+    RESOLVED,
+    ExperimentConfig,
+    load_config,
+    parse_config,
+)
+from moestat.experiments.grid import cells
+from moestat.experiments.metrics import check_metrics
+from moestat.experiments.resources import memory_budget
 from moestat.experiments.store import (
     cell_key,
     config_hash,
@@ -22,12 +30,9 @@ from moestat.experiments.store import (
     remove_temporaries,
     write_cell,
 )
-from moestat.experiments.sweep import cells, check_metrics, memory_budget
 from moestat.files import strict_json, write_text_atomic
 from moestat.fit.degeneracy import REASONS
 from moestat.rates import fit_rate, local_slopes
-
-RESOLVED = "config.resolved.toml"
 
 
 def resolve(config_path: str | Path, preset: str | None = None,
@@ -105,7 +110,7 @@ def status(out: Path, table=None) -> dict:
 
 
 def report(out: Path, n_boot: int = 2000) -> dict:
-    """The rate table (interfaces.md): one entry per (setting, metric)."""
+    """The rate table (`moestat report`): one entry per (setting, metric)."""
     config = load_resolved(out)
     table = read_rows(out)
     st = status(out, table)
@@ -113,27 +118,13 @@ def report(out: Path, n_boot: int = 2000) -> dict:
     if table is not None:
         cols = table.to_pydict()
         setting = np.asarray(cols["setting"])
-        n = np.asarray(cols["n"])
-        rep = np.asarray(cols["replicate"])
-        conv = np.asarray(cols["converged"])
         bound = np.asarray(cols["at_bound"])
         for s in config.settings:
             sel = setting == s.name
-            ns = np.unique(n[sel])
-            if ns.size < 2:
+            if np.unique(np.asarray(cols["n"])[sel]).size < 2:
                 continue
             for metric in config.metrics_for(s.name):
-                L = np.full((ns.size, config.replicates), np.nan)
-                C = np.ones_like(L, bool)
-                ran = np.zeros_like(L, bool)
-                vals = np.asarray(cols[f"metric.{metric}"], float)
-                for i, nv in enumerate(ns):
-                    m = sel & (n == nv)
-                    L[i, rep[m]] = vals[m]
-                    C[i, rep[m]] = conv[m]
-                    ran[i, rep[m]] = True
-                missing = ~ran.any(axis=0)  # replicates not run yet at any n
-                L, C, ran = L[:, ~missing], C[:, ~missing], ran[:, ~missing]
+                ns, L, C, ran = loss_matrix(cols, config.replicates, s.name, metric)
                 pending = int(np.sum(~ran))  # a partial run: not failed, just not run yet
                 try:
                     r = fit_rate(ns, L, converged=C, n_boot=n_boot, seed=config.seed)
@@ -160,6 +151,58 @@ def report(out: Path, n_boot: int = 2000) -> dict:
     return {"experiment": config.name, "complete": st["complete"],
             "cells_done": st["cells_done"], "cells_total": st["cells_total"], "rates": rates,
             "warnings": [] if table is None else fit_warnings(config, cols)}
+
+
+def loss_matrix(cols: dict, replicates: int, setting: str, metric: str):
+    """One (setting, metric) of a run's rows as matrices over (n, replicate): the sample sizes
+    ns (N,), losses L (N, R) (NaN where failed or not run), converged C and ran (N, R); R
+    counts the replicates run at some n (a partial run's others are left out)."""
+    sel = np.asarray(cols["setting"]) == setting
+    n, rep = np.asarray(cols["n"]), np.asarray(cols["replicate"])
+    conv = np.asarray(cols["converged"])
+    vals = np.asarray(cols[f"metric.{metric}"], float)
+    ns = np.unique(n[sel])
+    L = np.full((ns.size, replicates), np.nan)
+    C = np.ones_like(L, bool)
+    ran = np.zeros_like(L, bool)
+    for i, nv in enumerate(ns):
+        m = sel & (n == nv)
+        L[i, rep[m]], C[i, rep[m]], ran[i, rep[m]] = vals[m], conv[m], True
+    missing = ~ran.any(axis=0)  # replicates not run yet at any n
+    return ns, L[:, ~missing], C[:, ~missing], ran[:, ~missing]
+
+
+def per_n(out: Path, setting: str, metric: str) -> dict:
+    """Per-n statistics of one (setting, metric), for reading a noisy rate: mean and median
+    loss, fits, non-converged and far-out fits at each n, and the mean slope over all fits and
+    over converged fits only."""
+    config = load_resolved(out)
+    if setting not in [s.name for s in config.settings]:
+        raise InputError(f"no setting {setting!r} in {out}; settings: "
+                         f"{[s.name for s in config.settings]}")
+    if metric not in config.metrics_for(setting):
+        raise InputError(f"setting {setting!r} has no metric {metric!r}; metrics: "
+                         f"{config.metrics_for(setting)}")
+    table = read_rows(out)
+    if table is None:
+        raise InputError(f"{out} has no finished cells")
+    ns, L, C, _ = loss_matrix(table.to_pydict(), config.replicates, setting, metric)
+    out_rows = []
+    for i, n in enumerate(ns):
+        row = L[i]
+        out_rows.append({"n": int(n), "fits": int(np.isfinite(row).sum()),
+                         "not_converged": int((~C[i]).sum()),
+                         "far_out": far_out(L[i:i + 1]),
+                         "mean": float(np.nanmean(row)) if np.isfinite(row).any() else None,
+                         "median": float(np.nanmedian(row)) if np.isfinite(row).any() else None})
+    slopes = {}
+    for name, drop in (("all_fits", False), ("converged_fits", True)):
+        try:
+            r = fit_rate(ns, L, converged=C, drop_nonconverged=drop, seed=config.seed)
+            slopes[name] = {"slope": r.slope, "ci95": list(r.ci95)}
+        except InputError as e:
+            slopes[name] = {"error": str(e)}
+    return {"setting": setting, "metric": metric, "per_n": out_rows, "mean_slope": slopes}
 
 
 def fit_warnings(config: ExperimentConfig, cols: dict[str, list]) -> list[str]:

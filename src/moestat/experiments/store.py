@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
-from moestat.experiments.sweep import Cell
+from moestat.experiments.grid import Cell
 from moestat.files import write_atomic
 
 

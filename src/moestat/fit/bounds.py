@@ -1,4 +1,5 @@
-"""Box bounds on parameters (models.md §5): projection and the `at_bound` flag."""
+"""Box bounds on parameters (docs/models.md, "Parameter space"): projection and the
+`at_bound` flag."""
 
 from __future__ import annotations
 

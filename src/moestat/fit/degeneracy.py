@@ -1,4 +1,4 @@
-"""Flags for fits that ended degenerate (models.md §5; issue 9).
+"""Flags for fits that ended degenerate (docs/models.md, "Parameter space").
 
 The box bounds keep every estimate finite, but an estimate can still sit where the model
 degenerates; each such fit is flagged, never hidden:

@@ -2,16 +2,17 @@
 
 E-step in log space: log r_ti = log w_i(x_t) + log f_i(y_t | x_t) - log p(y_t | x_t).
 M-step (generalised: every block increases its part of Q, so the log-likelihood never
-decreases):
-  gate    closed form (input-free lambda) | Newton/IRLS (softmax, quadratic softmax,
-          contaminated, temperature in its ratios) | Newton with an autodiff Hessian of the few
-          gate parameters (activation gate; projected L-BFGS when they are many) |
-          top-K: ECME — a Newton step on Q_gate with the active sets held fixed, accepted
-          (step-halving) on the observed log-likelihood with experts fixed, because Q_gate is
-          -inf as soon as a top-K boundary moves;
-  experts weighted least squares (closed form for linear / polynomial / constant experts,
-          damped Gauss-Newton otherwise) with weights exact for Gaussian noise and
-          majorise-minimise for Laplace noise, then the exact variance (scale) update.
+decreases), as each part declares in `m_step`:
+  gate    "closed_form" (input-free lambda) | "newton": Newton/IRLS (softmax, quadratic
+          softmax, contaminated, temperature in its ratios) | "generic": Newton with an
+          autodiff Hessian of the few gate parameters (activation gate; projected L-BFGS when
+          they are many) | "active_set_newton" (top-K): ECME — a Newton step on Q_gate with the
+          active sets held fixed, accepted (step-halving) on the observed log-likelihood with
+          experts fixed, because Q_gate is -inf as soon as a top-K boundary moves;
+  experts weighted least squares ("least_squares": closed form for linear / polynomial /
+          constant experts; "gauss_newton": damped Gauss-Newton) with weights exact for
+          Gaussian noise and majorise-minimise for Laplace noise, then the exact variance
+          (scale) update.
 Sample weights w_t (n_samples,) multiply every term (zero weights pad data to bucket sizes).
 """
 
@@ -19,9 +20,9 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from moestat import components
+from moestat import component_reductions as reductions
 from moestat.fit.bounds import project
-from moestat.fit.em_stats import applies, em_by_statistics
+from moestat.fit.em_statistics import applies, em_by_statistics
 from moestat.fit.loop import iterate
 from moestat.fit.result import FitOptions
 from moestat.fit.steps import (
@@ -39,7 +40,7 @@ def e_step(model: MixtureOfExperts, params: MoEParams, X, y, weights):
     log gate weights (n_samples, n_components) (reused by the gate's Newton step)."""
     log_w = model.log_gate_weights(params, X)
     log_joint = log_w + model.component_log_density(params, X, y)
-    resp, ll = components.normalize_log(log_joint)
+    resp, ll = reductions.normalize_log(log_joint)
     return resp, jnp.sum(weights * ll) / jnp.sum(weights), log_w
 
 
@@ -48,9 +49,9 @@ def maximize_gate_q(gate, gate_params, X, resp, weights, gate_bounds, newton_ste
     """Increase Q_gate = sum_t w_t sum_i r_ti log w_i(x_t): closed form (input-free lambda),
     Newton/IRLS (linear-logit normalised gates), autodiff Newton (any other gate with at most
     AUTODIFF_NEWTON_MAX_PARAMS free parameters) or projected L-BFGS."""
-    if hasattr(gate, "closed_form_m_step"):
+    if gate.m_step == "closed_form":
         return project(gate.closed_form_m_step(gate_params, X, resp, weights), gate_bounds)
-    if gate.normalized and gate.logit_features is not None:
+    if gate.m_step == "newton":
         return newton_gate_update(gate, gate_params, X, resp, weights, gate_bounds,
                                   newton_steps, ridge, log_w)
     total = jnp.sum(weights)
@@ -76,18 +77,15 @@ def update_gate(model: MixtureOfExperts, params: MoEParams, X, y, resp, weights,
                 options: FitOptions, log_w=None):
     """Gate block of the M-step (see module docstring)."""
     gate, gb = model.gate, (bounds[0].gate, bounds[1].gate)
-    if gate.em_gate_objective == "likelihood":  # ECME: observed log-likelihood, experts fixed
+    if gate.m_step == "active_set_newton":  # ECME: observed log-likelihood, experts fixed
         total = jnp.sum(weights)
 
         def loglik(g):
             return jnp.sum(weights * model.log_prob(params._replace(gate=g), X, y)) / total
 
-        if getattr(gate, "active_set_features", None) is not None:  # top-K: Newton, ECME accept
-            return newton_gate_update(gate, params.gate, X, resp, weights, gb,
-                                      options.gate_newton_steps, options.ridge, log_w,
-                                      accept=loglik, features=gate.active_set_features)
-        return lbfgs_maximize(loglik, params.gate, gate.to_free, gate.from_free, gb,
-                              options.inner_steps)
+        return newton_gate_update(gate, params.gate, X, resp, weights, gb,
+                                  options.gate_newton_steps, options.ridge, log_w,
+                                  accept=loglik, features=gate.active_set_features)
     return maximize_gate_q(gate, params.gate, X, resp, weights, gb, options.gate_newton_steps,
                            options.inner_steps, options.ridge, log_w)
 
@@ -109,7 +107,7 @@ def update_experts(model: MixtureOfExperts, params: MoEParams, X, y, R, bounds,
         W = R * noise.irls_weights(resid, params.noise.var)
     else:
         W = R * noise.irls_weights(None, params.noise.var)
-    if expert.design is not None:
+    if expert.m_step == "least_squares":
         ep = wls_expert_update(expert, params.expert, X, y, W, eb, options.ridge)
     else:
         ep = gauss_newton_expert_update(expert, params.expert, X, y, W, eb,
@@ -129,8 +127,9 @@ def em(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
        options: FitOptions):
     """Run EM from `params`. Returns (params, n_iter, converged, history). Models whose
     M-step needs only weighted sums of fixed data statistics (linear-logit gate, linear
-    experts, Gaussian noise) run the one-pass version in `fit/em_stats.py`."""
-    if applies(model, options):
+    experts, Gaussian noise) run the one-pass version in `fit/em_statistics.py` unless
+    `options.em_path` is "generic"."""
+    if options.em_path == "auto" and applies(model, options):
         return em_by_statistics(model, X, y, weights, params, bounds, options)
 
     def step(p):

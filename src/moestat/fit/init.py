@@ -1,6 +1,6 @@
 """Starting points for the estimators.
 
-near_truth (experiments.md, shared protocol): every parameter of the truth is perturbed by
+near_truth (the rate studies' protocol): every parameter of the truth is perturbed by
 independent noise of relative size `scale`:
     real field     theta + scale * max(|theta|, 1) * eps
     positive field theta * exp(scale * eps)          (variances, temperature)

@@ -17,7 +17,7 @@ class FitResult(NamedTuple):
         mean squared error (lse); loglik: mean log-likelihood in every case;
     history: objective after each iteration (NaN past `n_iter`), shape (max_iter,);
     at_bound: some parameter ended on its box bound; floored: some variance ended on its lower
-        bound (models.md §5); empty: some expert carries less than one sample's gate weight;
+        bound (docs/models.md); empty: some expert carries less than one sample's gate weight;
         separated: some gate coefficient ended on its box; degenerate: floored, empty,
         separated or a non-finite value (fit/degeneracy.py).
     """
@@ -43,7 +43,10 @@ class FitOptions:
     (the objective is per sample, so the floor at 1 only matters when it is near zero).
     gate_newton_steps: Newton (IRLS) steps per EM gate update; expert_newton_steps: Gauss-Newton
     steps per EM update of experts non-linear in their parameters; inner_steps: L-BFGS iterations
-    per generic M-step; ridge: relative Tikhonov term keeping linear solves well posed.
+    per generic M-step; ridge: relative Tikhonov term keeping linear solves well posed;
+    em_path: "auto" runs EM by sufficient statistics (fit/em_statistics.py) where the model allows
+    it, "generic" always runs the per-sample EM of fit/em.py (the same algorithm; for
+    comparisons).
     """
 
     max_iter: int = 500
@@ -54,3 +57,8 @@ class FitOptions:
     ridge: float = 1e-10
     expert_bound: float | None = None  # |expert coefficient| <= this (a compact parameter
     # space, as the theory assumes); None: experts unbounded
+    em_path: str = "auto"  # or "generic"
+
+    def __post_init__(self):
+        if self.em_path not in ("auto", "generic"):
+            raise ValueError(f"em_path must be 'auto' or 'generic', got {self.em_path!r}")

@@ -23,19 +23,72 @@ import jax.numpy as jnp
 import optax
 from jax.flatten_util import ravel_pytree
 
-from moestat import components
+from moestat import component_reductions as reductions
 from moestat.fit.bounds import project
 
-MIN_STEP = 2.0**-20  # the smallest fraction of a Newton step tried
+MAX_HALVINGS = 20  # the smallest fraction of a Newton step tried is 2^-20
 RESOLVABLE = 1e-13  # a failed step is halved only while its predicted gain per sample (from
 # the quadratic model) exceeds this: below it the acceptance test compares rounding noise
 
 
-def _solve_psd(H, g, ridge):
-    """Solve (H + ridge * mean(diag H) I) x = g for symmetric positive semi-definite H."""
-    P = H.shape[0]
-    lam = ridge * (jnp.trace(H) / P) + 1e-300
-    return jnp.linalg.solve(H + lam * jnp.eye(P), g)
+def ridge_solve(A, b, ridge):
+    """Solve (A + lam I) x = b with lam = ridge * mean(diag A) for symmetric positive
+    semi-definite A (..., m, m) and b (..., m): a Tikhonov term relative to A's scale keeps
+    the solve well posed when A is (nearly) singular. Batched over leading axes."""
+    m = A.shape[-1]
+    lam = ridge * (jnp.trace(A, axis1=-2, axis2=-1) / m) + 1e-300
+    A = A + lam[..., None, None] * jnp.eye(m)
+    if A.ndim == 2:
+        return jnp.linalg.solve(A, b)
+    return jnp.linalg.solve(A, b[..., None])[..., 0]
+
+
+def backtrack(value, passes, max_halvings: int, *, keep_trying=None, steps=None):
+    """Step-halving line search. Steps t start at 1 (a scalar, or `steps` of them, one per row
+    of a batch of independent problems); while some value(t) fails `passes` (and, with
+    `keep_trying`, its step may still resolve the test) and fewer than max_halvings halvings
+    were made, the failing steps are halved. Returns (t, value(t), ok) with ok = passes and
+    finite: a caller keeps its old point where not ok."""
+    t0 = jnp.ones(steps) if steps is not None else jnp.asarray(1.0)
+
+    def going(t, v):
+        fail = ~passes(v)
+        return fail if keep_trying is None else fail & keep_trying(t)
+
+    def cond(c):
+        t, v, i = c
+        return jnp.any(going(t, v)) & (i < max_halvings)
+
+    def body(c):
+        t, v, i = c
+        t = jnp.where(passes(v), t, t / 2)
+        return t, value(t), i + 1
+
+    t, v, _ = jax.lax.while_loop(cond, body, (t0, value(t0), 0))
+    return t, v, passes(v) & jnp.isfinite(v)
+
+
+def newton_gate_move(gate, params, coef, G, H, gain, bounds, ridge: float,
+                     max_halvings: int, resolvable_floor=None):
+    """One damped Newton step of a gate whose logits are linear in coef (K, m) (last row
+    pinned): G (f, m) and H (f m, f m) are the gradient and minus the Hessian of the objective
+    in the f = K - 1 free rows. The step coef + s delta, delta = H^-1 G (ridge_solve), is
+    projected into the box and halved until gain(candidate) >= 0 — with `resolvable_floor`,
+    only while its predicted gain s G.d - s^2 d^T H d / 2 exceeds that floor (below it the
+    test compares rounding noise). A step that never passes is not taken."""
+    f, m = G.shape
+    delta = ridge_solve(H, G.reshape(-1), ridge).reshape(f, m)
+
+    def candidate(s):
+        return project(gate.from_coef(coef.at[:f].add(s * delta), params), bounds)
+
+    keep_trying = None
+    if resolvable_floor is not None:
+        gd, dHd = jnp.sum(G * delta), delta.reshape(-1) @ H @ delta.reshape(-1)
+        keep_trying = lambda s: s * gd - 0.5 * s * s * dHd > resolvable_floor  # noqa: E731
+    s, _, ok = backtrack(lambda s: gain(candidate(s)), lambda g: g >= 0, max_halvings,
+                         keep_trying=keep_trying)
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), candidate(s), params)
 
 
 def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, ridge: float,
@@ -50,7 +103,7 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
     Step-halving (down to 2^-20) on the projected candidate guarantees ascent: the test is the
     exact change of Q_gate, sum_t w_t (r_t . dz_t - log1p(sum_j W_tj expm1(dz_tj))) >= 0 with
     dz = Phi dc^T the change of the free logits (no cancellation of Q_new - Q_old; the same
-    test as fit/em_stats.py). A failed step is halved only while its predicted gain
+    test as fit/em_statistics.py). A failed step is halved only while its predicted gain
     s G.d - s^2 d^T H d / 2 exceeds RESOLVABLE per sample (below that the test compares
     rounding noise and the step is not taken). `log_w` (n, K), the E-step's log-weights at
     `params`, saves recomputing them.
@@ -68,7 +121,7 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
 
     # a Newton step of the concave Q is almost always accepted at once; an ECME step near
     # convergence is often not (active sets jump), so give it up after 6 halvings
-    min_step = 2.0**-6 if accept is not None else MIN_STEP
+    halvings = 6 if accept is not None else MAX_HALVINGS
     total_w = jnp.sum(weights)
 
     def one_step(p, log_w):
@@ -85,45 +138,26 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
                                      axis=1)  # (m, f + f f m)
         G = GH[:, :f].T  # (f, m)
         H = GH[:, f:].reshape(m, f, f, m).transpose(1, 0, 2, 3)  # (f, m, f, m)
-        delta = _solve_psd(H.reshape(f * m, f * m), G.reshape(-1), ridge).reshape(f, m)
-        gd = jnp.sum(G * delta)
-        dHd = delta.reshape(-1) @ H.reshape(f * m, f * m) @ delta.reshape(-1)
-
-        def candidate(s):
-            c = coef.at[:f].add(s * delta)
-            return project(gate.from_coef(c, p), bounds)
-
         if accept is not None:  # ECME: the objective itself, against its value at p
             q0 = accept(p)
-            q_of = lambda s: accept(candidate(s))  # noqa: E731
-        else:  # the exact change of Q_gate (see docstring), against 0
-            q0 = 0.0
 
-            def q_of(s):
-                dc = gate.to_coef(candidate(s))[:f] - coef[:f]
+            def gain(candidate):
+                return accept(candidate) - q0
+        else:  # the exact change of Q_gate (see docstring)
+            def gain(candidate):
+                dc = gate.to_coef(candidate)[:f] - coef[:f]
                 if f == 1:
                     dz = Phi @ dc[0]
                     change = resp[:, 0] * dz - jnp.log1p(W[:, 0] * jnp.expm1(dz))
                 else:
                     dz = Phi @ dc.T  # (n, f)
-                    change = (components.total(resp[:, :f] * dz)
-                              - jnp.log1p(components.total(W[:, :f] * jnp.expm1(dz))))
+                    change = (reductions.total(resp[:, :f] * dz)
+                              - jnp.log1p(reductions.total(W[:, :f] * jnp.expm1(dz))))
                 return jnp.sum(weights * change)
 
-        def cond(c):  # Q steps: halve only while the predicted gain is resolvable
-            s, q = c
-            resolvable = (accept is not None) | (s * gd - 0.5 * s * s * dHd
-                                                 > RESOLVABLE * total_w)
-            return ~(q >= q0) & (s > min_step) & resolvable
-
-        def body(c):
-            s, _ = c
-            return s / 2, q_of(s / 2)
-
-        s, q = jax.lax.while_loop(cond, body, (1.0, q_of(1.0)))
-        ok = (q >= q0) & jnp.isfinite(q)
-        new = candidate(s)
-        return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, p)
+        return newton_gate_move(gate, p, coef, G, H.reshape(f * m, f * m), gain, bounds,
+                                ridge, halvings,
+                                None if accept is not None else RESOLVABLE * total_w)
 
     for i in range(n_steps):  # a few steps (default 1): unrolled
         params = one_step(params, log_w if i == 0 else None)
@@ -178,19 +212,8 @@ def autodiff_newton_maximize(objective, params, to_free, from_free, bounds, n_st
         mag = jnp.maximum(mag, jnp.maximum(ridge, 1e-12) * jnp.max(mag) + 1e-300)
         delta = V @ ((V.T @ g) / mag)
 
-        def q_of(s):
-            return f(jnp.clip(u + s * delta, lo, hi))
-
-        def cond(c):
-            s, q = c
-            return ~(q >= q0) & (s > 2.0**-20)
-
-        def body(c):
-            s, _ = c
-            return s / 2, q_of(s / 2)
-
-        s, q = jax.lax.while_loop(cond, body, (1.0, q_of(1.0)))
-        ok = (q >= q0) & jnp.isfinite(q)
+        s, _, ok = backtrack(lambda s: f(jnp.clip(u + s * delta, lo, hi)),
+                             lambda q: q >= q0, MAX_HALVINGS)
         return jnp.where(ok, jnp.clip(u + s * delta, lo, hi), u)
 
     u = u0
@@ -234,8 +257,7 @@ def wls_expert_update(expert, params, X, y, R, expert_bounds, ridge: float):
     AB = R.T @ jnp.concatenate([(Phi[:, :, None] * Phi[:, None, :]).reshape(n, m * m),
                                 y[:, None] * Phi], axis=1)
     A, B = AB[:, : m * m].reshape(-1, m, m), AB[:, m * m:]
-    lam = ridge * jnp.trace(A, axis1=1, axis2=2) / m + 1e-300
-    coef = jnp.linalg.solve(A + lam[:, None, None] * jnp.eye(m), B[..., None])[..., 0]
+    coef = ridge_solve(A, B, ridge)
     old = expert.to_coef(params)
     ok = (R.sum(axis=0) > 1e-10 * R.sum()) & jnp.all(jnp.isfinite(coef), axis=1)
     coef = jnp.where(ok[:, None], coef, old)
@@ -275,7 +297,7 @@ def gauss_newton_expert_update(expert, params, X, y, W, expert_bounds, n_steps: 
         r = y[None, :] - jax.vmap(h)(F)  # (k, n)
         A = jnp.einsum("knp,nk,knq->kpq", J, W, J)
         b = jnp.einsum("knp,nk,kn->kp", J, W, r)
-        delta = jax.vmap(lambda A, b: _solve_psd(A, b, ridge))(A, b)
+        delta = ridge_solve(A, b, ridge)
         return halved_step(F, delta, sse, sse(F), F_lo, F_hi, max_halvings)
 
     F = jax.lax.fori_loop(0, n_steps, step, F)
@@ -290,16 +312,7 @@ def halved_step(F, delta, sse, s0, lo, hi, max_halvings: int):
     def cand(t):
         return jnp.clip(F + t[:, None] * delta, lo, hi)
 
-    def cond(c):
-        t, s, tries = c
-        return jnp.any(s >= s0) & (tries < max_halvings)
-
-    def body(c):
-        t, s, tries = c
-        t = jnp.where(s >= s0, t / 2, t)
-        return t, sse(cand(t)), tries + 1
-
-    t0 = jnp.ones(F.shape[0])
-    t, s, _ = jax.lax.while_loop(cond, body, (t0, sse(cand(t0)), 0))
-    ok = (s < s0) & jnp.all(jnp.isfinite(delta), axis=1)
+    t, _, ok = backtrack(lambda t: sse(cand(t)), lambda s: s < s0, max_halvings,
+                         steps=F.shape[0])
+    ok = ok & jnp.all(jnp.isfinite(delta), axis=1)
     return jnp.where(ok[:, None], cand(t), F)

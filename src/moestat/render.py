@@ -1,0 +1,168 @@
+"""How the command line shows results: rich tables of rates, accuracies and fitted models."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table as RichTable
+
+from moestat.fit.degeneracy import REASONS
+
+
+def _fmt(v) -> str:
+    a = np.asarray(v)
+    return np.array2string(a, precision=4, suppress_small=True, separator=", ") if a.ndim \
+        else f"{float(a):.6g}"
+
+
+def rate_table(rep: dict) -> RichTable:
+    t = RichTable("setting", "metric", "slope", "95% CI", "theory", "paper", "median slope",
+                  "median 95% CI", "fits", "failed", "not conv.", "far out",
+                  title=f"{rep['experiment']}: empirical rates"
+                  + ("" if rep["complete"] else
+                     f" (PARTIAL: {rep['cells_done']}/{rep['cells_total']} cells)"))
+    for r in rep["rates"]:
+        if "error" in r:
+            t.add_row(r["setting"], r["metric"], r["error"], *[""] * 9)
+            continue
+        t.add_row(r["setting"], r["metric"], f"{r['slope']:.3f}",
+                  f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]",
+                  "" if r["theory"] is None else f"{r['theory']:g}",
+                  "" if r["paper"] is None else f"{r['paper']:g}",
+                  f"{r['median_slope']:.3f}",
+                  f"[{r['median_ci95'][0]:.2f}, {r['median_ci95'][1]:.2f}]",
+                  str(r["n_fits"]), str(r["n_failed"]),
+                  str(r["n_nonconverged"]), str(r["n_far_out"]))
+    return t
+
+
+def accuracy_table(rep: dict) -> RichTable:
+    t = RichTable("gate", "fraction", "n train", "accuracy mean", "sd", "min", "max", "seeds",
+                  "s / epoch", title=f"{rep['experiment']}: test accuracy"
+                  + ("" if rep["complete"] else
+                     f" (PARTIAL: {rep['cells_done']}/{rep['cells_total']} cells)"))
+    for e in rep["accuracy"]:
+        t.add_row(e["gate"], f"{100 * e['fraction']:g} %", str(e["n_train"]),
+                  f"{e['mean']:.4f}", f"{e['sd']:.4f}", f"{e['min']:.4f}", f"{e['max']:.4f}",
+                  str(e["seeds"]), f"{e['seconds_per_epoch']:.3f}")
+    return t
+
+
+def print_classification(console: Console, rep: dict) -> None:
+    console.print(accuracy_table(rep))
+    for gate, f in rep["smallest_fraction_reaching_target"].items():
+        console.print(f"{gate}: " + (f"reaches {rep['target_accuracy']:g} from {100 * f:g} % of "
+                                     "the training data" if f is not None else
+                                     f"never reaches {rep['target_accuracy']:g}"))
+
+
+def print_report(console: Console, rep: dict) -> None:
+    console.print(rate_table(rep))
+    for w in rep.get("warnings", []):
+        console.print(f"[yellow]warning: {w}[/yellow]")
+
+
+def print_fit(console: Console, out: dict, est) -> None:
+    """A fitted model: its parameters, log-likelihood, BIC / AIC, convergence and flags."""
+    estimator, n, table_target = out["estimator"], out["n_samples"], out["target"]
+    console.print(f"[bold]{out['model']}[/bold]  ({estimator}, {n} rows, target "
+                  f"{table_target!r}, features {out['features']})")
+    t = RichTable("parameter", "value")
+    for k, v in est.params_.items():
+        t.add_row(k, _fmt(v))
+    console.print(t)
+    console.print(f"log-likelihood {out['loglik']:.6g}   BIC {out['bic']:.6g}   "
+                  f"AIC {out['aic']:.6g}   parameters {out['n_parameters']}")
+    status = "converged" if est.converged_ else "[red]NOT converged[/red]"
+    console.print(f"{status} after {est.n_iter_} iterations (best of {out['n_init']} restarts)"
+                  + ("; [yellow]some parameter on its bound[/yellow]" if est.at_bound_ else ""))
+    if est.degenerate_:
+        console.print("[yellow]degenerate fit: " + ", ".join(REASONS[r] for r in est.degenerate_)
+                      + "[/yellow]")
+
+
+def print_identifiability(console: Console, report, threshold: float) -> None:
+    """Each condition's numerical rank test and its verdict, then the rate class."""
+    t = RichTable("condition", "functions", "s_min / s_max", "verdict",
+                  title=f"{report.subject} (independent if s_min / s_max >= {threshold:g})")
+    for c in report.checks:
+        t.add_row(c.condition, str(c.n_functions), f"{c.min_ratio:.1e}",
+                  "[green]holds[/green]" if c.holds else "[red]fails[/red]")
+    console.print(t)
+    console.print(report.rate_class)
+
+
+def _g(v) -> str:
+    return "" if v is None else f"{v:.4g}"
+
+
+def print_per_n(console: Console, table: dict) -> None:
+    """`moestat report --per-n`: one row per n, then the mean slopes."""
+    t = RichTable("n", "fits", "not conv.", "far out", "mean", "median",
+                  title=f"{table['setting']}: {table['metric']} per n")
+    for r in table["per_n"]:
+        t.add_row(str(r["n"]), str(r["fits"]), str(r["not_converged"]), str(r["far_out"]),
+                  _g(r["mean"]), _g(r["median"]))
+    console.print(t)
+    for name, s in table["mean_slope"].items():
+        text = s.get("error") or f"{s['slope']:.3f} [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]"
+        console.print(f"mean slope, {name.replace('_', ' ')}: {text}")
+
+
+def print_comparison(console: Console, result: dict) -> None:
+    """`moestat compare`: equal columns and largest differences, or the paired table."""
+    if "paired" in result:
+        t = RichTable("n", "replicates", "B higher objective", "mean A", "mean B", "median A",
+                      "median B", "on bound A", "on bound B")
+        for r in result["paired"]:
+            t.add_row(str(r["n"]), str(r["replicates"]), str(r["b_higher_objective"]),
+                      _g(r["mean_a"]), _g(r["mean_b"]), _g(r["median_a"]), _g(r["median_b"]),
+                      str(r["at_bound_a"]), str(r["at_bound_b"]))
+        console.print(t)
+        return
+    if not result["same_keys"]:
+        console.print(f"the runs hold different fits (rows: {result['rows']})")
+        return
+    console.print(f"{result['rows'][0]} rows with the same (setting, n, replicate) keys")
+    for k, equal in result["equal"].items():
+        console.print(f"{k:14s} {'equal' if equal else '[red]DIFFERENT[/red]'}")
+    for k, rel in result["largest_relative_difference"].items():
+        console.print(f"{k:30s} largest relative difference "
+                      + ("none (no values)" if rel is None else f"{rel:.2e}"))
+
+
+@contextlib.contextmanager
+def cell_progress(console: Console, name: str, total: int, then=None):
+    """A transient progress bar over `total` cells; yields advance(done, total), which also
+    calls `then()` when given."""
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                  transient=True) as progress:
+        task = progress.add_task(f"{name} cells", total=total)
+
+        def advance(done, _total):
+            progress.update(task, completed=done)
+            if then is not None:
+                then()
+
+        yield advance
+
+
+@functools.cache
+def import_plotting_meanwhile() -> None:
+    """Import matplotlib (0.3-1 s) on a helper thread while the sweep computes (started once,
+    when the first cell is done and the sweep's own tracing is past), so the figure does not
+    wait for it."""
+    import threading
+
+    def load():
+        try:
+            import moestat.experiments.plot  # noqa: F401
+        except Exception:  # noqa: BLE001 - the figure imports it again and reports the error
+            pass
+
+    threading.Thread(target=load, name="moestat-import", daemon=True).start()
