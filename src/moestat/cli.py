@@ -34,6 +34,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 console = Console(width=None if sys.stdout.isatty() else 170)
 
 
+def _emit(result: dict, as_json: bool, show) -> None:
+    """One JSON object on stdout, or `show(console, result)`."""
+    if as_json:
+        print(strict_json(result))
+    else:
+        show(console, result)
+
+
 @app.callback()
 def _options(
     device: Annotated[str, typer.Option(help="auto (a GPU when JAX sees one), cpu or gpu; "
@@ -177,28 +185,14 @@ def report(
         setting, _, metric = per_n.partition(":")
         if not setting or not metric:
             raise InputError(f"--per-n takes SETTING:METRIC, got {per_n!r}")
-        table = per_n_table(directory, setting, metric)
-        if as_json:
-            print(strict_json(table))
-        else:
-            print_per_n(console, table)
-        return
+        return _emit(per_n_table(directory, setting, metric), as_json, print_per_n)
     if holds_classification(directory):
         from moestat.attention.experiment import report as accuracy_report
 
-        rep = accuracy_report(directory)
-        if as_json:
-            print(strict_json(rep))
-        else:
-            print_classification(console, rep)
-        return
+        return _emit(accuracy_report(directory), as_json, print_classification)
     from moestat.experiments.runner import report as make_report
 
-    rep = make_report(directory)
-    if as_json:
-        print(strict_json(rep))
-    else:
-        print_report(console, rep)
+    _emit(make_report(directory), as_json, print_report)
 
 
 @app.command()
@@ -216,12 +210,8 @@ def compare(
 
     if (setting is None) != (metric is None):
         raise InputError("give --setting and --metric together")
-    result = (cmp.same_rows(run_a, run_b) if setting is None
-              else {"paired": cmp.paired(run_a, run_b, setting, metric)})
-    if as_json:
-        print(strict_json(result))
-    else:
-        print_comparison(console, result)
+    _emit(cmp.same_rows(run_a, run_b) if setting is None
+          else {"paired": cmp.paired(run_a, run_b, setting, metric)}, as_json, print_comparison)
 
 
 @app.command()

@@ -22,7 +22,13 @@ import jax.numpy as jnp
 
 from moestat.activations import get_activation
 from moestat.errors import InputError
-from moestat.parts import Part, integer_argument
+from moestat.parts import (
+    AffineCoefficients,
+    IntegerArgument,
+    Part,
+    affine_features,
+    affine_monomials,
+)
 
 
 class AffineParams(NamedTuple):
@@ -55,34 +61,24 @@ class Expert(Part):
 
 
 @dataclass(frozen=True)
-class LinearExpert(Expert):
+class LinearExpert(AffineCoefficients, Expert):
     """h(x) = a^T x + b."""
 
     name: ClassVar[str] = "linear"
     Params: ClassVar[type] = AffineParams
+    affine_fields: ClassVar[tuple] = ("a", "b")
     m_step: ClassVar[str] = "least_squares"
     test_truths: ClassVar[dict] = {"linear": {"a": [[2.0], [-1.0], [1.0]], "b": [1.0, -0.5, 0.0]}}
 
     def shapes(self, k, d):
         return {"a": (k, d), "b": (k,)}
 
-    def design(self, X):
-        """[x, 1], (n_samples, d + 1)."""
-        return jnp.concatenate([X, jnp.ones((X.shape[0], 1), X.dtype)], axis=1)
-
-    def design_monomials(self, d: int) -> list[tuple[int, ...]]:
-        """The columns of `design` as variable-index tuples: [(0,), ..., (d-1,), ()]."""
-        return [(j,) for j in range(d)] + [()]
-
-    def to_coef(self, params):
-        return jnp.concatenate([params.a, params.b[:, None]], axis=1)
-
-    def from_coef(self, coef, params):
-        return params._replace(a=coef[:, :-1], b=coef[:, -1])
+    design = staticmethod(affine_features)  # [x, 1]
+    design_monomials = staticmethod(affine_monomials)
 
 
 @dataclass(frozen=True)
-class PolynomialExpert(Expert):
+class PolynomialExpert(IntegerArgument, Expert):
     """h(x) = sum_{|m| <= p} c_m x^m over monomials ordered by degree (constant first), then
     lexicographically in the variable indices (see `monomials`)."""
 
@@ -92,19 +88,12 @@ class PolynomialExpert(Expert):
     m_step: ClassVar[str] = "least_squares"
     test_truths: ClassVar[dict] = {"polynomial:2": {
         "coef": [[1.0, 2.0, -1.0], [-1.0, -1.0, 1.5], [0.0, 1.0, 1.0]]}}
+    argument_field, argument_default, argument_minimum = "degree", 2, 0
     degree: int = 2
 
     def __post_init__(self):
         if not isinstance(self.degree, int) or self.degree < 0:
             raise InputError(f"polynomial degree must be an integer >= 0, got {self.degree!r}")
-
-    @classmethod
-    def from_spec(cls, argument):
-        return cls(degree=integer_argument(cls, argument, default=2, minimum=0))
-
-    @property
-    def label(self):
-        return f"polynomial:{self.degree}"
 
     def monomials(self, d: int) -> list[tuple[int, ...]]:
         """Variable-index tuples, e.g. d=2, p=2: (), (0,), (1,), (0,0), (0,1), (1,1)."""

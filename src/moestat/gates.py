@@ -14,6 +14,8 @@ Each gate declares its EM update in `m_step` (fit/em.py):
 * "newton": the logits are linear in the parameters, logits = logit_features(X) @ coef.T
   (`to_coef` / `from_coef`); Newton (IRLS) steps on Q_gate;
 * "active_set_newton": the same on each top-K active set, accepted on the likelihood (ECME);
+* "likelihood": a generic step on the observed likelihood, experts fixed (ECME: sparse gates
+  whose logits are not linear in their parameters);
 * "closed_form": `closed_form_m_step` maximises Q_gate exactly;
 * "generic": damped Newton with an autodiff Hessian (few parameters) or projected L-BFGS.
 
@@ -31,7 +33,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from moestat.errors import InputError
-from moestat.parts import Part, integer_argument
+from moestat.parts import (
+    AffineCoefficients,
+    IntegerArgument,
+    Part,
+    affine_features,
+    affine_monomials,
+)
 
 GATE_BOUND = 50.0  # default |beta| and |tau| box for gate coefficients (docs/models.md)
 
@@ -104,11 +112,12 @@ def split_softmax_intercepts(params, assignment):
 
 
 @dataclass(frozen=True)
-class SoftmaxGate(Gate):
+class SoftmaxGate(AffineCoefficients, Gate):
     """w_i(x) = softmax_i(beta1_i^T x + beta0_i); gauge beta1_k = beta0_k = 0."""
 
     name: ClassVar[str] = "softmax"
     Params: ClassVar[type] = LinearGateParams
+    affine_fields: ClassVar[tuple] = ("beta1", "beta0")
     gauge: ClassVar[tuple] = ("beta1", "beta0")
     m_step: ClassVar[str] = "newton"
     test_truths: ClassVar[dict] = {"softmax": {"beta1": [[3.0], [0.0]], "beta0": [0.5, 0.0]}}
@@ -122,26 +131,15 @@ class SoftmaxGate(Gate):
     def log_weights(self, params, X):
         return jax.nn.log_softmax(self.logits(params, X), axis=-1)
 
-    def logit_features(self, X):
-        """(n_samples, d + 1): [x, 1]."""
-        return jnp.concatenate([X, jnp.ones((X.shape[0], 1), X.dtype)], axis=1)
-
-    def logit_monomials(self, d: int) -> list[tuple[int, ...]]:
-        """The columns of `logit_features` as variable-index tuples: [(0,), ..., (d-1,), ()]."""
-        return [(j,) for j in range(d)] + [()]
-
-    def to_coef(self, params):
-        return jnp.concatenate([params.beta1, params.beta0[:, None]], axis=1)
-
-    def from_coef(self, coef, params):
-        return params._replace(beta1=coef[:, :-1], beta0=coef[:, -1])
+    logit_features = staticmethod(affine_features)  # [x, 1]
+    logit_monomials = staticmethod(affine_monomials)
 
     def split(self, params, assignment):
         return split_softmax_intercepts(params, assignment)
 
 
 @dataclass(frozen=True)
-class TopKSoftmaxGate(SoftmaxGate):
+class TopKSoftmaxGate(IntegerArgument, SoftmaxGate):
     """Softmax over the K largest logits; the others get weight exactly 0.
 
     Ties are broken by the lowest index: expert i is active when
@@ -155,16 +153,9 @@ class TopKSoftmaxGate(SoftmaxGate):
     m_step: ClassVar[str] = "active_set_newton"
     test_truths: ClassVar[dict] = {
         "topk_softmax:2": {"beta1": [[3.0], [-3.0], [0.0]], "beta0": [0.0, 0.0, 0.0]}}
+    argument_field, argument_default, argument_minimum = "k_active", 2, 1
     k_active: int = 2
     logit_features = None  # not smooth: no one-pass EM
-
-    @classmethod
-    def from_spec(cls, argument):
-        return cls(k_active=integer_argument(cls, argument, default=2, minimum=1))
-
-    @property
-    def label(self):
-        return f"topk_softmax:{self.k_active}"
 
     def check(self, n_experts):
         if self.k_active > n_experts:
@@ -173,7 +164,7 @@ class TopKSoftmaxGate(SoftmaxGate):
     def active_set_features(self, X):
         """Logit features [x, 1] (logits are linear in the parameters on each active set):
         the EM gate block takes a Newton step with the active sets fixed (fit/em.py)."""
-        return SoftmaxGate.logit_features(self, X)
+        return affine_features(X)
 
     def active(self, logits):
         k = logits.shape[-1]

@@ -135,6 +135,51 @@ class Part(ABC):
         return self.Params(*(v[idx] for v in params))
 
 
+def affine_features(X):
+    """[x, 1] (n_samples, d + 1): the features of a model affine in x."""
+    return jnp.concatenate([X, jnp.ones((X.shape[0], 1), X.dtype)], axis=1)
+
+
+def affine_monomials(d: int) -> list[tuple[int, ...]]:
+    """The columns of `affine_features` as variable-index tuples: [(0,), ..., (d-1,), ()]."""
+    return [(j,) for j in range(d)] + [()]
+
+
+class AffineCoefficients:
+    """Mixin of parts whose per-expert map is affine in x, slopes . x + intercept: their
+    coefficient rows are [slopes, intercept] (k, d + 1), on the features `affine_features`.
+    `affine_fields` names the (slopes, intercept) parameter fields."""
+
+    affine_fields: ClassVar[tuple[str, str]]
+
+    def to_coef(self, params):
+        slopes, intercepts = (getattr(params, f) for f in self.affine_fields)
+        return jnp.concatenate([slopes, intercepts[:, None]], axis=1)
+
+    def from_coef(self, coef, params):
+        slopes, intercepts = self.affine_fields
+        return params._replace(**{slopes: coef[:, :-1], intercepts: coef[:, -1]})
+
+
+class IntegerArgument:
+    """Mixin of parts whose spec argument is an integer (``polynomial:3``, ``topk_softmax:2``),
+    stored in the dataclass field `argument_field` (default `argument_default`, at least
+    `argument_minimum`)."""
+
+    argument_field: ClassVar[str]
+    argument_default: ClassVar[int]
+    argument_minimum: ClassVar[int]
+
+    @classmethod
+    def from_spec(cls, argument):
+        value = integer_argument(cls, argument, cls.argument_default, cls.argument_minimum)
+        return cls(**{cls.argument_field: value})
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{getattr(self, self.argument_field)}"
+
+
 def integer_argument(part: type[Part], argument: str | None, default: int,
                      minimum: int) -> int:
     """The integer argument of a spec such as ``topk_softmax:2`` (default when absent)."""

@@ -14,7 +14,8 @@ from typing import ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from moestat.gates import Gate, SoftmaxGate
+from moestat.gates import Gate
+from moestat.parts import affine_features, affine_monomials
 
 
 class ContaminatedGateParams(NamedTuple):
@@ -48,11 +49,9 @@ class ContaminatedGate(Gate):
         t = jnp.log1p(jnp.exp(-jnp.abs(z)))
         return jnp.stack([jnp.minimum(z, 0.0) - t, jnp.minimum(-z, 0.0) - t], axis=1)
 
-    def logit_features(self, X):
-        return jnp.concatenate([X, jnp.ones((X.shape[0], 1), X.dtype)], axis=1)
+    logit_features = staticmethod(affine_features)  # [x, 1]
 
-    def logit_monomials(self, d: int) -> list[tuple[int, ...]]:
-        return SoftmaxGate.logit_monomials(self, d)
+    logit_monomials = staticmethod(affine_monomials)
 
     def prompt_errors(self, fitted, truth) -> dict:
         """|exp(tau_hat) - exp(tau*)| and ||beta_hat - beta*||."""

@@ -13,8 +13,8 @@ import numpy as np
 
 from moestat.activations import get_activation
 from moestat.errors import InputError
-from moestat.gates import Gate, SoftmaxGate, split_softmax_intercepts
-from moestat.parts import Part
+from moestat.gates import Gate, split_softmax_intercepts
+from moestat.parts import Part, affine_features, affine_monomials
 
 
 class TemperatureGateParams(NamedTuple):
@@ -55,10 +55,9 @@ class TemperatureSoftmaxGate(Gate):
 
     def logit_features(self, X):
         """[x, 1]: the logits are linear in the ratios coef = [beta1, beta0] / tau."""
-        return SoftmaxGate.logit_features(self, X)
+        return affine_features(X)
 
-    def logit_monomials(self, d: int) -> list[tuple[int, ...]]:
-        return SoftmaxGate.logit_monomials(self, d)
+    logit_monomials = staticmethod(affine_monomials)
 
     def to_coef(self, params):
         return jnp.concatenate([params.beta1, params.beta0[:, None]], axis=1) / params.tau

@@ -23,8 +23,6 @@ Run: moestat bench --contaminated [--preset full|quick] [--baseline-replicates 4
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -144,14 +142,3 @@ def lines(out: dict) -> list[str]:
                     f"{out['fits']} fits; moestat speedup {b['speedup']:.2f}x; max |loglik gap| "
                     f"per sample {b['max_loglik_gap_per_sample']:.1e}")
     return text
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", default="full", choices=["quick", "full"])
-    ap.add_argument("--baseline-replicates", type=int, default=4)
-    ap.add_argument("--json", action="store_true")
-    a = ap.parse_args(argv)
-    out = run(a.preset, a.baseline_replicates)
-    print(json.dumps(out) if a.json else "\n".join(lines(out)))
-    return out

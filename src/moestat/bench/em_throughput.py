@@ -7,13 +7,10 @@ for the experts. Reported: point-iterations per second (n * iterations / seconds
 the ratio, and moestat's compile time separately (first call minus a warm call).
 
 Run: moestat bench [--n 200000] [--iters 100] [--json]
-     (or .venv/bin/python benchmarks/em_throughput.py with the same options)
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 
 import jax
@@ -190,14 +187,3 @@ def numpy_start(named: dict):
     """moestat's named parameters as the NumPy EM's (beta, coef): [slopes, intercept] rows."""
     return (np.column_stack([named["gate.beta1"], named["gate.beta0"]]),
             np.column_stack([named["expert.a"], named["expert.b"]]))
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=200_000)
-    ap.add_argument("--iters", type=int, default=100)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
-    out = run(args.n, args.iters)
-    print(json.dumps(out) if args.json else "\n".join(lines(out)))
-    return out

@@ -8,7 +8,9 @@ decreases), as each part declares in `m_step`:
           autodiff Hessian of the few gate parameters (activation gate; projected L-BFGS when
           they are many) | "active_set_newton" (top-K): ECME — a Newton step on Q_gate with the
           active sets held fixed, accepted (step-halving) on the observed log-likelihood with
-          experts fixed, because Q_gate is -inf as soon as a top-K boundary moves;
+          experts fixed, because Q_gate is -inf as soon as a top-K boundary moves |
+          "likelihood": ECME with the generic step on the observed log-likelihood (sparse gates
+          whose logits are not linear in their parameters);
   experts weighted least squares ("least_squares": closed form for linear / polynomial /
           constant experts; "gauss_newton": damped Gauss-Newton) with weights exact for
           Gaussian noise and majorise-minimise for Laplace noise, then the exact variance
@@ -59,14 +61,21 @@ def maximize_gate_q(gate, gate_params, X, resp, weights, gate_bounds, newton_ste
     def q(g):
         return gate.resp_objective(g, X, resp, weights) / total
 
-    if _n_free(gate, gate_params) <= AUTODIFF_NEWTON_MAX_PARAMS:
-        return autodiff_newton_maximize(q, gate_params, gate.to_free, gate.from_free,
-                                        gate_bounds, newton_steps, ridge)
-    return lbfgs_maximize(q, gate_params, gate.to_free, gate.from_free, gate_bounds,
-                          inner_steps)
+    return generic_maximize(gate, q, gate_params, gate_bounds, newton_steps, inner_steps, ridge)
 
 
 AUTODIFF_NEWTON_MAX_PARAMS = 64  # the Hessian costs p passes over the data
+
+
+def generic_maximize(gate, objective, gate_params, gate_bounds, newton_steps: int,
+                     inner_steps: int, ridge: float):
+    """Increase a smooth objective of the gate parameters: damped autodiff Newton with at most
+    AUTODIFF_NEWTON_MAX_PARAMS free parameters, projected L-BFGS otherwise."""
+    if _n_free(gate, gate_params) <= AUTODIFF_NEWTON_MAX_PARAMS:
+        return autodiff_newton_maximize(objective, gate_params, gate.to_free, gate.from_free,
+                                        gate_bounds, newton_steps, ridge)
+    return lbfgs_maximize(objective, gate_params, gate.to_free, gate.from_free, gate_bounds,
+                          inner_steps)
 
 
 def _n_free(part, params) -> int:
@@ -77,12 +86,15 @@ def update_gate(model: MixtureOfExperts, params: MoEParams, X, y, resp, weights,
                 options: FitOptions, log_w=None):
     """Gate block of the M-step (see module docstring)."""
     gate, gb = model.gate, (bounds[0].gate, bounds[1].gate)
-    if gate.m_step == "active_set_newton":  # ECME: observed log-likelihood, experts fixed
+    if gate.m_step in ("active_set_newton", "likelihood"):  # ECME: experts fixed
         total = jnp.sum(weights)
 
         def loglik(g):
             return jnp.sum(weights * model.log_prob(params._replace(gate=g), X, y)) / total
 
+        if gate.m_step == "likelihood":
+            return generic_maximize(gate, loglik, params.gate, gb, options.gate_newton_steps,
+                                    options.inner_steps, options.ridge)
         return newton_gate_update(gate, params.gate, X, resp, weights, gb,
                                   options.gate_newton_steps, options.ridge, log_w,
                                   accept=loglik, features=gate.active_set_features)
