@@ -8,22 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 
+from moestat import experts, gates, noise, prompt_gates, quadratic_gates, temperature_gates
 from moestat.activations import ACTIVATIONS
 from moestat.errors import InputError
-from moestat.experts import (
-    ConstantExpert,
-    Expert,
-    LinearExpert,
-    PolynomialExpert,
-    RidgeExpert,
-    RidgeNoBiasExpert,
-)
-from moestat.gates import Gate, SigmoidGate, SoftmaxGate, TopKSoftmaxGate
-from moestat.noise import GaussianNoise, LaplaceNoise, Noise
+from moestat.experts import Expert
+from moestat.gates import Gate
+from moestat.noise import Noise
 from moestat.parts import Part
-from moestat.prompt_gates import ContaminatedGate, InputFreeGate
-from moestat.quadratic_gates import QuadraticSigmoidGate, QuadraticSoftmaxGate
-from moestat.temperature_gates import ActivationTemperatureSoftmaxGate, TemperatureSoftmaxGate
 
 
 def _table(*classes: type[Part]) -> dict[str, type[Part]]:
@@ -31,24 +22,24 @@ def _table(*classes: type[Part]) -> dict[str, type[Part]]:
 
 
 GATES: dict[str, type[Gate]] = _table(
-    SoftmaxGate,
-    TopKSoftmaxGate,
-    TemperatureSoftmaxGate,
-    ActivationTemperatureSoftmaxGate,
-    SigmoidGate,
-    QuadraticSoftmaxGate,
-    QuadraticSigmoidGate,
-    ContaminatedGate,
-    InputFreeGate,
+    gates.SoftmaxGate,
+    gates.TopKSoftmaxGate,
+    temperature_gates.TemperatureSoftmaxGate,
+    temperature_gates.ActivationTemperatureSoftmaxGate,
+    gates.SigmoidGate,
+    quadratic_gates.QuadraticSoftmaxGate,
+    quadratic_gates.QuadraticSigmoidGate,
+    prompt_gates.ContaminatedGate,
+    prompt_gates.InputFreeGate,
 )
 EXPERTS: dict[str, type[Expert]] = _table(
-    LinearExpert,
-    PolynomialExpert,
-    ConstantExpert,
-    RidgeExpert,
-    RidgeNoBiasExpert,
+    experts.LinearExpert,
+    experts.PolynomialExpert,
+    experts.ConstantExpert,
+    experts.RidgeExpert,
+    experts.RidgeNoBiasExpert,
 )
-NOISES: dict[str, type[Noise]] = _table(GaussianNoise, LaplaceNoise)
+NOISES: dict[str, type[Noise]] = _table(noise.GaussianNoise, noise.LaplaceNoise)
 ESTIMATORS = ("em", "mle", "lse")
 
 
