@@ -157,6 +157,10 @@ def test_split_start_reproduces_the_truth_for_every_softmax_family_gate(gate):
     (dict(gate="topk_softmax:5"), "exceeds n_experts"),
     (dict(expert="ridge:identity"), "nonlinear activation"),
     (dict(expert="polynomial:x"), "integer argument"),
+    (dict(gate="cosine:4:0.1"), "exceeds n_experts"),
+    (dict(gate="cosine:2:-1"), "TAU >= 0"),
+    (dict(gate="cosine:2:x"), "TAU >= 0"),
+    (dict(gate="cosine:0:0.1"), "argument >= 1"),
 ])
 def test_invalid_models_are_refused(kwargs, msg):
     args = {"gate": "softmax", "expert": "linear", "noise": "gaussian", **kwargs}
@@ -167,7 +171,7 @@ def test_invalid_models_are_refused(kwargs, msg):
 
 @pytest.mark.parametrize("spec", ["softmax", "topk_softmax:2", "temperature_softmax",
                                   "activation_temperature_softmax:tanh", "sigmoid",
-                                  "quadratic_softmax", "quadratic_sigmoid"])
+                                  "quadratic_softmax", "quadratic_sigmoid", "cosine:2:0.1"])
 def test_gate_split_gives_every_field_its_copies(spec):
     """An over-specified start copies every per-expert gate field (the quadratic sigmoid gate
     once dropped A, so its over-specified fits all failed on shapes)."""
@@ -180,3 +184,29 @@ def test_gate_split_gives_every_field_its_copies(spec):
     split = gate.split(params, np.array([0, 0, 1]))
     for f, shape in three.items():
         assert getattr(split, f).shape == shape, (spec, f)
+
+
+@pytest.mark.parametrize("tau", [0.1, 0.0])
+def test_cosine_gate_is_the_top_k_softmax_of_perturbed_cosine_scores(tau):
+    """The cosine router's weights against the formula written out in NumPy: softmax over the
+    K = 2 largest of beta1_i . x / ((||beta1_i|| + tau)(||x|| + tau)) + beta0_i, the others
+    exactly 0; a zero slope row scores 0 (also for the vanilla router, tau = 0), x = 0 too."""
+    from moestat.registry import make_gate
+
+    gate = make_gate(f"cosine:2:{tau}")
+    assert gate.label == f"cosine:2:{tau:g}" and make_gate("cosine").label == "cosine:all:0.1"
+    rng = np.random.default_rng(1)
+    beta1 = np.vstack([rng.normal(size=(2, 3)), np.zeros((1, 3))])
+    beta0 = np.array([0.3, -0.2, 0.0])
+    X = np.vstack([rng.normal(size=(50, 3)), np.zeros((1, 3))])
+    w = np.asarray(gate.weights(gate.Params(jnp.asarray(beta1), jnp.asarray(beta0)),
+                                jnp.asarray(X)))
+    den = (np.linalg.norm(beta1, axis=1)[None] + tau) * (np.linalg.norm(X, axis=1)[:, None] + tau)
+    score = np.where(den > 0, X @ beta1.T / np.where(den > 0, den, 1), 0) + beta0
+    top = np.argsort(-score, axis=1, kind="stable")[:, :2]
+    expect = np.zeros_like(score)
+    for t, (i, j) in enumerate(top):
+        e = np.exp(score[t, [i, j]] - score[t, [i, j]].max())
+        expect[t, [i, j]] = e / e.sum()
+    np.testing.assert_allclose(w, expect, rtol=1e-12, atol=1e-15)
+    assert np.all((w == 0).sum(axis=1) == 1)

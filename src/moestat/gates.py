@@ -39,6 +39,7 @@ from moestat.parts import (
     Part,
     affine_features,
     affine_monomials,
+    integer_argument,
 )
 
 GATE_BOUND = 50.0  # default |beta| and |tau| box for gate coefficients (docs/models.md)
@@ -111,6 +112,28 @@ def split_softmax_intercepts(params, assignment):
     return out._replace(beta0=out.beta0 - jnp.log(jnp.asarray(counts, dtype=float)))
 
 
+def top_k_mask(logits, k_active: int):
+    """True for the K largest logits of each row (n, k); ties go to the lowest index: expert i
+    is active when #{j: z_j > z_i} + #{j < i: z_j = z_i} < K."""
+    k = logits.shape[-1]
+    zi, zj = logits[..., :, None], logits[..., None, :]
+    lower = jnp.arange(k)[None, :] < jnp.arange(k)[:, None]  # [i, j] = j < i
+    rank = jnp.sum(zj > zi, axis=-1) + jnp.sum((zj == zi) & lower, axis=-1)
+    return rank < k_active
+
+
+def masked_log_softmax(logits, active):
+    """log softmax over the active entries of each row; -inf (weight exactly 0) elsewhere."""
+    lse = jax.nn.logsumexp(jnp.where(active, logits, -jnp.inf), axis=-1, keepdims=True)
+    return jnp.where(active, logits - lse, -jnp.inf)
+
+
+def _safe_norm(v, axis):
+    """Euclidean norm with gradient 0 (not NaN) at the zero vector."""
+    sq = jnp.sum(v * v, axis=axis)
+    return jnp.where(sq > 0, jnp.sqrt(jnp.where(sq > 0, sq, 1.0)), 0.0)
+
+
 @dataclass(frozen=True)
 class SoftmaxGate(AffineCoefficients, Gate):
     """w_i(x) = softmax_i(beta1_i^T x + beta0_i); gauge beta1_k = beta0_k = 0."""
@@ -167,18 +190,11 @@ class TopKSoftmaxGate(IntegerArgument, SoftmaxGate):
         return affine_features(X)
 
     def active(self, logits):
-        k = logits.shape[-1]
-        zi, zj = logits[..., :, None], logits[..., None, :]
-        lower = jnp.arange(k)[None, :] < jnp.arange(k)[:, None]  # [i, j] = j < i
-        rank = jnp.sum(zj > zi, axis=-1) + jnp.sum((zj == zi) & lower, axis=-1)
-        return rank < self.k_active
+        return top_k_mask(logits, self.k_active)
 
     def log_weights(self, params, X):
         z = self.logits(params, X)
-        act = self.active(z)
-        zmasked = jnp.where(act, z, -jnp.inf)
-        lse = jax.nn.logsumexp(zmasked, axis=-1, keepdims=True)
-        return jnp.where(act, z - lse, -jnp.inf)
+        return masked_log_softmax(z, self.active(z))
 
 
 @dataclass(frozen=True)
@@ -218,3 +234,71 @@ class SigmoidGate(Gate):
         copies = super().split(params, assignment)  # every field (A of quadratic gates too)
         w = jax.nn.sigmoid(copies.beta0) / counts
         return copies._replace(beta0=jnp.log(w) - jnp.log1p(-w))
+
+
+@dataclass(frozen=True)
+class CosineGate(Gate):
+    """Perturbed cosine router (arXiv 2405.14131): softmax over the K largest scores
+
+        s_i(x) = beta1_i . x / ((||beta1_i|| + tau) (||x|| + tau)) + beta0_i,
+
+    the others weight 0. tau > 0 perturbs the norms; tau = 0 is the vanilla cosine router (a
+    zero vector scores 0). Spec ``cosine:K:TAU``, K a number or ``all`` (``cosine``: every
+    expert active, tau 0.1).
+    The last expert's (beta1, beta0) = 0: a gauge for beta0, a convention for beta1 (the score
+    is not translation invariant in beta1). The scores are not linear in beta1 and top-K
+    boundaries make Q_gate -inf where they move, so EM's gate step is ECME on the likelihood.
+    """
+
+    name: ClassVar[str] = "cosine"
+    argument: ClassVar[str] = "K:TAU"
+    Params: ClassVar[type] = LinearGateParams
+    gauge: ClassVar[tuple] = ("beta1", "beta0")
+    m_step: ClassVar[str] = "likelihood"
+    # |beta1| of the order of tau: the score is most sensitive to beta1 there
+    test_truths: ClassVar[dict] = {"cosine:2:0.1": {"beta1": [[0.2], [0.0]],
+                                                     "beta0": [0.5, 0.0]}}
+    k_active: int = 0  # 0: every expert active
+    tau: float = 0.1
+
+    @classmethod
+    def from_spec(cls, argument):
+        k_text, _, tau_text = (argument or "").partition(":")
+        k = 0 if k_text in ("", "all") else integer_argument(cls, k_text, default=0, minimum=1)
+        try:
+            tau = float(tau_text) if tau_text else 0.1
+        except ValueError:
+            raise InputError(f"cosine needs TAU >= 0 after K:, got {tau_text!r}") from None
+        if not (np.isfinite(tau) and tau >= 0):
+            raise InputError(f"cosine needs a finite TAU >= 0, got {tau_text!r}")
+        return cls(k_active=k, tau=tau)
+
+    @property
+    def label(self):
+        return f"cosine:{self.k_active or 'all'}:{self.tau:g}"
+
+    @property
+    def shift_invariant(self):
+        return ("beta0",)
+
+    def check(self, n_experts):
+        if self.k_active > n_experts:
+            raise InputError(f"cosine K={self.k_active} exceeds n_experts={n_experts}")
+
+    def shapes(self, k, d):
+        return {"beta1": (k, d), "beta0": (k,)}
+
+    def logits(self, params, X):
+        den = ((_safe_norm(params.beta1, 1) + self.tau)[None, :]
+               * (_safe_norm(X, 1) + self.tau)[:, None])
+        score = jnp.where(den > 0, (X @ params.beta1.T) / jnp.where(den > 0, den, 1.0), 0.0)
+        return score + params.beta0
+
+    def log_weights(self, params, X):
+        z = self.logits(params, X)
+        if not self.k_active:
+            return jax.nn.log_softmax(z, axis=-1)
+        return masked_log_softmax(z, top_k_mask(z, self.k_active))
+
+    def split(self, params, assignment):
+        return split_softmax_intercepts(params, assignment)

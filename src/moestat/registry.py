@@ -31,6 +31,7 @@ GATES: dict[str, type[Gate]] = _table(
     quadratic_gates.QuadraticSigmoidGate,
     prompt_gates.ContaminatedGate,
     prompt_gates.InputFreeGate,
+    gates.CosineGate,
 )
 EXPERTS: dict[str, type[Expert]] = _table(
     experts.LinearExpert,
