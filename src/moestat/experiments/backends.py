@@ -102,12 +102,12 @@ class DaskCluster:
 
     def __init__(self, address: str = "local", workers: int = 2):
         check_scheduler_address(address)
+        require("distributed", "dask")
         self.address, self.workers = address, workers
 
     def _connect(self, stack):
         import logging
 
-        require("distributed", "dask")
         from distributed import Client, LocalCluster
 
         if self.address == "local":
