@@ -27,8 +27,7 @@ from moestat.experiments.config import load_config
 from moestat.experiments.grid import replicate_keys
 from moestat.experiments.settings import build
 from moestat.experiments.simulation import simulate
-from moestat.fit import compile_batch
-from moestat.fit.batch_layout import lanes_per_pass
+from moestat.fit import compile_batch, lanes_per_pass
 from moestat.shipped import experiment_path
 
 SIZES = (8859, 29764, 61585, 100000)  # the full contaminated preset's padded sizes

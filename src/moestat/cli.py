@@ -76,7 +76,7 @@ def fit(
 
     from moestat.data import read_table
     from moestat.estimator import MixtureOfExpertsRegressor
-    from moestat.fit.degeneracy import DegenerateFitWarning
+    from moestat.fit import DegenerateFitWarning
 
     feats = None if features is None else [f.strip() for f in features.split(",") if f.strip()]
     table = read_table(data, target, feats)

@@ -28,8 +28,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from moestat.errors import InputError
-from moestat.fit import FitOptions, check_estimator_for, fit_random
-from moestat.fit.degeneracy import REASONS, DegenerateFitWarning
+from moestat.fit import (
+    REASONS,
+    DegenerateFitWarning,
+    FitOptions,
+    check_estimator_for,
+    fit_random,
+)
 from moestat.model import MixtureOfExperts
 from moestat.padding import bucket_size, pad_rows
 from moestat.registry import ESTIMATORS

@@ -10,8 +10,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 from rich.table import Table as RichTable
 
-from moestat.fit.degeneracy import REASONS
-
 
 def _fmt(v) -> str:
     a = np.asarray(v)
@@ -81,6 +79,8 @@ def print_fit(console: Console, out: dict, est) -> None:
     console.print(f"{status} after {est.n_iter_} iterations (best of {out['n_init']} restarts)"
                   + ("; [yellow]some parameter on its bound[/yellow]" if est.at_bound_ else ""))
     if est.degenerate_:
+        from moestat.fit import REASONS
+
         console.print("[yellow]degenerate fit: " + ", ".join(REASONS[r] for r in est.degenerate_)
                       + "[/yellow]")
 

@@ -31,7 +31,7 @@ from moestat.experiments.store import (
     write_cell,
 )
 from moestat.files import strict_json, write_text_atomic
-from moestat.fit.degeneracy import REASONS
+from moestat.fit import REASONS
 from moestat.rates import fit_rate, local_slopes
 
 
