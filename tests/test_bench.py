@@ -8,6 +8,7 @@ import pytest
 from moestat.bench import scaling
 
 
+@pytest.mark.slow
 def test_scaling_suite_writes_its_section_and_one_figure_per_dimension(tmp_path, monkeypatch):
     monkeypatch.setattr(scaling, "BASE", {"n": 500, "k": 2, "d": 1, "R": 1})
     monkeypatch.setattr(scaling, "GRID", {"n": [300, 600], "k": [3], "d": [2], "R": [2]})

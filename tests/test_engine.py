@@ -291,6 +291,7 @@ def test_dask_cluster_gives_identical_results(reference, dask_cluster, tiny, tmp
     assert_same_results(reference, b)
 
 
+@pytest.mark.slow
 def test_dask_worker_killed_mid_sweep_changes_nothing(reference, dask_cluster, tiny, tmp_path):
     address, client = dask_cluster
     out = tmp_path / "dask"
@@ -486,38 +487,51 @@ def test_a_bad_memory_budget_is_refused_before_any_cell(tiny, tmp_path):
 
 
 def test_compare_holds_runs_to_the_same_rows(reference, tmp_path):
-    """`moestat compare` finds a run equal to itself and a run of another seed different (the
-    same keys, other numbers); with --setting / --metric it pairs the replicates per n."""
+    """`moestat compare` finds a run equal to itself, and a copy with one metric value changed
+    (rewritten with a valid checksum) different by exactly that change; with --setting /
+    --metric it pairs the replicates per n."""
+    import shutil
+
+    from moestat.experiments import compare
+    from moestat.experiments.store import read_cell, write_cell
+
     same = json.loads(moestat("compare", reference, reference, "--json").stdout)
     assert same["same_keys"] and all(same["equal"].values())
     assert all(v == 0.0 for v in same["largest_relative_difference"].values())
-    other = tmp_path / "seed4"
-    r = moestat("run", reference.parent / "tiny.toml", "--out", other, "--seed", "4")
-    assert r.returncode == 0, r.stderr
-    diff = json.loads(moestat("compare", reference, other, "--json").stdout)
-    assert diff["same_keys"]
-    assert diff["largest_relative_difference"]["metric.D1"] > 1e-3
-    paired = json.loads(moestat("compare", reference, reference, "--setting", "exact",
-                                "--metric", "D1", "--json").stdout)["paired"]
+    changed = tmp_path / "changed"
+    shutil.copytree(reference, changed)
+    cell = sorted((changed / "cells").glob("*.parquet"))[0]
+    rows = read_cell(cell).to_pydict()
+    rows["metric.D1"][0] *= 1.5
+    write_cell(changed, cell.stem, rows)
+    diff = compare.same_rows(reference, changed)
+    assert diff["same_keys"] and all(diff["equal"].values())
+    assert diff["largest_relative_difference"]["metric.D1"] == pytest.approx(1 / 3)
+    assert diff["largest_relative_difference"]["metric.a"] == 0.0
+    paired = compare.paired(reference, changed, "exact", "D1")
     assert [p["n"] for p in paired] == [300, 600, 1200, 2400]
-    assert all(p["replicates"] == 4 and p["b_higher_objective"] == 0
-               and p["mean_a"] == p["mean_b"] for p in paired)
+    assert all(p["replicates"] == 4 and p["b_higher_objective"] == 0 for p in paired)
+    assert sum(p["mean_a"] != p["mean_b"] for p in paired) == 1
     bad = moestat("compare", reference, reference, "--setting", "exact")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_report_per_n_shows_the_statistics_behind_a_rate(reference):
     """--per-n: one row per n with the fits, and the mean slope over all fits equal to the
-    report's slope (the same OLS on the same means)."""
-    rep = json.loads(moestat("report", reference, "--json").stdout)
-    slope = next(r["slope"] for r in rep["rates"] if r["metric"] == "D1")
-    per = json.loads(moestat("report", reference, "--per-n", "exact:D1", "--json").stdout)
+    report's slope (the same OLS on the same means); a bad SETTING:METRIC is refused."""
+    from moestat.errors import InputError
+    from moestat.experiments.runner import per_n, report
+
+    slope = next(r["slope"] for r in report(reference)["rates"] if r["metric"] == "D1")
+    per = per_n(reference, "exact", "D1")
     assert [r["n"] for r in per["per_n"]] == [300, 600, 1200, 2400]
     assert all(r["fits"] == 4 and r["mean"] > 0 and r["median"] > 0 for r in per["per_n"])
     assert per["mean_slope"]["all_fits"]["slope"] == pytest.approx(slope, rel=1e-12)
-    for arg in ("exact", "exact:nope", "nope:D1"):
-        r = moestat("report", reference, "--per-n", arg)
-        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, arg
+    for setting, metric in (("exact", "nope"), ("nope", "D1")):
+        with pytest.raises(InputError):
+            per_n(reference, setting, metric)
+    r = moestat("report", reference, "--per-n", "exact")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_shipped_experiments_run_by_name(tmp_path, monkeypatch):
