@@ -45,6 +45,7 @@ def test_best_approximation_is_the_truth_when_the_split_is_exact():
     assert _misfit(built, ref, truth) < 1e-6
 
 
+@pytest.mark.slow
 def test_best_approximation_improves_on_an_inexact_split():
     """Regime 2 (slope 8): sigmoid(8x - 4) is not a sum of two copies, so the exact split
     misfits the truth; the projection fits it better (and not perfectly for GELU experts)."""

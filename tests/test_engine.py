@@ -353,7 +353,8 @@ def _no_space(path=None):
 
 @pytest.mark.parametrize("fail_at,how", [(2, "fsync"),
                                          pytest.param(5, "fsync", marks=pytest.mark.slow),
-                                         (5, "partial write"), (10, "fsync")],
+                                         (5, "partial write"),
+                                         pytest.param(10, "fsync", marks=pytest.mark.slow)],
                          ids=["first-cell", "mid-sweep", "mid-sweep-partial", "summary"])
 def test_full_disk_loses_nothing_and_resumes_identically(reference, tiny, tmp_path, capsys,
                                                          monkeypatch, fail_at, how):

@@ -27,7 +27,8 @@ NOT_APPLICABLE_K2 = {
 }
 
 
-@pytest.mark.parametrize("k,expected", [(1, NOT_APPLICABLE), (2, NOT_APPLICABLE_K2)])
+@pytest.mark.parametrize("k,expected", [
+    (1, NOT_APPLICABLE), pytest.param(2, NOT_APPLICABLE_K2, marks=pytest.mark.slow)])
 def test_sklearn_check_estimator(k, expected):
     est = MixtureOfExpertsRegressor(n_experts=k, n_init=2, max_iter=100, random_state=0)
     results = check_estimator(est, on_fail=None, expected_failed_checks=expected)
