@@ -23,7 +23,7 @@ from moestat.experiments.metrics import metric_evaluator, reference_params
 from moestat.experiments.rows import fit_rows
 from moestat.experiments.settings import SettingModels, built, truth_at
 from moestat.experiments.simulation import eval_points, padding_weights, simulate, simulators
-from moestat.fit import best_of_starts, compile_batch, fit_batch, fit_random
+from moestat.fit import FitResult, best_of_starts, compile_batch, fit_batch, fit_random
 from moestat.model import MoEParams
 from moestat.padding import padded_rows
 
@@ -100,7 +100,7 @@ def _compile_fit_meanwhile(models: SettingModels, truth, R: int, rows: int):
     return thread
 
 
-def _stack_starts(results) -> object:
+def _stack_starts(results) -> FitResult:
     """One start's FitResult as is; several stacked on the host along a leading start axis."""
     results = list(results)
     if len(results) == 1:

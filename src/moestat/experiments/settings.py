@@ -68,12 +68,12 @@ def build(setting: Setting) -> SettingModels:
         if truth_model.gate.Params != fit_model.gate.Params:
             raise InputError(f"settings.{setting.name}.truth_gate: {setting.truth_gate!r} has "
                              f"other parameters than the fitted gate {setting.gate!r}")
-    built = SettingModels(setting, fit_model, truth_model)
+    models = SettingModels(setting, fit_model, truth_model)
     try:
-        built.truth(1000)
+        models.truth(1000)
     except (ValueError, TypeError) as e:
         raise InputError(f"settings.{setting.name}.truth: {str(e).splitlines()[0]}") from None
-    return built
+    return models
 
 
 @functools.lru_cache(maxsize=32)
