@@ -38,7 +38,7 @@ def lanes(n: int, R: int = 20) -> None:
     setting = load_config(experiment_path("contaminated_distinguishable")).settings[0]
     models = build(setting)
     truth = models.truth(n)
-    X, y, start, _ = simulate(models, replicate_keys(0, setting.name, n, range(R)), truth, n)
+    X, y, start, _ = simulate(models, replicate_keys(0, setting.data_stream, n, range(R)), truth, n)
     w = jnp.ones(y.shape)
     base, chosen = None, lanes_per_pass(R, n)
     for g in GROUPS:

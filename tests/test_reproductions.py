@@ -46,7 +46,7 @@ def test_quick_preset_slopes(name, tmp_path):
         assert r["n_failed"] == 0
         if (name, r["setting"]) in EXCLUDED:
             continue
-        assert r["n_nonconverged"] == 0, r
+        assert r["n_not_converged"] == 0, r
         assert abs(r["slope"] - r["theory"]) <= TOL, r
         checked += 1
     kept = [x for x in config.settings if (name, x.name) not in EXCLUDED]
@@ -81,7 +81,7 @@ def _check_common(name, rates):
         if metric in ("hellinger", "l2") and r["theory"] == -0.5:  # not K_fit too small
             assert abs(r["slope"] + 0.5) <= TOL, r
         if setting in EXACT_PARAMETRIC.get(name, []) and r["theory"] == -0.5:
-            assert r["n_nonconverged"] == 0, r
+            assert r["n_not_converged"] == 0, r
             assert abs(r["slope"] + 0.5) <= TOL, r
         if metric in VORONOI and r["theory"] == -0.5 and "over" in setting:
             assert -1.1 <= r["median_slope"] <= -0.1, r

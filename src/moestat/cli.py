@@ -220,10 +220,14 @@ def plot(
     output: Annotated[Path | None, typer.Option("-o", "--output",
                                                 help="figure file (.png, .svg, .pdf)")] = None,
     local_slopes: Annotated[bool, typer.Option(
-        "--local-slopes", help="add a row of local slopes against n")] = False,
+        "--local-slopes", help="add each setting's local slopes against n")] = False,
+    slopes: Annotated[bool, typer.Option(
+        "--slopes", help="add each metric's slope by setting (e.g. against a constant the "
+        "settings step through)")] = False,
 ):
-    """Log-log figure of a run: mean +/- 2 s.e., fitted and theory lines per metric (a
-    classification run: accuracy against the training fraction)."""
+    """Log-log figure of a run: the headline statistic, fitted and theory lines per metric,
+    each declared contrast in one panel (a classification run: accuracy against the training
+    fraction)."""
     if holds_classification(directory):
         from moestat.attention.experiment import save_figure
 
@@ -231,7 +235,8 @@ def plot(
         return
     from moestat.experiments.plot import save_rate_figure
 
-    path = save_rate_figure(directory, output or Path(directory) / "rates.png", local_slopes)
+    path = save_rate_figure(directory, output or Path(directory) / "rates.png", local_slopes,
+                            slopes=slopes)
     console.print(f"figure: {path}")
 
 

@@ -6,6 +6,11 @@ ordinary least squares, log(stat) = c + s log(n); s is the empirical rate. A 95 
 for s comes from a seeded bootstrap that resamples replicates within each n (>= 1000
 resamples, percentile interval). An optional window [n_min, n_max] restricts the fit.
 Failed (NaN) fits are dropped from the statistic but counted, never silently.
+
+Two settings fitted to the same replicates (a paired contrast) get the interval of their slope
+difference from a bootstrap that resamples the same replicates in both (`slope_difference`).
+Slower than polynomial or a slow polynomial: `power_vs_log` fits log err = c - a log n and
+log err = c - b log log n to every replicate's loss and compares their Gaussian likelihoods.
 """
 
 from __future__ import annotations
@@ -89,19 +94,87 @@ def fit_rate(n, losses, *, converged=None, drop_nonconverged: bool = False,
     ss_tot = np.sum((logy - logy.mean()) ** 2)
     r2 = 1.0 - np.sum(resid**2) / ss_tot if ss_tot > 0 else 1.0
 
-    rng = np.random.default_rng(seed)
     R = losses.shape[1]
-    idx = rng.integers(0, R, size=(n_boot, n.size, R))
-    boot = np.take_along_axis(np.broadcast_to(losses, (n_boot,) + losses.shape), idx, axis=2)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-failed resamples: dropped below
-        stat = _stat(boot, statistic)
-    ok = np.all(np.isfinite(stat) & (stat > 0), axis=1)
-    slopes, _ = _ols(logn, np.log(stat[ok]))
-    lo, hi = np.percentile(slopes, [2.5, 97.5])
+    idx = np.random.default_rng(seed).integers(0, R, size=(n_boot, n.size, R))
+    slopes = boot_slopes(logn, losses, idx, statistic)
+    lo, hi = np.percentile(slopes[np.isfinite(slopes)], [2.5, 97.5])
     return RateFit(float(slope), float(intercept), float(r2), (float(lo), float(hi)),
                    int(n.size), int(R), int(losses.size), int(failed.sum()),
                    int((~conv).sum()), statistic)
+
+
+def boot_slopes(logn, losses, idx, statistic: str):
+    """Slopes of the statistic of `losses` (N, R) resampled by replicate indices idx
+    (B, N, R): (B,), NaN where a resample's statistic is not positive and finite."""
+    boot = np.take_along_axis(np.broadcast_to(losses, idx.shape[:1] + losses.shape), idx, axis=2)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-failed resamples: NaN
+        logs = np.log(_stat(boot, statistic))
+    slopes, _ = _ols(logn, np.where(np.isfinite(logs), logs, 0.0))
+    return np.where(np.all(np.isfinite(logs), axis=1), slopes, np.nan)
+
+
+def slope_difference(n, losses_a, losses_b, *, paired: bool, statistic: str = "mean",
+                     n_boot: int = 2000, seed: int = 0):
+    """slope(a) - slope(b) of two settings' losses (N, R_a), (N, R_b) over the same n, with a
+    95 % percentile interval. `paired` (the same simulated replicates in both, R_a == R_b):
+    each resample draws one set of replicate indices per n for both settings, so the
+    replicate-to-replicate variation they share cancels; otherwise each is resampled
+    independently. Returns (difference, (lo, hi))."""
+    n = np.asarray(n, float)
+    a, b = np.asarray(losses_a, float), np.asarray(losses_b, float)
+    if paired and a.shape != b.shape:
+        raise InputError(f"a paired contrast needs the same replicates, got {a.shape} and "
+                         f"{b.shape}")
+    logn = np.log(n)
+    diff = fit_rate(n, a, statistic=statistic, n_boot=1000, seed=seed).slope - fit_rate(
+        n, b, statistic=statistic, n_boot=1000, seed=seed).slope
+    rng = np.random.default_rng(seed)
+    idx_a = rng.integers(0, a.shape[1], size=(n_boot, n.size, a.shape[1]))
+    idx_b = idx_a if paired else rng.integers(0, b.shape[1], size=(n_boot, n.size, b.shape[1]))
+    d = boot_slopes(logn, a, idx_a, statistic) - boot_slopes(logn, b, idx_b, statistic)
+    lo, hi = np.percentile(d[np.isfinite(d)], [2.5, 97.5])
+    return float(diff), (float(lo), float(hi))
+
+
+def power_vs_log(n, losses, *, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Which law fits the replicates' losses (N, R) better: err = C n^(-a) or err = C (log
+    n)^(-b)? Both are straight lines in log err, against log n and against log log n; fitted
+    by least squares to every finite replicate's log loss, each with its own residual
+    variance, their maximised Gaussian log-likelihoods differ by
+        delta = (m / 2) log(RSS_power / RSS_log)     (m points; > 0: the log law fits better)
+    (same number of parameters, so this is also the AIC difference / 2). The interval of delta
+    resamples replicates within each n. Returns {"power_exponent", "log_exponent", "delta",
+    "delta_ci95", "better"} with "better" = "log" or "power" only when the interval excludes 0
+    (else "undecided")."""
+    n = np.asarray(n, float)
+    losses = np.asarray(losses, float)
+    idx = np.random.default_rng(seed).integers(0, losses.shape[1],
+                                               size=(n_boot,) + losses.shape)
+    samples = np.concatenate([losses[None], np.take_along_axis(
+        np.broadcast_to(losses, idx.shape), idx, axis=2)])
+    logy = np.log(np.where(samples > 0, samples, np.nan))
+    ok = np.isfinite(logy)
+    m = ok.sum(axis=(1, 2))
+
+    def fit(u):
+        """Weighted OLS of logy on u (N,) per sample over finite points: (slope, rss)."""
+        U = np.broadcast_to(u[None, :, None], logy.shape)
+        ub = np.where(ok, U, 0).sum(axis=(1, 2)) / m
+        yb = np.where(ok, logy, 0).sum(axis=(1, 2)) / m
+        du = np.where(ok, U - ub[:, None, None], 0)
+        dy = np.where(ok, logy - yb[:, None, None], 0)
+        slope = (du * dy).sum(axis=(1, 2)) / (du * du).sum(axis=(1, 2))
+        rss = ((dy - slope[:, None, None] * du) ** 2).sum(axis=(1, 2))
+        return slope, rss
+
+    a, rss_p = fit(np.log(n))
+    b, rss_l = fit(np.log(np.log(n)))
+    delta = 0.5 * m * np.log(rss_p / rss_l)
+    lo, hi = np.percentile(delta[1:], [2.5, 97.5])
+    better = "log" if lo > 0 else "power" if hi < 0 else "undecided"
+    return {"power_exponent": float(-a[0]), "log_exponent": float(-b[0]),
+            "delta": float(delta[0]), "delta_ci95": [float(lo), float(hi)], "better": better}
 
 
 def local_slopes(n, losses, width: int = 5, statistic: str = "mean"):
@@ -116,3 +189,20 @@ def local_slopes(n, losses, width: int = 5, statistic: str = "mean"):
         centres.append(float(np.exp(logn[i : i + width].mean())))
         slopes.append(float(s))
     return np.asarray(centres), np.asarray(slopes)
+
+
+def local_slope_intervals(n, losses, width: int = 5, statistic: str = "mean",
+                          n_boot: int = 1000, seed: int = 0):
+    """95 % bootstrap intervals (W, 2) of `local_slopes`' windows (replicates resampled
+    within each n)."""
+    n = np.asarray(n, float)
+    losses = np.asarray(losses, float)
+    logn = np.log(n)
+    idx = np.random.default_rng(seed).integers(0, losses.shape[1],
+                                               size=(n_boot,) + losses.shape)
+    out = []
+    for i in range(n.size - width + 1):
+        w = slice(i, i + width)
+        s = boot_slopes(logn[w], losses[w], idx[:, w], statistic)
+        out.append(np.percentile(s[np.isfinite(s)], [2.5, 97.5]))
+    return np.asarray(out).reshape(-1, 2)

@@ -19,22 +19,57 @@ def _fmt(v) -> str:
 
 def rate_table(rep: dict) -> RichTable:
     t = RichTable("setting", "metric", "slope", "95% CI", "theory", "paper", "median slope",
-                  "median 95% CI", "fits", "failed", "not conv.", "far out",
-                  title=f"{rep['experiment']}: empirical rates"
+                  "median 95% CI", "fits", "failed", "not conv.", "at max_iter",
+                  "final/start", "law", title=f"{rep['experiment']}: empirical rates"
                   + ("" if rep["complete"] else
                      f" (PARTIAL: {rep['cells_done']}/{rep['cells_total']} cells)"))
     for r in rep["rates"]:
         if "error" in r:
-            t.add_row(r["setting"], r["metric"], r["error"], *[""] * 9)
+            t.add_row(r["setting"], r["metric"], r["error"], *[""] * 11)
             continue
+        floor = r["init_floor"]
         t.add_row(r["setting"], r["metric"], f"{r['slope']:.3f}",
                   f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]",
                   "" if r["theory"] is None else f"{r['theory']:g}",
                   "" if r["paper"] is None else f"{r['paper']:g}",
                   f"{r['median_slope']:.3f}",
                   f"[{r['median_ci95'][0]:.2f}, {r['median_ci95'][1]:.2f}]",
-                  str(r["n_fits"]), str(r["n_failed"]),
-                  str(r["n_nonconverged"]), str(r["n_far_out"]))
+                  str(r["n_fits"]), str(r["n_failed"]), str(r["n_not_converged"]),
+                  str(r["n_at_max_iter"]), "" if floor is None else f"{floor['ratio']:.2g}",
+                  r["power_vs_log"]["better"])
+    return t
+
+
+VERDICT_STYLE = {"holds": "green", "fails": "red", "inconclusive": "yellow",
+                 "not estimated": "magenta"}
+
+
+def claims_table(rep: dict) -> RichTable:
+    """The declared claims, each with its verdict and the numbers behind it."""
+    t = RichTable("claim", "verdict", "numbers", title=f"{rep['experiment']}: claims "
+                  f"(judged on the {rep['headline']} over replicates)")
+    for c in rep["claims"]:
+        if c["expect"] == "contrast":
+            what = f"{c['metric']}: {c['faster']} faster than {c['slower']}"
+            if c.get("paired") is not None:
+                what += " (paired)" if c["paired"] else " (unpaired)"
+        elif c["expect"] == "slope":
+            what = f"{c['setting']} {c['metric']}: slope {c['value']:+g} +- {c['tol']:g}"
+        else:
+            what = f"{c['setting']} {c['metric']}: slower than any polynomial"
+        style = VERDICT_STYLE.get(c["verdict"], "white")
+        t.add_row(what, f"[{style}]{c['verdict']}[/{style}]", c["reason"])
+    return t
+
+
+def init_scales_table(rep: dict) -> RichTable:
+    t = RichTable("setting", "metric", "init scales", "median final error", "ratio",
+                  "moves with the start", title="final errors at the largest n under two "
+                  "init scales (same data)")
+    for e in rep["init_scales"]:
+        t.add_row(e["setting"], e["metric"], f"{e['scales'][0]:g} / {e['scales'][1]:g}",
+                  f"{e['final_median'][0]:.3g} / {e['final_median'][1]:.3g}",
+                  f"{e['ratio']:.2f}", "yes" if e["moves"] else "no")
     return t
 
 
@@ -60,6 +95,10 @@ def print_classification(console: Console, rep: dict) -> None:
 
 def print_report(console: Console, rep: dict) -> None:
     console.print(rate_table(rep))
+    if rep.get("init_scales"):
+        console.print(init_scales_table(rep))
+    if rep.get("claims"):
+        console.print(claims_table(rep))
     for w in rep.get("warnings", []):
         console.print(f"[yellow]warning: {w}[/yellow]")
 
@@ -102,11 +141,11 @@ def _g(v) -> str:
 
 def print_per_n(console: Console, table: dict) -> None:
     """`moestat report --per-n`: one row per n, then the mean slopes."""
-    t = RichTable("n", "fits", "not conv.", "far out", "mean", "median",
-                  title=f"{table['setting']}: {table['metric']} per n")
+    t = RichTable("n", "fits", "not conv.", "at max_iter", "far out", "mean", "median",
+                  "median at start", title=f"{table['setting']}: {table['metric']} per n")
     for r in table["per_n"]:
-        t.add_row(str(r["n"]), str(r["fits"]), str(r["not_converged"]), str(r["far_out"]),
-                  _g(r["mean"]), _g(r["median"]))
+        t.add_row(str(r["n"]), str(r["fits"]), str(r["not_converged"]), str(r["at_max_iter"]),
+                  str(r["far_out"]), _g(r["mean"]), _g(r["median"]), _g(r["start_median"]))
     console.print(t)
     for name, s in table["mean_slope"].items():
         text = s.get("error") or f"{s['slope']:.3f} [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}]"

@@ -75,7 +75,7 @@ def baseline(config, replicates: int, gradient: str):
     seconds, lls = 0.0, {}
     for n in config.n_values():
         truth = models.truth(n)
-        keys = replicate_keys(config.seed, setting.name, n, range(replicates))
+        keys = replicate_keys(config.seed, setting.data_stream, n, range(replicates))
         X, y, start, _ = jax.device_get(simulate(models, keys, truth, n))
         for r in range(replicates):
             t, lls[(n, r)] = bfgs_fit(X[r], y[r], start, r, eta0, s0, gradient)

@@ -136,7 +136,7 @@ def measure_contaminated(n: int, R: int) -> dict:
     setting = config.settings[0]
     models = build(setting)
     truth = models.truth(n)
-    X, y, start, _ = simulate(models, replicate_keys(config.seed, setting.name, n, range(R)),
+    X, y, start, _ = simulate(models, replicate_keys(config.seed, setting.data_stream, n, range(R)),
                               truth, n)
     options = models.options
 

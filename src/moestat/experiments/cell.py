@@ -114,7 +114,7 @@ def _run_replicates(config, models: SettingModels, truth, n: int, reps: list[int
     """Fit replicates `reps` of size n, padded to `size` rows of which the last size - n
     have weight 0 (near-truth settings only; fitted_rows)."""
     setting = models.setting
-    keys = replicate_keys(config.seed, setting.name, n, reps)
+    keys = replicate_keys(config.seed, setting.data_stream, n, reps)
     options = models.options
     compiling = _compile_fit_meanwhile(models, truth, len(reps), size)
     X, y, start, init_keys = simulate(models, keys, truth, n, size)
@@ -132,11 +132,12 @@ def _run_replicates(config, models: SettingModels, truth, n: int, reps: list[int
                             estimator=setting.estimator, options=options)[0]
                  for i in range(len(reps))]
         result = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *parts)
-    names = config.metrics_for(setting.name)
-    metrics = metric_evaluator(setting.model_dump_json(), tuple(names))(
-        result.params, reference_params(setting, truth, n), truth,
-        eval_points(config.seed, setting))
-    metrics = jax.device_get(metrics)
-    result = jax.device_get(result)
     seconds = (time.perf_counter() - t0) / len(reps)
-    return fit_rows(config, setting.name, n, reps, result, metrics, seconds)
+    names = config.metrics_for(setting.name)
+    evaluator = metric_evaluator(setting.model_dump_json(), tuple(names))
+    reference, points = reference_params(setting, truth, n), eval_points(config.seed, setting)
+    metrics = jax.device_get(evaluator(result.params, reference, truth, points))
+    start_metrics = (None if start is None
+                     else jax.device_get(evaluator(start, reference, truth, points)))
+    result = jax.device_get(result)
+    return fit_rows(config, setting.name, n, reps, result, metrics, seconds, start_metrics)

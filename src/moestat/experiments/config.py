@@ -24,7 +24,18 @@
     "gate.beta" = [...]
     "expert.eta" = { value = [[...]], plus = [[...]], power = -0.125 }   # value + plus n^power
 
+    data = "distinguishable"           # optional: fit the simulated data of that setting
+                                       # (same replicate seeds: paired with it)
     local_window = 5              # n values per local slope in the report
+    init_scales = [0.05, 0.2]     # optional: each near-truth setting also fitted, to its own
+                                  # data, from starts at these scales ("<name>.init<scale>")
+    headline = "median"           # the statistic claims are judged on (mean or median)
+    [[claims]]                    # declared before the run; `moestat report` judges them
+    expect = "slope"; setting = "distinguishable"; metric = "beta"; value = -0.5; tol = 0.1
+    [[claims]]
+    expect = "contrast"; metric = "D2"; faster = "a"; slower = "b"; margin = 0.1
+    [[claims]]
+    expect = "slower_than_polynomial"; setting = "b"; metric = "tau"
     [theory]  exp_tau = -0.5      # or per setting: [theory.distinguishable] exp_tau = -0.5
     [paper]   exp_tau = -0.52
     [presets.quick]  replicates = 8;  n = { start = 1e3, stop = 1e4, num = 5 }
@@ -156,6 +167,13 @@ class Setting(Strict):
     expert_bound: Annotated[float, Field(gt=0)] | None = None  # |expert coef| box (compact)
     max_iter: Annotated[int, Field(ge=1, le=1_000_000)] = 500
     tol: Annotated[float, Field(gt=0)] = 1e-8
+    accelerate: Literal["none", "squarem"] = "none"  # EM extrapolated along its path
+    data: str | None = None  # fit the simulated data of this setting (its replicate keys)
+
+    @property
+    def data_stream(self) -> str:
+        """The name the replicate keys are drawn from (grid.replicate_keys)."""
+        return self.data or self.name
 
 
     @model_validator(mode="after")
@@ -164,6 +182,47 @@ class Setting(Strict):
             raise ValueError("reference = 'best_approximation' needs kind = 'regression' (it "
                              "is the least-squares projection of the regression function)")
         return self
+
+
+class SlopeClaim(Strict):
+    """The headline slope of (setting, metric) is value +- tol."""
+
+    expect: Literal["slope"]
+    setting: str
+    metric: str
+    value: float
+    tol: Annotated[float, Field(gt=0)]
+
+
+class ContrastClaim(Strict):
+    """`metric` converges faster in setting `faster` than in `slower`: slope(faster) -
+    slope(slower) < -margin."""
+
+    expect: Literal["contrast"]
+    metric: str
+    faster: str
+    slower: str
+    margin: Annotated[float, Field(ge=0)] = 0.1
+
+    @property
+    def settings(self) -> tuple[str, str]:
+        return (self.faster, self.slower)
+
+
+class PolynomialClaim(Strict):
+    """(setting, metric) converges slower than any polynomial: err = C (log n)^(-b) fits
+    better than err = C n^(-a)."""
+
+    expect: Literal["slower_than_polynomial"]
+    setting: str
+    metric: str
+
+
+Claim = Annotated[SlopeClaim | ContrastClaim | PolynomialClaim, Field(discriminator="expect")]
+
+
+def claim_settings(claim) -> tuple[str, ...]:
+    return claim.settings if isinstance(claim, ContrastClaim) else (claim.setting,)
 
 
 class Preset(Strict):
@@ -185,6 +244,9 @@ class ExperimentConfig(Strict):
     theory: dict[str, float | dict[str, float]] = {}
     paper: dict[str, float | dict[str, float]] = {}
     presets: dict[str, Preset] = {}
+    claims: list[Claim] = []
+    headline: Literal["mean", "median"] | None = None  # the statistic claims are judged on
+    init_scales: list[Annotated[float, Field(gt=0)]] = []  # resolve(): extra near-truth scales
 
     @field_validator("n")
     @classmethod
@@ -209,6 +271,56 @@ class ExperimentConfig(Strict):
                                  "top level or in the setting)")
         return self
 
+    @model_validator(mode="after")
+    def _data_names_a_setting(self):
+        by_name = {s.name: s for s in self.settings}
+        for s in self.settings:
+            if s.data is None or s.data == s.name:
+                continue
+            other = by_name.get(s.data)
+            if other is None:
+                raise ValueError(f"setting {s.name!r}: data = {s.data!r} is not a setting")
+            if other.data not in (None, other.name):
+                raise ValueError(f"setting {s.name!r}: data = {s.data!r} itself uses the data "
+                                 f"of {other.data!r}; name that one")
+        return self
+
+    @model_validator(mode="after")
+    def _claims_name_settings_and_metrics(self):
+        names = [s.name for s in self.settings]
+        for i, c in enumerate(self.claims):
+            for name in claim_settings(c):
+                if name not in names:
+                    raise ValueError(f"claims[{i}]: no setting {name!r}; settings: {names}")
+                if c.metric not in self.metrics_for(name):
+                    raise ValueError(f"claims[{i}]: setting {name!r} has no metric "
+                                     f"{c.metric!r}")
+        if self.claims and self.headline is None:
+            raise ValueError("claims need `headline` = 'mean' or 'median': the statistic they "
+                             "are judged on, chosen before the run")
+        return self
+
+    def expand_init_scales(self) -> ExperimentConfig:
+        """Each near-truth setting once more per scale in `init_scales` other than its own:
+        "<name>.init<scale>", fitted to the same data (data = name) from starts at that
+        scale. The result has the settings written out and no `init_scales` (a resolved
+        config expands to itself)."""
+        if not self.init_scales:
+            return self
+        extra = []
+        for s in self.settings:
+            if s.init.kind != "near_truth":
+                continue
+            for scale in self.init_scales:
+                if scale != s.init.scale:
+                    extra.append(s.model_copy(update={
+                        "name": f"{s.name}.init{scale:g}", "data": s.data_stream,
+                        "init": s.init.model_copy(update={"scale": scale})}))
+        data = self.model_dump(mode="json", exclude_none=True)
+        data["settings"] += [e.model_dump(mode="json", exclude_none=True) for e in extra]
+        data["init_scales"] = []
+        return parse_config(data, "config (init_scales)")
+
     def metrics_for(self, setting: str) -> list[str]:
         """The setting's own `metrics`, else the global list."""
         s = next(x for x in self.settings if x.name == setting)
@@ -224,6 +336,7 @@ class ExperimentConfig(Strict):
     def expected(self, table: str, setting: str, metric: str) -> float | None:
         """theory / paper slope for (setting, metric): per-setting entry, else global."""
         t = getattr(self, table)
+        setting = setting if setting in t else base_setting(setting)
         if isinstance(t.get(setting), dict):
             return t[setting].get(metric)
         v = t.get(metric)
@@ -237,6 +350,12 @@ class ExperimentConfig(Strict):
         if p.n is not None:
             changes["n"] = p.n
         return self.model_copy(update=changes)
+
+
+def base_setting(name: str) -> str:
+    """The setting an init_scales copy "<name>.init<scale>" was made from (else name)."""
+    head, sep, tail = name.rpartition(".init")
+    return head if sep and tail.replace(".", "", 1).replace("e-", "", 1).isdigit() else name
 
 
 def pick_preset(presets: dict, name: str):

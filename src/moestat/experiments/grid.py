@@ -1,11 +1,13 @@
 """The cells of a sweep and the seeds of their replicates.
 
 A cell is (setting, n, block of replicates), the unit of work a backend runs. Replicate r's
-data and start depend only on (root seed, setting name, n, r):
+data and start depend only on (root seed, setting's data stream, n, r):
 
-    key(r) = fold_in(fold_in(fold_in(PRNGKey(seed), crc32(setting)), n), r)
+    key(r) = fold_in(fold_in(fold_in(PRNGKey(seed), crc32(stream)), n), r)
 
-so results are identical whatever the backend, worker count or execution order.
+so results are identical whatever the backend, worker count or execution order. The stream
+is the setting's name, or the setting named by its `data`: settings of one stream are fitted
+to the same inputs and seeds (the same data when their truths agree) — paired.
 """
 
 from __future__ import annotations

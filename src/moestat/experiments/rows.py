@@ -7,6 +7,8 @@
     fit_seconds, version                         wall time per fit, moestat's version
     metric.<name>                                each metric of the setting (null: not defined
                                                  for this fit, e.g. no over-fitted cell)
+    start.<name>                                 the metric at the fit's near-truth start (null
+                                                 for data-driven starts): the init floor
 
 No NaN or inf reaches a results file: a value that cannot be computed is a Parquet null and
 its fit's flags say why.
@@ -30,9 +32,11 @@ def finite_or_none(values) -> list[float | None]:
 
 
 def fit_rows(config: ExperimentConfig, setting: str, n: int, reps: list[int], result,
-             metrics: dict, seconds: float | None) -> dict[str, list]:
+             metrics: dict, seconds: float | None,
+             start_metrics: dict | None = None) -> dict[str, list]:
     """Rows of fitted replicates `reps`: `result` a FitResult on the host with a leading
-    replicate axis, `metrics` {name: (R,)}; result None records failed fits (no values)."""
+    replicate axis, `metrics` {name: (R,)} at the fit and `start_metrics` at its start (None:
+    no near-truth start); result None records failed fits (no values)."""
     k = len(reps)
     none = [None] * k
     failed = result is None
@@ -47,6 +51,8 @@ def fit_rows(config: ExperimentConfig, setting: str, n: int, reps: list[int], re
             "version": [__version__] * k}
     for name in config.metrics_for(setting):
         rows[f"metric.{name}"] = none if failed else finite_or_none(metrics[name])
+        rows[f"start.{name}"] = (none if failed or start_metrics is None
+                                 else finite_or_none(start_metrics[name]))
     return rows
 
 

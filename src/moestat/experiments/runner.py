@@ -12,6 +12,7 @@ import tomli_w
 
 from moestat.errors import InputError
 from moestat.experiments.backends import InProcess
+from moestat.experiments.claims import init_scale_effects, judge
 from moestat.experiments.config import (
     RESOLVED,
     ExperimentConfig,
@@ -19,6 +20,7 @@ from moestat.experiments.config import (
     parse_config,
 )
 from moestat.experiments.grid import cells
+from moestat.experiments.metric_runs import MetricRuns, metric_runs
 from moestat.experiments.metrics import check_metrics
 from moestat.experiments.resources import memory_budget
 from moestat.experiments.store import (
@@ -32,7 +34,7 @@ from moestat.experiments.store import (
 )
 from moestat.files import strict_json, write_text_atomic
 from moestat.fit import REASONS
-from moestat.rates import fit_rate, local_slopes
+from moestat.rates import fit_rate, local_slope_intervals, local_slopes, power_vs_log
 
 
 def resolve(config_path: str | Path, preset: str | None = None,
@@ -42,6 +44,7 @@ def resolve(config_path: str | Path, preset: str | None = None,
         if seed < 0:
             raise InputError(f"--seed must be >= 0, got {seed}")
         config = config.model_copy(update={"seed": seed})
+    config = config.expand_init_scales()
     check_metrics(config)
     return config
 
@@ -110,11 +113,12 @@ def status(out: Path, table=None) -> dict:
 
 
 def report(out: Path, n_boot: int = 2000) -> dict:
-    """The rate table (`moestat report`): one entry per (setting, metric)."""
+    """The rate table (`moestat report`): one entry per (setting, metric), the declared
+    claims' verdicts and contrasts (experiments/claims.py), and the init-scale effects."""
     config = load_resolved(out)
     table = read_rows(out)
     st = status(out, table)
-    rates = []
+    rates, runs = [], {}
     if table is not None:
         cols = table.to_pydict()
         setting = np.asarray(cols["setting"])
@@ -124,52 +128,52 @@ def report(out: Path, n_boot: int = 2000) -> dict:
             if np.unique(np.asarray(cols["n"])[sel]).size < 2:
                 continue
             for metric in config.metrics_for(s.name):
-                ns, L, C, ran = loss_matrix(cols, config.replicates, s.name, metric)
-                pending = int(np.sum(~ran))  # a partial run: not failed, just not run yet
+                r = runs[(s.name, metric)] = metric_runs(cols, config, s.name, metric)
                 try:
-                    r = fit_rate(ns, L, converged=C, n_boot=n_boot, seed=config.seed)
-                    med = fit_rate(ns, L, n_boot=1000, seed=config.seed, statistic="median")
+                    entry = rate_entry(config, s.name, metric, r, n_boot)
                 except InputError as e:
                     rates.append({"setting": s.name, "metric": metric, "error": str(e)})
                     continue
-                entry = {
-                    "setting": s.name, "metric": metric, "slope": r.slope,
-                    "ci95": list(r.ci95), "intercept": r.intercept, "r2": r.r2,
-                    "theory": config.expected("theory", s.name, metric),
-                    "paper": config.expected("paper", s.name, metric),
-                    "n_values": r.n_values, "replicates": r.replicates,
-                    "n_fits": r.n_fits - pending, "n_failed": r.n_failed - pending,
-                    "n_nonconverged": r.n_nonconverged,
-                    "n_at_bound": int(np.sum(bound[sel])), "median_slope": med.slope,
-                    "median_ci95": list(med.ci95),
-                    "n_far_out": far_out(L),
-                }
-                if ns.size > config.local_window:
-                    centres, slopes = local_slopes(ns, L, config.local_window)
-                    entry["local_slopes"] = {"n": centres.tolist(), "slope": slopes.tolist()}
+                entry["n_at_bound"] = int(np.sum(bound[sel]))
                 rates.append(entry)
+    claims, contrasts = judge(config, runs, n_boot)
     return {"experiment": config.name, "complete": st["complete"],
-            "cells_done": st["cells_done"], "cells_total": st["cells_total"], "rates": rates,
+            "cells_done": st["cells_done"], "cells_total": st["cells_total"],
+            "headline": config.headline, "rates": rates, "claims": claims,
+            "contrasts": contrasts, "init_scales": init_scale_effects(config, runs),
             "warnings": [] if table is None else fit_warnings(config, cols)}
 
 
-def loss_matrix(cols: dict, replicates: int, setting: str, metric: str):
-    """One (setting, metric) of a run's rows as matrices over (n, replicate): the sample sizes
-    ns (N,), losses L (N, R) (NaN where failed or not run), converged C and ran (N, R); R
-    counts the replicates run at some n (a partial run's others are left out)."""
-    sel = np.asarray(cols["setting"]) == setting
-    n, rep = np.asarray(cols["n"]), np.asarray(cols["replicate"])
-    conv = np.asarray(cols["converged"])
-    vals = np.asarray(cols[f"metric.{metric}"], float)
-    ns = np.unique(n[sel])
-    L = np.full((ns.size, replicates), np.nan)
-    C = np.ones_like(L, bool)
-    ran = np.zeros_like(L, bool)
-    for i, nv in enumerate(ns):
-        m = sel & (n == nv)
-        L[i, rep[m]], C[i, rep[m]], ran[i, rep[m]] = vals[m], conv[m], True
-    missing = ~ran.any(axis=0)  # replicates not run yet at any n
-    return ns, L[:, ~missing], C[:, ~missing], ran[:, ~missing]
+def rate_entry(config: ExperimentConfig, setting: str, metric: str, r: MetricRuns,
+               n_boot: int) -> dict:
+    """One row of the rate table: mean and median slopes with intervals, fit counts (failed,
+    not converged, at max_iter), the init floor, power law vs log law and local slopes."""
+    ns, L = r.ns, r.losses
+    pending = int(np.sum(~r.ran))  # a partial run: not failed, just not run yet
+    mean = fit_rate(ns, L, converged=r.converged, n_boot=n_boot, seed=config.seed)
+    med = fit_rate(ns, L, n_boot=1000, seed=config.seed, statistic="median")
+    entry = {
+        "setting": setting, "metric": metric, "slope": mean.slope,
+        "ci95": list(mean.ci95), "intercept": mean.intercept, "r2": mean.r2,
+        "theory": config.expected("theory", setting, metric),
+        "paper": config.expected("paper", setting, metric),
+        "n_values": mean.n_values, "replicates": mean.replicates,
+        "n_fits": mean.n_fits - pending, "n_failed": mean.n_failed - pending,
+        "n_not_converged": int(np.sum(~r.converged & r.ran)),
+        "n_at_max_iter": int(r.at_max_iter.sum()),
+        "median_slope": med.slope, "median_ci95": list(med.ci95),
+        "median_intercept": med.intercept,
+        "n_far_out": far_out(L), "init_floor": r.floor(),
+        "power_vs_log": power_vs_log(ns, L, seed=config.seed),
+    }
+    if ns.size > config.local_window:
+        stat = config.headline or "mean"
+        centres, slopes = local_slopes(ns, L, config.local_window, statistic=stat)
+        ci = local_slope_intervals(ns, L, config.local_window, statistic=stat,
+                                   seed=config.seed)
+        entry["local_slopes"] = {"n": centres.tolist(), "slope": slopes.tolist(),
+                                 "ci95": ci.tolist(), "statistic": stat}
+    return entry
 
 
 def per_n(out: Path, setting: str, metric: str) -> dict:
@@ -186,15 +190,22 @@ def per_n(out: Path, setting: str, metric: str) -> dict:
     table = read_rows(out)
     if table is None:
         raise InputError(f"{out} has no finished cells")
-    ns, L, C, _ = loss_matrix(table.to_pydict(), config.replicates, setting, metric)
+    runs = metric_runs(table.to_pydict(), config, setting, metric)
+    ns, L, C = runs.ns, runs.losses, runs.converged
+
+    def median(v):
+        v = v[np.isfinite(v)]
+        return float(np.median(v)) if v.size else None
+
     out_rows = []
     for i, n in enumerate(ns):
         row = L[i]
         out_rows.append({"n": int(n), "fits": int(np.isfinite(row).sum()),
                          "not_converged": int((~C[i]).sum()),
+                         "at_max_iter": int(runs.at_max_iter[i].sum()),
                          "far_out": far_out(L[i:i + 1]),
                          "mean": float(np.nanmean(row)) if np.isfinite(row).any() else None,
-                         "median": float(np.nanmedian(row)) if np.isfinite(row).any() else None})
+                         "median": median(row), "start_median": median(runs.start[i])})
     slopes = {}
     for name, drop in (("all_fits", False), ("converged_fits", True)):
         try:

@@ -40,7 +40,8 @@ class SettingModels:
     def options(self) -> FitOptions:
         """The estimator options the setting asks for (iterations, tolerance, expert box)."""
         s = self.setting
-        return FitOptions(max_iter=s.max_iter, tol=s.tol, expert_bound=s.expert_bound)
+        return FitOptions(max_iter=s.max_iter, tol=s.tol, expert_bound=s.expert_bound,
+                          accelerate=s.accelerate)
 
 
 def build(setting: Setting) -> SettingModels:

@@ -23,9 +23,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from moestat import component_reductions as reductions
+from moestat.fit.acceleration import run_em
 from moestat.fit.bounds import project
 from moestat.fit.em_statistics import applies, em_by_statistics
-from moestat.fit.loop import iterate
 from moestat.fit.result import FitOptions
 from moestat.fit.steps import (
     autodiff_newton_maximize,
@@ -140,7 +140,8 @@ def em(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
     """Run EM from `params`. Returns (params, n_iter, converged, history). Models whose
     M-step needs only weighted sums of fixed data statistics (linear-logit gate, linear
     experts, Gaussian noise) run the one-pass version in `fit/em_statistics.py` unless
-    `options.em_path` is "generic"."""
+    `options.em_path` is "generic". options.accelerate = "squarem" extrapolates along the EM
+    path (fit/acceleration.py)."""
     if options.em_path == "auto" and applies(model, options):
         return em_by_statistics(model, X, y, weights, params, bounds, options)
 
@@ -148,4 +149,4 @@ def em(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
         resp, ll, log_w = e_step(model, p, X, y, weights)
         return m_step(model, p, X, y, resp, weights, bounds, options, log_w), ll
 
-    return iterate(step, params, options.max_iter, options.tol)
+    return run_em(step, params, model, bounds, options)

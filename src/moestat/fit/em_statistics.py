@@ -37,8 +37,8 @@ import functools
 import jax.numpy as jnp
 import numpy as np
 
+from moestat.fit.acceleration import run_em
 from moestat.fit.bounds import project
-from moestat.fit.loop import iterate
 from moestat.fit.steps import MAX_HALVINGS, RESOLVABLE, newton_gate_move, ridge_solve
 
 MAX_DATA_COLUMNS = 1024  # d = 32 with linear experts needs 595; measured at n = 1e5, d = 8,
@@ -201,4 +201,4 @@ def em_by_statistics(model, X, y, weights, params, bounds, options):
         ep, npar = expert_step(prm, S)
         return prm._replace(gate=new_gate, expert=ep, noise=npar), ll
 
-    return iterate(step, params, options.max_iter, options.tol)
+    return run_em(step, params, model, bounds, options)

@@ -46,7 +46,8 @@ class FitOptions:
     per generic M-step; ridge: relative Tikhonov term keeping linear solves well posed;
     em_path: "auto" runs EM by sufficient statistics (fit/em_statistics.py) where the model allows
     it, "generic" always runs the per-sample EM of fit/em.py (the same algorithm; for
-    comparisons).
+    comparisons); accelerate: "squarem" extrapolates along the EM path (fit/acceleration.py;
+    one iteration = three EM steps), "none" runs plain EM.
     """
 
     max_iter: int = 500
@@ -58,7 +59,10 @@ class FitOptions:
     expert_bound: float | None = None  # |expert coefficient| <= this (a compact parameter
     # space, as the theory assumes); None: experts unbounded
     em_path: str = "auto"  # or "generic"
+    accelerate: str = "none"  # or "squarem" (EM only)
 
     def __post_init__(self):
         if self.em_path not in ("auto", "generic"):
             raise ValueError(f"em_path must be 'auto' or 'generic', got {self.em_path!r}")
+        if self.accelerate not in ("none", "squarem"):
+            raise ValueError(f"accelerate must be 'none' or 'squarem', got {self.accelerate!r}")

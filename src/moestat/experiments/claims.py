@@ -1,0 +1,114 @@
+"""Judging a run's declared claims (config `[[claims]]`) by the fixed rules of
+moestat/verdicts.py, on the statistic the config chose before the run (`headline`).
+
+    slope                   the headline slope of (setting, metric) and its 95 % interval
+    contrast                slope(faster) - slope(slower) with a bootstrap interval that
+                            resamples the replicates jointly when both settings were fitted to
+                            the same simulated data (one data stream: paired)
+    slower_than_polynomial  rates.power_vs_log on the replicates' losses
+"""
+
+from __future__ import annotations
+
+from moestat.errors import InputError
+from moestat.experiments.config import (
+    ContrastClaim,
+    ExperimentConfig,
+    PolynomialClaim,
+    SlopeClaim,
+    base_setting,
+)
+from moestat.experiments.metric_runs import MetricRuns
+from moestat.rates import fit_rate, power_vs_log, slope_difference
+from moestat.verdicts import (
+    INCONCLUSIVE,
+    contrast_verdict,
+    polynomial_verdict,
+    slope_verdict,
+)
+
+FLOOR_MOVES = 1.5  # init scales: final errors differing by this factor "move with the start"
+
+
+def judge(config: ExperimentConfig, runs: dict[tuple[str, str], MetricRuns],
+          n_boot: int = 2000) -> tuple[list[dict], list[dict]]:
+    """(claims, contrasts): one entry per declared claim with its verdict and the numbers
+    behind it; the contrast claims again in the `contrasts` form of `moestat report --json`."""
+    claims, contrasts = [], []
+    for claim in config.claims:
+        entry = claim.model_dump()
+        entry["statistic"] = config.headline
+        try:
+            entry.update(_judge_one(config, claim, runs, n_boot))
+        except (InputError, KeyError) as e:
+            reason = (f"no finished fits of {e}" if isinstance(e, KeyError) else str(e))
+            entry.update({"verdict": INCONCLUSIVE, "reason": reason})
+        claims.append(entry)
+        if isinstance(claim, ContrastClaim):
+            contrasts.append({k: entry.get(k) for k in (
+                "faster", "slower", "metric", "slope_difference", "ci95", "paired", "verdict",
+                "reason")})
+    return claims, contrasts
+
+
+def _judge_one(config, claim, runs, n_boot) -> dict:
+    stat, seed = config.headline, config.seed
+    if isinstance(claim, SlopeClaim):
+        r = runs[(claim.setting, claim.metric)]
+        rate = fit_rate(r.ns, r.losses, n_boot=n_boot, seed=seed, statistic=stat)
+        v = slope_verdict(rate.slope, rate.ci95, claim.value, claim.tol, r.evidence())
+        return {"slope": rate.slope, "ci95": list(rate.ci95), **_gate_numbers(r),
+                "verdict": v.verdict, "reason": v.reason}
+    if isinstance(claim, ContrastClaim):
+        fast, slow = runs[(claim.faster, claim.metric)], runs[(claim.slower, claim.metric)]
+        if fast.ns.shape != slow.ns.shape or (fast.ns != slow.ns).any():
+            raise InputError(f"{claim.faster} and {claim.slower} were not run at the same n")
+        paired = (_stream(config, claim.faster) == _stream(config, claim.slower)
+                  and fast.losses.shape == slow.losses.shape)
+        diff, ci = slope_difference(fast.ns, fast.losses, slow.losses, paired=paired,
+                                    statistic=stat, n_boot=n_boot, seed=seed)
+        v = contrast_verdict(diff, ci, claim.margin, fast.evidence(), slow.evidence())
+        return {"slope_difference": diff, "ci95": list(ci), "paired": paired,
+                "faster_gates": _gate_numbers(fast), "slower_gates": _gate_numbers(slow),
+                "verdict": v.verdict, "reason": v.reason}
+    assert isinstance(claim, PolynomialClaim)
+    r = runs[(claim.setting, claim.metric)]
+    laws = power_vs_log(r.ns, r.losses, seed=seed)
+    v = polynomial_verdict(laws["delta"], laws["delta_ci95"], r.evidence())
+    return {**laws, **_gate_numbers(r), "verdict": v.verdict, "reason": v.reason}
+
+
+def _stream(config: ExperimentConfig, name: str) -> str:
+    return next(s.data_stream for s in config.settings if s.name == name)
+
+
+def _gate_numbers(r: MetricRuns) -> dict:
+    floor = r.floor()
+    return {"n_fits": r.n_fits, "n_at_max_iter": int(r.at_max_iter.sum()),
+            "floor_ratio": None if floor is None else floor["ratio"]}
+
+
+def init_scale_effects(config: ExperimentConfig,
+                       runs: dict[tuple[str, str], MetricRuns]) -> list[dict]:
+    """For each setting fitted again from another init scale ("<name>.init<scale>", same
+    data): per metric the median final errors at the largest n under both scales, their
+    ratio (larger scale over smaller) and whether the metric moves with the start (ratio
+    above FLOOR_MOVES)."""
+    by_name = {s.name: s for s in config.settings}
+    out = []
+    for s in config.settings:
+        base = base_setting(s.name)
+        if base == s.name or base not in by_name:
+            continue
+        b = by_name[base]
+        (small, big) = sorted([(b.init.scale, base), (s.init.scale, s.name)])
+        for metric in config.metrics_for(base):
+            lo, hi = runs.get((small[1], metric)), runs.get((big[1], metric))
+            if lo is None or hi is None or lo.floor() is None or hi.floor() is None:
+                continue
+            a, c = lo.floor()["final_median"], hi.floor()["final_median"]
+            ratio = c / a if a > 0 else float("inf")
+            out.append({"setting": base, "scales": [small[0], big[0]], "metric": metric,
+                        "n": lo.floor()["n"], "final_median": [a, c], "ratio": ratio,
+                        "moves": bool(ratio > FLOOR_MOVES)})
+    return out
