@@ -66,10 +66,13 @@ def test_flat_data_fails_every_rate_claim():
 
 
 def test_a_wide_interval_is_inconclusive_and_says_what_would_decide():
-    noisy = losses(-0.3, 4, sd=2.0, reps=4)  # 4 replicates of very noisy losses
+    noisy = losses(-0.45, 4, sd=2.0, reps=4)  # 4 replicates of very noisy losses
     v = judge_slope(noisy, -0.25, evidence=clean(reps=4))
     assert v.verdict == INCONCLUSIVE
     assert "replicates per n (now 4)" in v.reason and "decades" in v.reason
+    # an estimate on the band's edge: no practical amount of data decides
+    edge = slope_verdict(-0.345, (-0.445, -0.245), -0.25, 0.1, clean())
+    assert edge.verdict == INCONCLUSIVE and "100x the replicates" in edge.reason
 
 
 def test_an_init_floor_is_not_estimated_whatever_its_slope():

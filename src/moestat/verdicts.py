@@ -18,7 +18,8 @@ A claim is judged on a run's numbers, the rules in this order:
 
 An `inconclusive` interval verdict says what would decide it: an interval's half-width shrinks
 as 1/sqrt(replicates) and about as 1/(decades of n), so it names the replicates (or decades)
-that bring the half-width down to the distance between the estimate and the band's edge.
+that bring the half-width down to the distance between the estimate and the band's edge (or
+says that more than 100 times the replicates would be needed).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 
 FLOOR_RATIO = 0.5  # median final / start error above this at the largest n: not estimated
 MAX_AT_MAX_ITER = 0.05  # more than this fraction of fits at max_iter: inconclusive
+MAX_DECIDING_FACTOR = 10.0  # an interval to shrink more than this: "no practical data decides"
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_ESTIMATED = "holds", "fails", "inconclusive", "not estimated"
 
@@ -83,6 +85,9 @@ def _what_decides(ci, edge: float, evidence: Evidence) -> str:
     if gap <= 0 or half <= 0:
         return "the estimate sits on the edge: no amount of data decides at this resolution"
     factor = half / gap
+    if factor > MAX_DECIDING_FACTOR:
+        return (f"the estimate lies within {gap:.3f} of that edge: more than "
+                f"{MAX_DECIDING_FACTOR**2:.0f}x the replicates would be needed to decide")
     reps = math.ceil(evidence.replicates * factor**2)
     decades = evidence.decades * factor
     return (f"about {reps} replicates per n (now {evidence.replicates}), or n over "

@@ -41,7 +41,8 @@ def judge(config: ExperimentConfig, runs: dict[tuple[str, str], MetricRuns],
         try:
             entry.update(_judge_one(config, claim, runs, n_boot))
         except (InputError, KeyError) as e:
-            reason = (f"no finished fits of {e}" if isinstance(e, KeyError) else str(e))
+            reason = (f"{' '.join(e.args[0])}: fewer than two sample sizes finished"
+                      if isinstance(e, KeyError) else str(e))
             entry.update({"verdict": INCONCLUSIVE, "reason": reason})
         claims.append(entry)
         if isinstance(claim, ContrastClaim):
