@@ -96,11 +96,20 @@ def fit_rate(n, losses, *, converged=None, drop_nonconverged: bool = False,
 
     R = losses.shape[1]
     idx = np.random.default_rng(seed).integers(0, R, size=(n_boot, n.size, R))
-    slopes = boot_slopes(logn, losses, idx, statistic)
-    lo, hi = np.percentile(slopes[np.isfinite(slopes)], [2.5, 97.5])
+    lo, hi = interval95(boot_slopes(logn, losses, idx, statistic))
     return RateFit(float(slope), float(intercept), float(r2), (float(lo), float(hi)),
                    int(n.size), int(R), int(losses.size), int(failed.sum()),
                    int((~conv).sum()), statistic)
+
+
+def interval95(draws) -> tuple[float, float]:
+    """The 2.5 and 97.5 percentiles of the finite bootstrap draws."""
+    draws = np.asarray(draws, float)
+    draws = draws[np.isfinite(draws)]
+    if draws.size == 0:
+        raise InputError("no bootstrap resample gave a finite value")
+    lo, hi = np.percentile(draws, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def boot_slopes(logn, losses, idx, statistic: str):
@@ -132,8 +141,8 @@ def slope_difference(n, losses_a, losses_b, *, paired: bool, statistic: str = "m
     rng = np.random.default_rng(seed)
     idx_a = rng.integers(0, a.shape[1], size=(n_boot, n.size, a.shape[1]))
     idx_b = idx_a if paired else rng.integers(0, b.shape[1], size=(n_boot, n.size, b.shape[1]))
-    d = boot_slopes(logn, a, idx_a, statistic) - boot_slopes(logn, b, idx_b, statistic)
-    lo, hi = np.percentile(d[np.isfinite(d)], [2.5, 97.5])
+    lo, hi = interval95(boot_slopes(logn, a, idx_a, statistic)
+                        - boot_slopes(logn, b, idx_b, statistic))
     return float(diff), (float(lo), float(hi))
 
 
@@ -168,10 +177,16 @@ def power_vs_log(n, losses, *, n_boot: int = 1000, seed: int = 0) -> dict:
         rss = ((dy - slope[:, None, None] * du) ** 2).sum(axis=(1, 2))
         return slope, rss
 
-    a, rss_p = fit(np.log(n))
-    b, rss_l = fit(np.log(np.log(n)))
-    delta = 0.5 * m * np.log(rss_p / rss_l)
-    lo, hi = np.percentile(delta[1:], [2.5, 97.5])
+    if n.size < 3:
+        raise InputError("telling a power law from a log law needs at least three sample "
+                         "sizes (two fit either law exactly)")
+    with np.errstate(all="ignore"):  # degenerate resamples (no spread): NaN, dropped
+        a, rss_p = fit(np.log(n))
+        b, rss_l = fit(np.log(np.log(n)))
+        delta = 0.5 * m * np.log(rss_p / rss_l)
+    if not np.isfinite(delta[0]):
+        raise InputError("the losses do not vary: no law can be told from the other")
+    lo, hi = interval95(delta[1:])
     better = "log" if lo > 0 else "power" if hi < 0 else "undecided"
     return {"power_exponent": float(-a[0]), "log_exponent": float(-b[0]),
             "delta": float(delta[0]), "delta_ci95": [float(lo), float(hi)], "better": better}
@@ -203,6 +218,5 @@ def local_slope_intervals(n, losses, width: int = 5, statistic: str = "mean",
     out = []
     for i in range(n.size - width + 1):
         w = slice(i, i + width)
-        s = boot_slopes(logn[w], losses[w], idx[:, w], statistic)
-        out.append(np.percentile(s[np.isfinite(s)], [2.5, 97.5]))
+        out.append(interval95(boot_slopes(logn[w], losses[w], idx[:, w], statistic)))
     return np.asarray(out).reshape(-1, 2)

@@ -36,7 +36,7 @@ def rate_table(rep: dict) -> RichTable:
                   f"[{r['median_ci95'][0]:.2f}, {r['median_ci95'][1]:.2f}]",
                   str(r["n_fits"]), str(r["n_failed"]), str(r["n_not_converged"]),
                   str(r["n_at_max_iter"]), "" if floor is None else f"{floor['ratio']:.2g}",
-                  r["power_vs_log"]["better"])
+                  "" if r["power_vs_log"] is None else r["power_vs_log"]["better"])
     return t
 
 

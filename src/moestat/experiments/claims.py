@@ -92,7 +92,7 @@ def _gate_numbers(r: MetricRuns) -> dict:
 def init_scale_effects(config: ExperimentConfig,
                        runs: dict[tuple[str, str], MetricRuns]) -> list[dict]:
     """For each setting fitted again from another init scale ("<name>.init<scale>", same
-    data): per metric the median final errors at the largest n under both scales, their
+    data): per metric the median final errors at the largest n both ran, their
     ratio (larger scale over smaller) and whether the metric moves with the start (ratio
     above FLOOR_MOVES)."""
     by_name = {s.name: s for s in config.settings}
@@ -105,11 +105,14 @@ def init_scale_effects(config: ExperimentConfig,
         (small, big) = sorted([(b.init.scale, base), (s.init.scale, s.name)])
         for metric in config.metrics_for(base):
             lo, hi = runs.get((small[1], metric)), runs.get((big[1], metric))
-            if lo is None or hi is None or lo.floor() is None or hi.floor() is None:
+            common = [] if lo is None or hi is None else sorted(
+                set(lo.ns[lo.finite_rows()]) & set(hi.ns[hi.finite_rows()]))
+            if not common:
                 continue
-            a, c = lo.floor()["final_median"], hi.floor()["final_median"]
+            n = common[-1]
+            a, c = lo.final_median(n), hi.final_median(n)
             ratio = c / a if a > 0 else float("inf")
             out.append({"setting": base, "scales": [small[0], big[0]], "metric": metric,
-                        "n": lo.floor()["n"], "final_median": [a, c], "ratio": ratio,
+                        "n": int(n), "final_median": [a, c], "ratio": ratio,
                         "moves": bool(ratio > FLOOR_MOVES)})
     return out

@@ -48,6 +48,15 @@ class MetricRuns:
                 "final_median": float(np.median(self.losses[i, keep])),
                 "ratio": float(np.median(self.losses[i, keep] / self.start[i, keep]))}
 
+    def finite_rows(self) -> np.ndarray:
+        """(N,) bool: sample sizes with at least one finite loss."""
+        return np.isfinite(self.losses).any(axis=1)
+
+    def final_median(self, n) -> float:
+        """Median over replicates of the finite losses at sample size n."""
+        row = self.losses[np.flatnonzero(self.ns == n)[0]]
+        return float(np.median(row[np.isfinite(row)]))
+
     def evidence(self) -> Evidence:
         floor = self.floor()
         return Evidence(n_fits=self.n_fits, n_at_max_iter=int(self.at_max_iter.sum()),

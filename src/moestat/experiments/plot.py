@@ -119,6 +119,8 @@ def _log_axes(ax, title, stat):
 
 
 def _setting_panel(ax, sname, config, cols, rep, stat, **_):
+    if sname not in cols["setting"]:
+        ax.text(0.5, 0.5, "no finished cells", transform=ax.transAxes, ha="center")
     for i, metric in enumerate(config.metrics_for(sname)):
         _series(ax, cols, sname, metric, stat, COLOURS[i % len(COLOURS)], metric,
                 rep.get((sname, metric)))

@@ -164,7 +164,7 @@ def rate_entry(config: ExperimentConfig, setting: str, metric: str, r: MetricRun
         "median_slope": med.slope, "median_ci95": list(med.ci95),
         "median_intercept": med.intercept,
         "n_far_out": far_out(L), "init_floor": r.floor(),
-        "power_vs_log": power_vs_log(ns, L, seed=config.seed),
+        "power_vs_log": laws(ns, L, config.seed),
     }
     if ns.size > config.local_window:
         stat = config.headline or "mean"
@@ -174,6 +174,14 @@ def rate_entry(config: ExperimentConfig, setting: str, metric: str, r: MetricRun
         entry["local_slopes"] = {"n": centres.tolist(), "slope": slopes.tolist(),
                                  "ci95": ci.tolist(), "statistic": stat}
     return entry
+
+
+def laws(ns, losses, seed: int) -> dict | None:
+    """rates.power_vs_log, or None where it cannot tell (fewer than three n, no spread)."""
+    try:
+        return power_vs_log(ns, losses, seed=seed)
+    except InputError:
+        return None
 
 
 def per_n(out: Path, setting: str, metric: str) -> dict:
