@@ -1,4 +1,5 @@
-"""The `moestat` command line: real subprocesses, exit codes and one-line errors."""
+"""The `moestat` command line: real subprocesses (the table of bad inputs in-process through
+the same entry point), exit codes and one-line errors."""
 
 from __future__ import annotations
 
@@ -83,14 +84,20 @@ CASES = [
 
 
 @pytest.mark.parametrize("label,text,args,message", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_exits_2_with_one_line(tmp_path, label, text, args, message):
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, label, text, args, message):
+    """In-process through `cli.main`, the entry point the `moestat` script calls (a
+    subprocess per case would spend its time importing JAX; the other tests here run real
+    subprocesses)."""
+    from moestat import cli
+
     path = _write(tmp_path, "data.csv", text)
-    r = run("fit", path, *args)
-    assert r.returncode == 2, (r.returncode, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    code = cli.main(["fit", str(path), *map(str, args)])
+    out, err = capsys.readouterr()
+    assert code == 2, (code, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
     assert message in lines[0], lines[0]
-    assert r.stdout == ""
+    assert out == ""
 
 
 def test_missing_file_and_non_utf8(tmp_path):
