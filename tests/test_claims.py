@@ -15,19 +15,9 @@ from moestat.errors import InputError
 from moestat.experiments import runner
 from moestat.experiments.config import base_setting, parse_config, read_toml
 from moestat.experiments.store import read_rows
+from truths import TWO_EXPERTS as SOFTMAX_TRUTH
 
-TWO_EXPERTS = """gate = "softmax"
-expert = "linear"
-n_experts = 2
-n_features = 1
-x = { dist = "uniform", low = 0.0, high = 1.0 }
-[settings.truth]
-"gate.beta1" = [[6.0], [0.0]]
-"gate.beta0" = [-3.0, 0.0]
-"expert.a" = [[-3.0], [3.0]]
-"expert.b" = [2.0, -1.0]
-"noise.var" = [0.05, 0.08]
-"""
+TWO_EXPERTS = 'gate = "softmax"\nexpert = "linear"\n' + SOFTMAX_TRUTH
 
 CLAIMED = """
 name = "claimed"

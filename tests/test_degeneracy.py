@@ -19,6 +19,7 @@ import pytest
 from moestat.fit import fit, fit_random
 from moestat.fit.loop import iterate
 from moestat.model import MixtureOfExperts
+from truths import TWO_EXPERTS
 
 N = 400
 FLAGS = ("floored", "empty", "separated", "degenerate")
@@ -148,16 +149,8 @@ metrics = ["D1", "a", "a@overfitted"]
 
 [[settings]]
 name = "noiseless_expert"
-n_experts = 2
-n_features = 1
-x = { dist = "uniform", low = 0.0, high = 1.0 }
-[settings.truth]
-"gate.beta1" = [[6.0], [0.0]]
-"gate.beta0" = [-3.0, 0.0]
-"expert.a" = [[-3.0], [3.0]]
-"expert.b" = [2.0, -1.0]
-"noise.var" = [1e-14, 0.08]
-"""  # expert 1 noiseless (sd 1e-7, below the variance floor 1e-6 var(y))
+""" + TWO_EXPERTS.replace('"noise.var" = [0.05, 0.08]', '"noise.var" = [1e-14, 0.08]')
+# expert 1 noiseless (sd 1e-7, below the variance floor 1e-6 var(y))
 
 
 def _strict_json(text):

@@ -15,7 +15,6 @@ log err = c - b log log n to every replicate's loss and compares their Gaussian 
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -51,8 +50,14 @@ def _ols(logn, logy):
 
 
 def _stat(values, statistic):
-    return np.nanmedian(values, axis=-1) if statistic == "median" else np.nanmean(values,
-                                                                                  axis=-1)
+    """Median or mean over the last axis ignoring NaN; NaN where every value is NaN — without
+    numpy's all-NaN RuntimeWarning, so that no caller has to silence warnings (filters are
+    process-wide: silencing them races with other threads, e.g. the CLI's plotting import)."""
+    values = np.asarray(values, float)
+    empty = np.isnan(values).all(axis=-1)
+    safe = np.where(empty[..., None], 0.0, values)
+    out = np.nanmedian(safe, axis=-1) if statistic == "median" else np.nanmean(safe, axis=-1)
+    return np.where(empty, np.nan, out)
 
 
 def fit_rate(n, losses, *, converged=None, drop_nonconverged: bool = False,
@@ -116,8 +121,7 @@ def boot_slopes(logn, losses, idx, statistic: str):
     """Slopes of the statistic of `losses` (N, R) resampled by replicate indices idx
     (B, N, R): (B,), NaN where a resample's statistic is not positive and finite."""
     boot = np.take_along_axis(np.broadcast_to(losses, idx.shape[:1] + losses.shape), idx, axis=2)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-failed resamples: NaN
+    with np.errstate(all="ignore"):  # all-failed resamples: NaN
         logs = np.log(_stat(boot, statistic))
     slopes, _ = _ols(logn, np.where(np.isfinite(logs), logs, 0.0))
     return np.where(np.all(np.isfinite(logs), axis=1), slopes, np.nan)
@@ -136,14 +140,17 @@ def slope_difference(n, losses_a, losses_b, *, paired: bool, statistic: str = "m
         raise InputError(f"a paired contrast needs the same replicates, got {a.shape} and "
                          f"{b.shape}")
     logn = np.log(n)
-    diff = fit_rate(n, a, statistic=statistic, n_boot=1000, seed=seed).slope - fit_rate(
-        n, b, statistic=statistic, n_boot=1000, seed=seed).slope
+    with np.errstate(all="ignore"):  # an all-failed n: NaN, refused below
+        diff = float(_ols(logn, np.log(_stat(a, statistic)) - np.log(_stat(b, statistic)))[0])
+    if not np.isfinite(diff):
+        raise InputError("a contrast needs a positive, finite statistic at every n in both "
+                         "settings")
     rng = np.random.default_rng(seed)
     idx_a = rng.integers(0, a.shape[1], size=(n_boot, n.size, a.shape[1]))
     idx_b = idx_a if paired else rng.integers(0, b.shape[1], size=(n_boot, n.size, b.shape[1]))
     lo, hi = interval95(boot_slopes(logn, a, idx_a, statistic)
                         - boot_slopes(logn, b, idx_b, statistic))
-    return float(diff), (float(lo), float(hi))
+    return diff, (float(lo), float(hi))
 
 
 def power_vs_log(n, losses, *, n_boot: int = 1000, seed: int = 0) -> dict:

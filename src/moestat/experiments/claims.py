@@ -16,7 +16,6 @@ from moestat.experiments.config import (
     ExperimentConfig,
     PolynomialClaim,
     SlopeClaim,
-    base_setting,
 )
 from moestat.experiments.metric_runs import MetricRuns
 from moestat.rates import fit_rate, power_vs_log, slope_difference
@@ -26,8 +25,6 @@ from moestat.verdicts import (
     polynomial_verdict,
     slope_verdict,
 )
-
-FLOOR_MOVES = 1.5  # init scales: final errors differing by this factor "move with the start"
 
 
 def judge(config: ExperimentConfig, runs: dict[tuple[str, str], MetricRuns],
@@ -87,32 +84,3 @@ def _gate_numbers(r: MetricRuns) -> dict:
     floor = r.floor()
     return {"n_fits": r.n_fits, "n_at_max_iter": int(r.at_max_iter.sum()),
             "floor_ratio": None if floor is None else floor["ratio"]}
-
-
-def init_scale_effects(config: ExperimentConfig,
-                       runs: dict[tuple[str, str], MetricRuns]) -> list[dict]:
-    """For each setting fitted again from another init scale ("<name>.init<scale>", same
-    data): per metric the median final errors at the largest n both ran, their
-    ratio (larger scale over smaller) and whether the metric moves with the start (ratio
-    above FLOOR_MOVES)."""
-    by_name = {s.name: s for s in config.settings}
-    out = []
-    for s in config.settings:
-        base = base_setting(s.name)
-        if base == s.name or base not in by_name:
-            continue
-        b = by_name[base]
-        (small, big) = sorted([(b.init.scale, base), (s.init.scale, s.name)])
-        for metric in config.metrics_for(base):
-            lo, hi = runs.get((small[1], metric)), runs.get((big[1], metric))
-            common = [] if lo is None or hi is None else sorted(
-                set(lo.ns[lo.finite_rows()]) & set(hi.ns[hi.finite_rows()]))
-            if not common:
-                continue
-            n = common[-1]
-            a, c = lo.final_median(n), hi.final_median(n)
-            ratio = c / a if a > 0 else float("inf")
-            out.append({"setting": base, "scales": [small[0], big[0]], "metric": metric,
-                        "n": int(n), "final_median": [a, c], "ratio": ratio,
-                        "moves": bool(ratio > FLOOR_MOVES)})
-    return out

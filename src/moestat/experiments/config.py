@@ -246,7 +246,8 @@ class ExperimentConfig(Strict):
     presets: dict[str, Preset] = {}
     claims: list[Claim] = []
     headline: Literal["mean", "median"] | None = None  # the statistic claims are judged on
-    init_scales: list[Annotated[float, Field(gt=0)]] = []  # resolve(): extra near-truth scales
+    init_scales: list[Annotated[float, Field(gt=0)]] = []  # extra near-truth start scales
+    # (experiments/init_scales.py expands them when the config is resolved)
 
     @field_validator("n")
     @classmethod
@@ -299,27 +300,6 @@ class ExperimentConfig(Strict):
             raise ValueError("claims need `headline` = 'mean' or 'median': the statistic they "
                              "are judged on, chosen before the run")
         return self
-
-    def expand_init_scales(self) -> ExperimentConfig:
-        """Each near-truth setting once more per scale in `init_scales` other than its own:
-        "<name>.init<scale>", fitted to the same data (data = name) from starts at that
-        scale. The result has the settings written out and no `init_scales` (a resolved
-        config expands to itself)."""
-        if not self.init_scales:
-            return self
-        extra = []
-        for s in self.settings:
-            if s.init.kind != "near_truth":
-                continue
-            for scale in self.init_scales:
-                if scale != s.init.scale:
-                    extra.append(s.model_copy(update={
-                        "name": f"{s.name}.init{scale:g}", "data": s.data_stream,
-                        "init": s.init.model_copy(update={"scale": scale})}))
-        data = self.model_dump(mode="json", exclude_none=True)
-        data["settings"] += [e.model_dump(mode="json", exclude_none=True) for e in extra]
-        data["init_scales"] = []
-        return parse_config(data, "config (init_scales)")
 
     def metrics_for(self, setting: str) -> list[str]:
         """The setting's own `metrics`, else the global list."""

@@ -3,7 +3,6 @@ moestat/verdicts.py read from them: fits at max_iter and the init floor."""
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,6 +90,4 @@ def _floats(column, size: int) -> np.ndarray:
     cells written before start metrics were recorded)."""
     if column is None:
         return np.full(size, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return np.asarray([np.nan if v is None else v for v in column], float)
+    return np.asarray([np.nan if v is None else v for v in column], float)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tomllib
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,8 +10,9 @@ import numpy as np
 import tomli_w
 
 from moestat.errors import InputError
+from moestat.experiments import init_scales
 from moestat.experiments.backends import InProcess
-from moestat.experiments.claims import init_scale_effects, judge
+from moestat.experiments.claims import judge
 from moestat.experiments.config import (
     RESOLVED,
     ExperimentConfig,
@@ -44,7 +44,7 @@ def resolve(config_path: str | Path, preset: str | None = None,
         if seed < 0:
             raise InputError(f"--seed must be >= 0, got {seed}")
         config = config.model_copy(update={"seed": seed})
-    config = config.expand_init_scales()
+    config = init_scales.expand(config)
     check_metrics(config)
     return config
 
@@ -140,7 +140,7 @@ def report(out: Path, n_boot: int = 2000) -> dict:
     return {"experiment": config.name, "complete": st["complete"],
             "cells_done": st["cells_done"], "cells_total": st["cells_total"],
             "headline": config.headline, "rates": rates, "claims": claims,
-            "contrasts": contrasts, "init_scales": init_scale_effects(config, runs),
+            "contrasts": contrasts, "init_scales": init_scales.effects(config, runs),
             "warnings": [] if table is None else fit_warnings(config, cols)}
 
 
@@ -260,9 +260,10 @@ def far_out(losses) -> int:
     replicates), e.g. an over-fitted atom with a tiny weight wandering in beta1; the median
     slope is robust to them, the mean slope is not."""
     logs = np.log(np.where(losses > 0, losses, np.nan))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
-        q1, q3 = np.nanpercentile(logs, [25, 75], axis=1, keepdims=True)
+    logs = logs[np.isfinite(logs).any(axis=1)]  # rows with no finite loss have no outliers
+    if logs.size == 0:
+        return 0
+    q1, q3 = np.nanpercentile(logs, [25, 75], axis=1, keepdims=True)
     return int(np.sum(logs > q3 + 3 * (q3 - q1)))
 
 
