@@ -137,11 +137,11 @@ def test_quick_temperature_preset(tmp_path):
 
 
 @pytest.mark.slow
-def test_quick_sigmoid_vs_softmax_preset(tmp_path):
+def test_quick_sigmoid_vs_softmax_d1_preset(tmp_path):
     """Every setting's regression error and over-fitted cell share fall like n^(-1/2) (median
     slopes: a few fits with a misplaced copy make the mean slopes wander on a short grid);
     GELU's identifiable over-fitted expert converges under softmax and sigmoid regime 1."""
-    rates = _quick_report("sigmoid_vs_softmax", tmp_path)
+    rates = _quick_report("sigmoid_vs_softmax_d1", tmp_path)
     for (setting, metric), r in rates.items():
         assert "error" not in r, r
         if metric == "l2":

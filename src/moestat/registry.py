@@ -41,7 +41,7 @@ EXPERTS: dict[str, type[Expert]] = _table(
     experts.RidgeNoBiasExpert,
 )
 NOISES: dict[str, type[Noise]] = _table(noise.GaussianNoise, noise.LaplaceNoise)
-ESTIMATORS = ("em", "mle", "lse")
+ESTIMATORS = ("em", "mle", "lse", "sgd")
 
 
 def _make(kind: str, table: dict, spec, base: type):

@@ -21,7 +21,7 @@
     reference = "truth"                # or "best_approximation" (regression): what parameter
                                        # errors are measured against
     [settings.truth]              # named parameters of the true model (k* experts)
-    "gate.beta" = [...]
+    "gate.beta" = [...]           # or truth = "NAME": the table [truths.NAME], shared
     "expert.eta" = { value = [[...]], plus = [[...]], power = -0.125 }   # value + plus n^power
 
     data = "distinguishable"           # optional: fit the simulated data of that setting
@@ -154,7 +154,7 @@ class Setting(Strict):
     expert: str = "linear"
     noise: str = "gaussian"
     kind: Literal["mixture", "regression"] = "mixture"
-    estimator: Literal["em", "mle", "lse"] = "em"
+    estimator: Literal["em", "mle", "lse", "sgd"] = "em"
     n_experts: Annotated[int, Field(ge=1, le=64)]
     n_features: Annotated[int, Field(ge=1, le=1024)]
     x: XDist = XDist()
@@ -168,6 +168,8 @@ class Setting(Strict):
     max_iter: Annotated[int, Field(ge=1, le=1_000_000)] = 500
     tol: Annotated[float, Field(gt=0)] = 1e-8
     accelerate: Literal["none", "squarem"] = "none"  # EM extrapolated along its path
+    learning_rate: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.1  # sgd; max_iter =
+    batch_size: Annotated[int, Field(ge=1)] = 32  # sgd                        # its epochs
     data: str | None = None  # fit the simulated data of this setting (its replicate keys)
 
     @property
@@ -248,6 +250,24 @@ class ExperimentConfig(Strict):
     headline: Literal["mean", "median"] | None = None  # the statistic claims are judged on
     init_scales: list[Annotated[float, Field(gt=0)]] = []  # extra near-truth start scales
     # (experiments/init_scales.py expands them when the config is resolved)
+    truths: dict[str, dict[str, NDependent | float | list[Any]]] = {}  # named truth tables,
+    # used by settings whose truth is their name
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named_truths(cls, data):
+        """A setting's `truth = "NAME"` becomes the table [truths.NAME]."""
+        if not isinstance(data, dict) or not isinstance(data.get("settings"), list):
+            return data
+        truths = data.get("truths") or {}
+        settings = []
+        for i, s in enumerate(data["settings"]):
+            if isinstance(s, dict) and isinstance(s.get("truth"), str):
+                if not isinstance(truths, dict) or s["truth"] not in truths:
+                    raise ValueError(f"settings[{i}].truth: no table [truths.{s['truth']}]")
+                s = {**s, "truth": truths[s["truth"]]}
+            settings.append(s)
+        return {**data, "settings": settings}
 
     @field_validator("n")
     @classmethod

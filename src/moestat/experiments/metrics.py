@@ -16,7 +16,7 @@ import jax
 from moestat import losses as L
 from moestat.compiling import jit
 from moestat.errors import InputError
-from moestat.experiments.config import ExperimentConfig, Setting
+from moestat.experiments.config import ExperimentConfig, NDependent, Setting
 from moestat.experiments.settings import SettingModels, build
 from moestat.experiments.simulation import draw_x
 from moestat.fit import FitOptions, fit, near_truth
@@ -134,8 +134,17 @@ def best_approximation(setting_json: str, n: int) -> MoEParams:
     return result.params
 
 
+APPROXIMATION_FIELDS = {"gate", "truth_gate", "expert", "noise", "kind", "n_experts",
+                        "n_features", "x", "init", "truth", "expert_bound"}
+
+
 def reference_params(setting: Setting, truth: MoEParams, n: int) -> MoEParams:
-    """What the setting's parameter errors are measured against (config `reference`)."""
+    """What the setting's parameter errors are measured against (config `reference`). G_bar
+    is computed once per model and truth: settings differing only in estimator or name share
+    it, and n enters only when the truth moves with n."""
     if setting.reference == "truth":
         return truth
-    return best_approximation(setting.model_dump_json(), n)
+    moves = any(isinstance(v, NDependent) for v in setting.truth.values())
+    key = setting.model_copy(update={"name": "approximation"})
+    return best_approximation(key.model_dump_json(include=APPROXIMATION_FIELDS | {"name"}),
+                              n if moves else 0)

@@ -41,7 +41,8 @@ class SettingModels:
         """The estimator options the setting asks for (iterations, tolerance, expert box)."""
         s = self.setting
         return FitOptions(max_iter=s.max_iter, tol=s.tol, expert_bound=s.expert_bound,
-                          accelerate=s.accelerate)
+                          accelerate=s.accelerate, learning_rate=s.learning_rate,
+                          batch_size=s.batch_size)
 
 
 def build(setting: Setting) -> SettingModels:

@@ -11,7 +11,8 @@ replicates (`fit/batch_layout.py`) or vmapped over restarts.
 
 X (n_samples, n_features), y (n_samples,), weights (n_samples,) >= 0 (default ones). Default
 bounds: `MixtureOfExperts.bounds(var(y))`. Estimators: "em" (mixture models), "mle" (any),
-"lse" (regression models).
+"lse" (regression models), "sgd" (minibatch SGD on least squares for regression models, on the
+likelihood for mixtures).
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from moestat.fit.init import random_start
 from moestat.fit.lse import lse
 from moestat.fit.mle import mean_loglik, mle
 from moestat.fit.result import FitOptions, FitResult
+from moestat.fit.sgd import sgd
 from moestat.model import MixtureOfExperts, MoEParams
 
-ESTIMATOR_FUNCTIONS = {"em": em, "mle": mle, "lse": lse}
+ESTIMATOR_FUNCTIONS = {"em": em, "mle": mle, "lse": lse, "sgd": sgd}
 DEFAULT_OPTIONS = FitOptions()
 
 
@@ -73,7 +75,7 @@ def _fit_one(model, estimator, options, X, y, weights, start, bounds):
         model, X, y, weights, start, bounds, options)
     params = model.canonicalize(params)
     loglik = mean_loglik(model, params, X, y, weights)
-    if estimator == "lse":
+    if model.kind == "regression" and estimator in ("lse", "sgd"):  # least squares
         objective = -jnp.sum(weights * (y - model.mean(params, X)) ** 2) / jnp.sum(weights)
     else:
         objective = loglik

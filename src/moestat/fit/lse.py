@@ -3,7 +3,10 @@
 Levenberg-Marquardt on the gate and expert parameters in unconstrained coordinates:
 delta = (J^T W J + mu diag(J^T W J))^-1 J^T W r, with mu decreased after an accepted step and
 increased (up to 12 times) until the weighted sum of squares decreases; iterates are clipped
-into the box. The shared noise variance is the weighted mean squared residual.
+into the box. Models with more than LM_MAX_PARAMETERS free parameters (the (n, P) Jacobian and
+the P x P solve grow too large: d = 32 gating models have ~600) run projected L-BFGS on the
+same sum of squares instead (`FitOptions.lse_solver` forces either). The shared noise variance
+is the weighted mean squared residual.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ from jax.flatten_util import ravel_pytree
 
 from moestat.fit.loop import iterate
 from moestat.fit.result import FitOptions
+from moestat.fit.steps import projected_lbfgs
 from moestat.model import MixtureOfExperts, MoEParams
+
+LM_MAX_PARAMETERS = 64
 
 
 def lse(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
@@ -68,8 +74,21 @@ def lse(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
         new_mu = jnp.where(ok, jnp.maximum(mu / 3.0, 1e-12), mu)
         return (new_vec, new_mu), -s0 / total
 
-    (vec, _), n_iter, converged, history = iterate(step, (vec0, jnp.asarray(1e-3)),
-                                                   options.max_iter, options.tol, floor=0.0)
+    solver = options.lse_solver
+    if solver == "auto":
+        solver = "lm" if vec0.size <= LM_MAX_PARAMETERS else "lbfgs"
+    if solver == "lm":
+        (vec, _), n_iter, converged, history = iterate(step, (vec0, jnp.asarray(1e-3)),
+                                                       options.max_iter, options.tol, floor=0.0)
+    else:
+        init, lbfgs_step = projected_lbfgs(lambda v: sse(v) / total, lo, hi)
+
+        def lbfgs(state):
+            vec, opt_state, value = lbfgs_step(*state)
+            return (vec, opt_state), -value
+
+        (vec, _), n_iter, converged, history = iterate(lbfgs, (vec0, init(vec0)),
+                                                       options.max_iter, options.tol, floor=0.0)
     out = to_params(vec)
     mse = sse(vec) / total
     var = jnp.clip(mse, bounds[0].noise.var, bounds[1].noise.var)

@@ -47,7 +47,9 @@ class FitOptions:
     em_path: "auto" runs EM by sufficient statistics (fit/em_statistics.py) where the model allows
     it, "generic" always runs the per-sample EM of fit/em.py (the same algorithm; for
     comparisons); accelerate: "squarem" extrapolates along the EM path (fit/acceleration.py;
-    one iteration = three EM steps), "none" runs plain EM.
+    one iteration = three EM steps), "none" runs plain EM; learning_rate, batch_size: minibatch
+    SGD (fit/sgd.py, one iteration = one epoch); lse_solver: least squares by
+    Levenberg-Marquardt or L-BFGS (fit/lse.py).
     """
 
     max_iter: int = 500
@@ -60,9 +62,15 @@ class FitOptions:
     # space, as the theory assumes); None: experts unbounded
     em_path: str = "auto"  # or "generic"
     accelerate: str = "none"  # or "squarem" (EM only)
+    learning_rate: float = 0.1  # sgd: step size
+    batch_size: int = 32  # sgd: rows per minibatch
+    lse_solver: str = "auto"  # "lm", "lbfgs", or "auto": lm up to LM_MAX_PARAMETERS
 
     def __post_init__(self):
         if self.em_path not in ("auto", "generic"):
             raise ValueError(f"em_path must be 'auto' or 'generic', got {self.em_path!r}")
         if self.accelerate not in ("none", "squarem"):
             raise ValueError(f"accelerate must be 'none' or 'squarem', got {self.accelerate!r}")
+        if self.lse_solver not in ("auto", "lm", "lbfgs"):
+            raise ValueError(f"lse_solver must be 'auto', 'lm' or 'lbfgs', got "
+                             f"{self.lse_solver!r}")

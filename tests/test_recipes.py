@@ -1,0 +1,59 @@
+"""The d = 32 gating recipe's shipped draws, and named truth tables in configs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from moestat.errors import InputError
+from moestat.experiments.config import load_config, parse_config, read_toml
+from moestat.experiments.recipes import gating_truth
+from moestat.shipped import experiment_path
+
+# (shipped config, truth table) -> the recipe call that regenerates it
+SHIPPED_DRAWS = {("sigmoid_vs_softmax", "d32"): dict(seed=2405, d=32, k=8, gated=7),
+                 ("cosine_router", "d32"): dict(seed=2414, d=32, k=8, gated=6)}
+
+
+@pytest.mark.parametrize("config,table", list(SHIPPED_DRAWS), ids=lambda v: str(v))
+def test_shipped_draw_is_the_recipe_with_its_seed(config, table):
+    shipped = read_toml(experiment_path(config))["truths"][table]
+    draw = gating_truth(**SHIPPED_DRAWS[config, table])
+    for field, value in draw.items():
+        np.testing.assert_allclose(shipped[field], value, rtol=1e-6, atol=0)
+
+
+def test_recipe_law():
+    """Rows past `gated` are 0; the drawn entries have the recipe's variances (0.01/d for the
+    gate, 1/d for the experts: 4 s.e. of a variance estimate from ~1000 draws is ~18 %)."""
+    draws = [gating_truth(seed, d=32, k=8, gated=6) for seed in range(5)]
+    beta1 = np.concatenate([np.asarray(t["gate.beta1"])[:6] for t in draws])
+    assert all(np.all(np.asarray(t["gate.beta1"])[6:] == 0) for t in draws)
+    assert all(np.all(np.asarray(t["gate.beta0"])[6:] == 0) for t in draws)
+    a = np.concatenate([np.asarray(t["expert.a"]) for t in draws])
+    assert abs(beta1.var() / (0.01 / 32) - 1) < 0.18 and abs(a.var() / (1 / 32) - 1) < 0.18
+
+
+def test_named_truth_tables_are_shared_and_checked():
+    config = load_config(experiment_path("sigmoid_vs_softmax"))
+    truths = {s.name: s.truth for s in config.settings}
+    assert len({repr(t) for t in truths.values()}) == 1  # one table, every setting
+    raw = read_toml(experiment_path("sigmoid_vs_softmax"))
+    raw["settings"][0]["truth"] = "d64"
+    with pytest.raises(InputError, match=r"settings\[0\]\.truth: no table \[truths\.d64\]"):
+        parse_config(raw)
+
+
+@pytest.mark.parametrize("name", [n for n in __import__("moestat.shipped", fromlist=["x"])
+                                  .shipped_experiments() if n != "attention_digits"])
+def test_every_shipped_rate_study_resolves_under_its_presets(name):
+    """Each shipped rate study validates with every preset: metrics its models offer, claims
+    naming settings and metrics, named truth tables that exist (attention_digits is a
+    training study with its own schema, tested in test_attention.py)."""
+    from moestat.experiments.runner import resolve
+
+    config = resolve(experiment_path(name))
+    assert set(config.presets) >= {"quick", "full"}
+    for preset in config.presets:
+        resolved = resolve(experiment_path(name), preset)
+        assert not resolved.claims or resolved.headline is not None
