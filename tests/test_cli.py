@@ -80,6 +80,10 @@ CASES = [
      ["--target", "y"], "constant feature"),
     ("bad option type", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--experts", "two"],
      "--experts"),
+    ("constant target", "x,z,y\n" + "".join(f"{i},{i % 5},2.5\n" for i in range(50)),
+     ["--target", "y"], "the target 'y' is constant"),
+    ("quoted cell over two lines", "x,z,y\n" + GOOD_ROWS + '0.5,"1\n2",1\n' + GOOD_ROWS,
+     ["--target", "y"], "line 63: a quoted cell spans several lines"),
 ]
 
 

@@ -87,6 +87,56 @@ def test_run_report_status(reference, tmp_path):
     assert moestat("plot", out, "-o", tmp_path / "fig.txt").returncode == 2
 
 
+def _run_until_cells(tiny, out, k, *extra):
+    """`moestat run` in a subprocess, returned once k cell files are written."""
+    proc = subprocess.Popen([sys.executable, "-m", "moestat", "run", str(tiny), "--out",
+                             str(out), *extra], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list((out / "cells").glob("*.parquet"))) < k:
+        time.sleep(0.05)
+    return proc
+
+
+def test_ctrl_c_stops_after_the_cell_exit_130_and_a_rerun_resumes(reference, tiny, tmp_path):
+    out = tmp_path / "interrupted"
+    proc = _run_until_cells(tiny, out, 2)
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "interrupt: finishing the current cell" in err
+    assert "interrupted: finished cells are kept; run the same command again to resume" in err
+    written = len(list((out / "cells").glob("*.parquet")))
+    assert 2 <= written < 8 and "incomplete" in moestat("status", out).stdout
+    assert moestat("run", tiny, "--out", out).returncode == 0
+    a = json.loads(moestat("report", reference, "--json").stdout)
+    assert json.loads(moestat("report", out, "--json").stdout) == a
+
+
+def test_workers_die_with_their_parent(tiny, tmp_path):
+    """kill -9 of `moestat run --workers 2`: its worker processes exit within seconds (their
+    watchdog, backends.worker_setup) instead of computing for nobody."""
+    proc = _run_until_cells(tiny, tmp_path / "orphans", 1, "--workers", "2")
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
+                              text=True).stdout.split()
+    assert children  # the pool's workers (and multiprocessing's resource tracker)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 20
+    alive = children
+    while alive and time.time() < deadline:
+        time.sleep(0.2)
+        alive = [c for c in alive if _running(c)]
+    assert not alive, alive
+
+
+def _running(pid: str) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
 def test_sigkill_then_resume_gives_the_same_report(reference, tiny, tmp_path):
     ref = reference
     out = tmp_path / "killed"
@@ -312,31 +362,6 @@ def test_bad_scheduler_address_exits_2(tiny, tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-def test_a_failing_cell_is_recorded_not_lost(tiny, tmp_path, monkeypatch):
-    """A cell whose computation raises (every retry) is written as failed rows; the report
-    counts them as failed fits."""
-    from moestat.experiments import backends, runner
-    from moestat.experiments.cell import run_cell as real
-
-    calls = {"n": 0}
-
-    def flaky(config, cell):
-        if cell.n == 600 and cell.start == 0:
-            calls["n"] += 1
-            raise RuntimeError("boom")
-        return real(config, cell)
-
-    monkeypatch.setattr(backends, "run_cell", flaky)
-    config = runner.resolve(tiny)
-    out = tmp_path / "run"
-    runner.prepare_out(config, out, True)
-    runner.run_sweep(config, out)
-    assert calls["n"] == backends.RETRIES + 1
-    rep = runner.report(out)
-    d1 = next(x for x in rep["rates"] if x["metric"] == "D1")
-    assert rep["complete"] and d1["n_failed"] == 2 and d1["n_fits"] == 16
-
-
 def _no_space(path=None):
     import errno
 
@@ -543,3 +568,46 @@ def test_shipped_experiments_run_by_name(tmp_path, monkeypatch):
         config_path("nope")
     with pytest.raises(InputError, match="config file not found"):
         config_path("missing.toml")
+
+
+def test_a_failing_cell_is_recorded_retried_by_a_rerun_and_foreign_files_set_aside(
+        reference, tiny, tmp_path, monkeypatch):
+    """One cell raising every attempt (a transient fault) is written as failed — counted in
+    status, report and the figure's PARTIAL mark — and a plain rerun computes it (saying so)
+    to the reference's result; a cell file copied in from another run is moved to foreign/
+    and never counted."""
+    from moestat.experiments import backends, runner
+
+    out = tmp_path / "faulty"
+    config = runner.resolve(tiny)
+    runner.prepare_out(config, out, resume=True)
+    real = backends.run_cell
+
+    def flaky(cfg, cell):
+        if cell.n == 600 and cell.start == 0:
+            raise MemoryError("transient")
+        return real(cfg, cell)
+
+    monkeypatch.setattr(backends, "run_cell", flaky)
+    runner.run_sweep(config, out)
+    st = runner.status(out)
+    assert st["cells_failed"] == 1 and st["cells_done"] == 7 and not st["complete"]
+    d1 = next(x for x in runner.report(out)["rates"] if x["metric"] == "D1")
+    assert d1["n_failed"] == 2 and d1["n_fits"] == 16  # the failed rows are counted
+    assert "1 cell(s) failed (a rerun retries them)" in moestat("status", out).stdout
+    rep = json.loads(moestat("report", out, "--json").stdout)
+    assert rep["cells_failed"] == 1 and not rep["complete"]
+    assert "PARTIAL: 7/8 cells, 1 failed" in moestat("report", out).stdout.replace("\n", "")
+    from moestat.experiments.plot import rate_figure
+
+    assert rate_figure(out)._suptitle.get_text() == "PARTIAL RUN: 7/8 cells, 1 failed"
+    monkeypatch.setattr(backends, "run_cell", real)
+    shutil.copy(next((reference / "cells").glob("*.parquet")),
+                out / "cells" / ("0" * 24 + ".parquet"))  # another config's cell
+    notes = []
+    assert runner.run_sweep(config, out, on_note=notes.append) == 1
+    assert notes == [f"moved 1 cell file(s) of another config to {out}/foreign/",
+                     "retrying 1 cell(s) that failed before"]
+    assert (out / "foreign" / ("0" * 24 + ".parquet")).exists()
+    assert not list((out / "cells").glob("*.failed.parquet"))
+    assert runner.status(out)["complete"] and _table(out) == _table(reference)

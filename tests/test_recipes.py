@@ -43,17 +43,3 @@ def test_named_truth_tables_are_shared_and_checked():
     with pytest.raises(InputError, match=r"settings\[0\]\.truth: no table \[truths\.d64\]"):
         parse_config(raw)
 
-
-@pytest.mark.parametrize("name", [n for n in __import__("moestat.shipped", fromlist=["x"])
-                                  .shipped_experiments() if n != "attention_digits"])
-def test_every_shipped_rate_study_resolves_under_its_presets(name):
-    """Each shipped rate study validates with every preset: metrics its models offer, claims
-    naming settings and metrics, named truth tables that exist (attention_digits is a
-    training study with its own schema, tested in test_attention.py)."""
-    from moestat.experiments.runner import resolve
-
-    config = resolve(experiment_path(name))
-    assert set(config.presets) >= {"quick", "full"}
-    for preset in config.presets:
-        resolved = resolve(experiment_path(name), preset)
-        assert not resolved.claims or resolved.headline is not None

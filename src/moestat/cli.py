@@ -14,8 +14,9 @@ import typer
 from rich.console import Console
 from typer.exceptions import TyperException
 
+from moestat import interrupts
 from moestat.errors import InputError
-from moestat.experiments.config import holds_classification
+from moestat.experiments.config import check_seed, holds_classification
 from moestat.files import strict_json, write_text_atomic
 from moestat.render import (
     cell_progress,
@@ -75,14 +76,21 @@ def fit(
     from sklearn.exceptions import ConvergenceWarning
 
     from moestat.data import read_table
-    from moestat.estimator import MixtureOfExpertsRegressor
+    from moestat.estimator import MixtureOfExpertsRegressor, underdetermined_message
     from moestat.fit import DegenerateFitWarning
 
+    check_seed(seed)
+    if save is not None and save.is_dir():
+        raise InputError(f"--save {save} is a directory; name a file")
     feats = None if features is None else [f.strip() for f in features.split(",") if f.strip()]
     table = read_table(data, target, feats)
     est = MixtureOfExpertsRegressor(n_experts=experts, gate=gate, expert=expert, noise=noise,
                                     estimator=estimator, n_init=n_init, max_iter=max_iter,
                                     tol=tol, random_state=seed)
+    model = est.model_for(table.X.shape[1])
+    if len(table.y) < model.n_free_parameters():  # a whole table too small to say anything
+        raise InputError(underdetermined_message(len(table.y), model.n_free_parameters(),
+                                                 model))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # both reported below
         warnings.simplefilter("ignore", DegenerateFitWarning)
@@ -156,12 +164,14 @@ def run_sweep(
     cfg = resolve(config, preset, seed)
     out = out or Path("runs") / cfg.name
     prepare_out(cfg, out, resume)
+    interrupts.stop_between_cells()
     with cell_progress(console, cfg.name, len(cells(cfg)),
                        then=import_plotting_meanwhile) as advance:
         run_sweep(cfg, out, backend, advance,
                   lambda names: console.print(
                       f"[yellow]moved {len(names)} damaged cell file(s) to {out}/corrupt/ "
-                      f"(failed checksum or unreadable); recomputing them[/yellow]"))
+                      f"(failed checksum or unreadable); recomputing them[/yellow]"),
+                  lambda text: console.print(f"[yellow]{text}[/yellow]"))
     rep = write_summary(out)
     from moestat.experiments.plot import save_rate_figure
 
@@ -253,8 +263,10 @@ def status(directory: Annotated[Path, typer.Argument(help="run directory")]):
     from moestat.experiments.runner import status as run_status
 
     st = run_status(directory)
+    failed = (f", {st['cells_failed']} cell(s) failed (a rerun retries them)"
+              if st["cells_failed"] else "")
     console.print(f"{st['experiment']}: {st['cells_done']}/{st['cells_total']} cells, "
-                  f"{st['fits']} fits, {st['nonconverged']} not converged"
+                  f"{st['fits']} fits, {st['nonconverged']} not converged{failed}"
                   + ("" if st["complete"] else " (incomplete: run again to resume)"))
 
 
@@ -338,23 +350,29 @@ def list_parts():
         console.print(f"[bold]{group}[/bold]: {', '.join(names)}")
 
 
+INTERRUPTED = interrupts.STOP_NOW_EXIT  # 128 + SIGINT
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one-line errors, exit 2 for invalid input, 1 for a failing environment
-    (OSError: a full disk) or an unexpected failure."""
+    (OSError: a full disk) or an unexpected failure, 130 for an interrupt (Ctrl-C)."""
     from moestat.cache import enable_compilation_cache
 
     enable_compilation_cache()
     try:
-        app(args=argv, standalone_mode=False)
-        return 0
+        code = app(args=argv, standalone_mode=False)  # typer returns 130 for Ctrl-C
+        if code == INTERRUPTED:
+            raise KeyboardInterrupt
+        return code if isinstance(code, int) else 0
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except typer.Exit as e:
         return e.exit_code
-    except typer.Abort:
-        print("error: aborted", file=sys.stderr)
-        return 1
+    except (typer.Abort, KeyboardInterrupt):
+        print("interrupted: finished cells are kept; run the same command again to resume",
+              file=sys.stderr)
+        return INTERRUPTED
     except TyperException as e:  # usage errors: bad or missing options and arguments
         msg = e.format_message()
         if msg:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +39,10 @@ def _parse(value: str, column: str, row: int) -> float:
 def read_table(path: str | Path, target: str, features: list[str] | None = None) -> Table:
     """Numeric CSV with a header row; `features` default to every column but `target`.
 
-    Rows are numbered as in the file (header = row 1). Refuses: missing or empty files,
-    non-UTF-8 text, duplicated or empty column names, ragged rows, unknown columns, missing,
-    non-numeric or non-finite values, constant feature columns (not identifiable next to the
-    intercept).
+    Rows are numbered by their line in the file (header = row 1). Refuses: missing or empty
+    files, non-UTF-8 text, quoted cells spanning lines, duplicated or empty column names,
+    ragged rows, unknown columns, missing, non-numeric or non-finite values, constant feature
+    columns (not identifiable next to the intercept), a constant target (nothing to fit).
     """
     path = Path(path)
     if not path.is_file():
@@ -50,7 +51,15 @@ def read_table(path: str | Path, target: str, features: list[str] | None = None)
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise InputError(f"{path}: not UTF-8 text") from None
-    rows = [r for r in csv.reader(text.splitlines()) if any(c.strip() for c in r)]
+    rows, lines = [], []  # records and the file line each ends on
+    reader = csv.reader(io.StringIO(text, newline=""))
+    for r in reader:
+        if any("\n" in c or "\r" in c for c in r):
+            raise InputError(f"{path}: line {reader.line_num}: a quoted cell spans several "
+                             "lines (one value per cell, one row per line)")
+        if any(c.strip() for c in r):
+            rows.append(r)
+            lines.append(reader.line_num)
     if not rows:
         raise InputError(f"{path}: empty file (a header row and data rows are needed)")
     header = [h.strip() for h in rows[0]]
@@ -76,14 +85,16 @@ def read_table(path: str | Path, target: str, features: list[str] | None = None)
     t = header.index(target)
     X = np.empty((len(rows) - 1, len(cols)))
     y = np.empty(len(rows) - 1)
-    for i, r in enumerate(rows[1:]):
+    for i, (r, line) in enumerate(zip(rows[1:], lines[1:], strict=True)):
         if len(r) != len(header):
-            raise InputError(f"{path}: row {i + 2} has {len(r)} fields, the header has "
+            raise InputError(f"{path}: row {line} has {len(r)} fields, the header has "
                              f"{len(header)}")
-        X[i] = [_parse(r[c], header[c], i + 2) for c in cols]
-        y[i] = _parse(r[t], target, i + 2)
+        X[i] = [_parse(r[c], header[c], line) for c in cols]
+        y[i] = _parse(r[t], target, line)
     const = [f for j, f in enumerate(features) if np.all(X[:, j] == X[0, j])] if len(y) > 1 \
         else []
     if const:
         raise InputError(f"constant feature column(s) {const}: drop them (not identifiable)")
+    if np.all(y == y[0]):
+        raise InputError(f"the target {target!r} is constant: there is nothing to fit")
     return Table(X, y, tuple(features), target)

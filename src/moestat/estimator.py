@@ -40,6 +40,10 @@ from moestat.padding import bucket_size, pad_rows
 from moestat.registry import ESTIMATORS
 
 
+def underdetermined_message(n: int, p: int, model) -> str:
+    return f"fewer rows than parameters: {n} samples for {p} free parameters ({model.describe()})"
+
+
 class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
     """Mixture of experts fitted by EM, direct MLE or least squares.
 
@@ -55,7 +59,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
 
     After `fit`: params_ (named parameters), loglik_, objective_, converged_, n_iter_,
     at_bound_, degenerate_ (list of reasons among "floored", "empty", "separated"; empty when
-    the fit is regular — a non-empty list also issues a DegenerateFitWarning).
+    the fit is regular — a non-empty list also issues a DegenerateFitWarning), underdetermined_
+    (fewer rows than free parameters: fitted, with a DegenerateFitWarning, since small
+    cross-validation folds are legitimate; `moestat fit` refuses such a table instead).
     """
 
     def __init__(self, n_experts=3, gate="softmax", expert="linear", noise="gaussian",
@@ -95,6 +101,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
         check_estimator_for(model, self.estimator)
         return model
 
+    def model_for(self, n_features: int) -> MixtureOfExperts:
+        """The model this estimator fits to `n_features` features (parameters checked)."""
+        return self._build_model(n_features)
+
     def _options(self) -> FitOptions:
         return FitOptions(max_iter=int(self.max_iter), tol=float(self.tol))
 
@@ -107,9 +117,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
             raise InputError(f"got {n} sample; at least 2 rows are needed")
         model = self._build_model(d)
         p = model.n_free_parameters()
-        if n < p:
-            raise InputError(f"fewer rows than parameters: {n} samples for {p} free parameters "
-                             f"({model.describe()})")
+        underdetermined = n < p
+        if underdetermined:  # fitted anyway (cross-validation folds may be small)
+            warnings.warn(underdetermined_message(n, p, model) + ": the estimate is one of "
+                          "many equally good ones", DegenerateFitWarning, stacklevel=2)
         if sample_weight is None:
             w = np.ones(n)
         else:
@@ -140,6 +151,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
         self.degenerate_ = [r for r in ("floored", "empty", "separated")
                             if bool(getattr(result, r))]  # fit/degeneracy.py
         self.n_parameters_ = p
+        self.underdetermined_ = underdetermined
         if not self.converged_:
             warnings.warn(f"best of {self.n_init} restarts did not converge in {self.max_iter} "
                           f"iterations (tol={self.tol})", ConvergenceWarning, stacklevel=2)

@@ -16,6 +16,7 @@ noise), each a NamedTuple whose leaves carry a leading expert axis where they ar
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -199,8 +200,8 @@ class MixtureOfExperts:
 
     def n_free_parameters(self) -> int:
         """Number of free (gauge-fixed) real parameters."""
-        free = self.to_free(self.zeros())
-        return int(sum(np.size(v) for v in jax.tree_util.tree_leaves(free)))
+        free = jax.eval_shape(self.to_free, self.zeros())  # shapes only: nothing compiled
+        return int(sum(math.prod(v.shape) for v in jax.tree_util.tree_leaves(free)))
 
     # ---- the model --------------------------------------------------------------------------
     def gate_weights(self, params: MoEParams, X) -> jax.Array:

@@ -21,8 +21,7 @@ def rate_table(rep: dict) -> RichTable:
     t = RichTable("setting", "metric", "slope", "95% CI", "theory", "paper", "median slope",
                   "median 95% CI", "fits", "failed", "not conv.", "at max_iter",
                   "final/start", "law", title=f"{rep['experiment']}: empirical rates"
-                  + ("" if rep["complete"] else
-                     f" (PARTIAL: {rep['cells_done']}/{rep['cells_total']} cells)"))
+                  + partial_note(rep))
     for r in rep["rates"]:
         if "error" in r:
             t.add_row(r["setting"], r["metric"], r["error"], *[""] * 11)
@@ -76,8 +75,7 @@ def init_scales_table(rep: dict) -> RichTable:
 def accuracy_table(rep: dict) -> RichTable:
     t = RichTable("gate", "fraction", "n train", "accuracy mean", "sd", "min", "max", "seeds",
                   "s / epoch", title=f"{rep['experiment']}: test accuracy"
-                  + ("" if rep["complete"] else
-                     f" (PARTIAL: {rep['cells_done']}/{rep['cells_total']} cells)"))
+                  + partial_note(rep))
     for e in rep["accuracy"]:
         t.add_row(e["gate"], f"{100 * e['fraction']:g} %", str(e["n_train"]),
                   f"{e['mean']:.4f}", f"{e['sd']:.4f}", f"{e['min']:.4f}", f"{e['max']:.4f}",
@@ -91,6 +89,14 @@ def print_classification(console: Console, rep: dict) -> None:
         console.print(f"{gate}: " + (f"reaches {rep['target_accuracy']:g} from {100 * f:g} % of "
                                      "the training data" if f is not None else
                                      f"never reaches {rep['target_accuracy']:g}"))
+
+
+def partial_note(rep: dict) -> str:
+    """" (PARTIAL: done/total cells[, k failed])" for an incomplete run, else ""."""
+    if rep["complete"]:
+        return ""
+    failed = f", {rep['cells_failed']} failed" if rep.get("cells_failed") else ""
+    return f" (PARTIAL: {rep['cells_done']}/{rep['cells_total']} cells{failed})"
 
 
 def print_report(console: Console, rep: dict) -> None:

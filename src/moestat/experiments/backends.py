@@ -17,6 +17,10 @@ a cell's numbers derive only from (seed, setting, n, replicate).
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -40,6 +44,25 @@ def run_cell_safely(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
         except Exception:  # noqa: BLE001 - recorded as failed below, never lost
             continue
     return failed_rows(config, cell)
+
+
+WATCH_PARENT_SECONDS = 1.0
+
+
+def worker_setup() -> None:
+    """Pool workers leave Ctrl-C to the parent, which stops between cells
+    (moestat.interrupts; a worker's KeyboardInterrupt would fail its cell), and die with it:
+    a watchdog thread exits the worker once its parent is gone (kill -9 of `moestat run`
+    must not leave workers computing for nobody)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(WATCH_PARENT_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="moestat-parent-watch", daemon=True).start()
 
 
 def run_cell_in_worker(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
@@ -70,7 +93,8 @@ class ProcessPool:
             if not pending:
                 return
             ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(self.workers, mp_context=ctx) as pool:
+            with ProcessPoolExecutor(self.workers, mp_context=ctx,
+                                     initializer=worker_setup) as pool:
                 futures = {pool.submit(run_cell_in_worker, config, c): c for c in pending}
                 try:
                     while futures:
@@ -81,6 +105,9 @@ class ProcessPool:
                             yield cell, f.result()
                 except BrokenProcessPool:
                     continue  # a worker died: rebuild the pool for what is left
+                except GeneratorExit:  # the caller stopped (an interrupt): queue nothing more
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
         for cell in pending:  # the pool kept breaking: record, do not lose
             yield cell, failed_rows(config, cell)
 

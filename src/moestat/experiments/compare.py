@@ -18,14 +18,13 @@ import numpy as np
 
 from moestat.errors import InputError
 from moestat.experiments.rows import FLAGS
-from moestat.experiments.runner import load_resolved
+from moestat.experiments.runner import expected_keys
 from moestat.experiments.store import read_rows
 
 
 def _rows(out: Path) -> dict[str, np.ndarray]:
     """A run's rows sorted by (setting, n, replicate)."""
-    load_resolved(out)  # a one-line error when `out` is not a run directory
-    table = read_rows(out)
+    table = read_rows(out, expected_keys(out))  # one line when `out` is no run directory
     if table is None:
         raise InputError(f"{out} has no finished cells")
     c = table.to_pydict()

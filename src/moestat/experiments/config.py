@@ -63,7 +63,7 @@ from moestat.errors import InputError
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 CLASSIFICATION_KIND = "attention_classification"  # configs of moestat.attention.experiment
@@ -84,6 +84,15 @@ def holds_classification(out: Path) -> bool:
         return path.is_file() and is_classification(tomllib.loads(path.read_text()))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError):
         return False
+SEED_MAX = 2**32 - 1  # JAX and NumPy seeds are unsigned 32-bit
+
+
+def check_seed(seed: int, flag: str = "--seed") -> None:
+    """One-line InputError for a seed outside [0, SEED_MAX]."""
+    if not 0 <= seed <= SEED_MAX:
+        raise InputError(f"{flag} must be in [0, {SEED_MAX}], got {seed}")
+
+
 MAX_N = 100_000_000  # sample sizes beyond this are refused (a typo, not a study)
 MAX_REPLICATES = 100_000
 
@@ -236,7 +245,7 @@ class Preset(Strict):
 class ExperimentConfig(Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
     description: str = ""
-    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0
+    seed: Annotated[int, Field(ge=0, le=SEED_MAX)] = 0
     replicates: Annotated[int, Field(ge=1, le=MAX_REPLICATES)]
     block: Annotated[int, Field(ge=1, le=MAX_REPLICATES)] = 20
     metrics: list[str] = []  # default for settings without their own `metrics`

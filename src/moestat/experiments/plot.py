@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 
 from moestat.errors import InputError  # noqa: E402
 from moestat.experiments.config import ContrastClaim  # noqa: E402
-from moestat.experiments.runner import load_resolved, report  # noqa: E402
+from moestat.experiments.runner import expected_keys, load_resolved, report  # noqa: E402
 from moestat.experiments.store import read_rows  # noqa: E402
 
 SUFFIXES = (".png", ".svg", ".pdf")
@@ -39,7 +39,7 @@ def rate_figure(out: Path, local: bool = False, summary: dict | None = None,
     notch half-width 1.57 IQR / sqrt(R)). `summary`: the run's report when the caller has it,
     else computed here."""
     config = load_resolved(out)
-    table = read_rows(out)
+    table = read_rows(out, expected_keys(out, config))
     if table is None:
         raise InputError(f"{out} has no finished cells to plot")
     summary = report(out, n_boot=1000) if summary is None else summary
@@ -62,6 +62,10 @@ def rate_figure(out: Path, local: bool = False, summary: dict | None = None,
         draw(ax, **context)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
+    if not summary["complete"]:
+        failed = summary.get("cells_failed", 0)
+        fig.suptitle(f"PARTIAL RUN: {summary['cells_done']}/{summary['cells_total']} cells"
+                     + (f", {failed} failed" if failed else ""), color="red")
     fig.tight_layout()
     return fig
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import tomli_w
 
+from moestat import interrupts
 from moestat.errors import InputError
 from moestat.experiments import init_scales
 from moestat.experiments.backends import InProcess
@@ -16,8 +16,10 @@ from moestat.experiments.claims import judge
 from moestat.experiments.config import (
     RESOLVED,
     ExperimentConfig,
+    check_seed,
     load_config,
     parse_config,
+    read_toml,
 )
 from moestat.experiments.grid import cells
 from moestat.experiments.metric_runs import MetricRuns, metric_runs
@@ -27,11 +29,14 @@ from moestat.experiments.store import (
     cell_key,
     config_hash,
     done_keys,
+    failed_keys,
     quarantine_damaged,
+    quarantine_foreign,
     read_rows,
     remove_temporaries,
     write_cell,
 )
+from moestat.experiments.validation import check_runnable
 from moestat.files import strict_json, write_text_atomic
 from moestat.fit import REASONS
 from moestat.rates import fit_rate, local_slope_intervals, local_slopes, power_vs_log
@@ -41,10 +46,10 @@ def resolve(config_path: str | Path, preset: str | None = None,
             seed: int | None = None) -> ExperimentConfig:
     config = load_config(config_path).with_preset(preset)
     if seed is not None:
-        if seed < 0:
-            raise InputError(f"--seed must be >= 0, got {seed}")
+        check_seed(seed)
         config = config.model_copy(update={"seed": seed})
     config = init_scales.expand(config)
+    check_runnable(config)  # before the metrics, whose check traces the losses
     check_metrics(config)
     return config
 
@@ -52,10 +57,12 @@ def resolve(config_path: str | Path, preset: str | None = None,
 def prepare_out(config, out: Path, resume: bool, parse=parse_config) -> None:
     """Write DIR/config.resolved.toml, refusing a directory made by a different config.
     `parse(data, source)` reads the config kind back (rate study by default)."""
+    if Path(out).exists() and not Path(out).is_dir():
+        raise InputError(f"--out {out} is a file; name a directory")
     path = Path(out) / RESOLVED
     text = tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
     if path.exists():
-        old = parse(tomllib.loads(path.read_text()), str(path))
+        old = parse(read_toml(path), str(path))
         if config_hash(old) != config_hash(config):
             raise InputError(f"{out} holds results of a different config (or preset / seed); "
                              "use another --out or delete it")
@@ -69,15 +76,18 @@ def load_resolved(out: Path, parse=parse_config):
     path = Path(out) / RESOLVED
     if not path.is_file():
         raise InputError(f"{out} is not a moestat run directory (no {RESOLVED})")
-    return parse(tomllib.loads(path.read_text()), str(path))
+    return parse(read_toml(path), str(path))
 
 
 def run_sweep(config: ExperimentConfig, out: Path, backend=None,
               on_cell: Callable[[int, int], None] | None = None,
-              on_damaged: Callable[[list[str]], None] | None = None) -> int:
+              on_damaged: Callable[[list[str]], None] | None = None,
+              on_note: Callable[[str], None] | None = None) -> int:
     """Run every missing cell on `backend` (default in-process), writing each as it finishes;
     returns how many were computed. Damaged cell files (store.quarantine_damaged) are moved
-    aside first, reported through `on_damaged(names)`, and recomputed."""
+    aside first, reported through `on_damaged(names)`, and recomputed; cell files of another
+    config are moved to foreign/, and cells that failed before are computed again, each said
+    through `on_note(text)`."""
     memory_budget()  # a bad MOESTAT_MEMORY_GB is refused here, not as failed cells
     remove_temporaries(out)
     damaged = quarantine_damaged(out)
@@ -86,15 +96,24 @@ def run_sweep(config: ExperimentConfig, out: Path, backend=None,
     backend = backend or InProcess()
     chash = config_hash(config)
     all_cells = cells(config)
+    foreign = quarantine_foreign(out, {cell_key(chash, c) for c in all_cells})
     done_already = done_keys(out)  # one directory listing, not one per cell
     todo = [c for c in all_cells if cell_key(chash, c) not in done_already]
+    retried = len(failed_keys(out))
+    for text in ([f"moved {len(foreign)} cell file(s) of another config to {out}/foreign/"]
+                 if foreign else []) + ([f"retrying {retried} cell(s) that failed before"]
+                                        if retried else []):
+        if on_note:
+            on_note(text)
     total = len(all_cells)
     done = total - len(todo)
     for cell, rows in backend.map_cells(config, todo):
-        write_cell(out, cell_key(chash, cell), rows)
+        failed = bool(rows["failed"]) and all(rows["failed"])  # rows.failed_rows
+        write_cell(out, cell_key(chash, cell), rows, failed=failed)
         done += 1
         if on_cell:
             on_cell(done, total)
+        interrupts.check()  # Ctrl-C: stop after the cell just written (moestat.interrupts)
     return len(todo)
 
 
@@ -102,21 +121,30 @@ def status(out: Path, table=None) -> dict:
     """Cells done / total and fit counts; `table` (the run's rows) saves re-reading them."""
     config = load_resolved(out)
     chash = config_hash(config)
-    keys = done_keys(out)
     all_cells = cells(config)
-    done = sum(cell_key(chash, c) in keys for c in all_cells)
-    table = read_rows(out) if table is None else table
+    expected = {cell_key(chash, c) for c in all_cells}
+    done = len(done_keys(out) & expected)
+    failed = len(failed_keys(out) & expected - done_keys(out))
+    table = read_rows(out, expected) if table is None else table
     n_fits = 0 if table is None else table.num_rows
     nonconv = 0 if table is None else int(np.sum(~np.asarray(table["converged"])))
     return {"experiment": config.name, "cells_done": done, "cells_total": len(all_cells),
-            "fits": n_fits, "nonconverged": nonconv, "complete": done == len(all_cells)}
+            "cells_failed": failed, "fits": n_fits, "nonconverged": nonconv,
+            "complete": done == len(all_cells)}
+
+
+def expected_keys(out: Path, config: ExperimentConfig | None = None) -> set[str]:
+    """The cell keys of the run's config (what its reports may read)."""
+    config = load_resolved(out) if config is None else config
+    chash = config_hash(config)
+    return {cell_key(chash, c) for c in cells(config)}
 
 
 def report(out: Path, n_boot: int = 2000) -> dict:
     """The rate table (`moestat report`): one entry per (setting, metric), the declared
     claims' verdicts and contrasts (experiments/claims.py), and the init-scale effects."""
     config = load_resolved(out)
-    table = read_rows(out)
+    table = read_rows(out, expected_keys(out, config))
     st = status(out, table)
     rates, runs = [], {}
     if table is not None:
@@ -139,7 +167,8 @@ def report(out: Path, n_boot: int = 2000) -> dict:
     claims, contrasts = judge(config, runs, n_boot)
     return {"experiment": config.name, "complete": st["complete"],
             "cells_done": st["cells_done"], "cells_total": st["cells_total"],
-            "headline": config.headline, "rates": rates, "claims": claims,
+            "cells_failed": st["cells_failed"], "headline": config.headline, "rates": rates,
+            "claims": claims,
             "contrasts": contrasts, "init_scales": init_scales.effects(config, runs),
             "warnings": [] if table is None else fit_warnings(config, cols)}
 
@@ -195,7 +224,7 @@ def per_n(out: Path, setting: str, metric: str) -> dict:
     if metric not in config.metrics_for(setting):
         raise InputError(f"setting {setting!r} has no metric {metric!r}; metrics: "
                          f"{config.metrics_for(setting)}")
-    table = read_rows(out)
+    table = read_rows(out, expected_keys(out, config))
     if table is None:
         raise InputError(f"{out} has no finished cells")
     runs = metric_runs(table.to_pydict(), config, setting, metric)

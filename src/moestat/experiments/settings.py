@@ -45,16 +45,20 @@ class SettingModels:
                           batch_size=s.batch_size)
 
 
-def build(setting: Setting) -> SettingModels:
-    """Models of a setting (fitted with n_experts; truth with k* from its parameters)."""
+def fitted_model(setting: Setting) -> MixtureOfExperts:
+    """The model a setting fits (n_experts experts)."""
     frozen = None
     if setting.frozen is not None:
         f = setting.frozen
         frozen = FrozenExpert.create(f.expert, f.noise, f.params, f.var)
-    fit_model = MixtureOfExperts.create(setting.gate, setting.expert, setting.noise,
-                                        n_experts=setting.n_experts,
-                                        n_features=setting.n_features, kind=setting.kind,
-                                        frozen=frozen)
+    return MixtureOfExperts.create(setting.gate, setting.expert, setting.noise,
+                                   n_experts=setting.n_experts, n_features=setting.n_features,
+                                   kind=setting.kind, frozen=frozen)
+
+
+def build(setting: Setting) -> SettingModels:
+    """Models of a setting (fitted with n_experts; truth with k* from its parameters)."""
+    fit_model = fitted_model(setting)
     k_true = None
     for name, v in setting.truth.items():
         if name.startswith("expert."):

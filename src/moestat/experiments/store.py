@@ -2,6 +2,11 @@
 
     DIR/config.resolved.toml   the resolved config (preset and seed applied)
     DIR/cells/<key>.parquet    one finished cell; key = sha256(config hash | cell)[:24]
+    DIR/cells/<key>.failed.parquet   a cell whose computation kept raising: its rows say so
+                               (reports count them as failed fits), and it is not done — a
+                               rerun computes it again and the success replaces it
+    DIR/foreign/               cell files whose key is no cell of this config (copied in from
+                               another run): moved aside, never counted
 
 A cell file appears only complete (temporary file in the same directory, fsync, rename), so an
 interrupted sweep loses at most the cells in flight, and `--resume` skips what exists. Each
@@ -53,12 +58,18 @@ def rows_checksum(table: pa.Table) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def write_cell(out: Path, key: str, rows: dict[str, list]) -> Path:
-    path = cells_dir(out) / f"{key}.parquet"
+FAILED = ".failed"  # the stem suffix of a failed cell's file
+
+
+def write_cell(out: Path, key: str, rows: dict[str, list], failed: bool = False) -> Path:
+    """Write a cell's rows atomically; a success removes the cell's earlier failed file."""
+    path = cells_dir(out) / f"{key}{FAILED if failed else ''}.parquet"
     table = pa.table({k: pa.array(v, pa.float64()) if v and all(x is None for x in v) else v
                       for k, v in rows.items()})  # an all-null column is float64, not null
     table = table.replace_schema_metadata({CHECKSUM: rows_checksum(table).encode()})
     write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+    if not failed:
+        (cells_dir(out) / f"{key}{FAILED}.parquet").unlink(missing_ok=True)
     return path
 
 
@@ -89,9 +100,32 @@ def quarantine_damaged(out: Path) -> list[str]:
     return moved
 
 
-def done_keys(out: Path) -> set[str]:
+def _cell_files(out: Path) -> list[Path]:
     d = cells_dir(out)
-    return {p.stem for p in d.glob("*.parquet")} if d.is_dir() else set()
+    return sorted(d.glob("*.parquet")) if d.is_dir() else []
+
+
+def done_keys(out: Path) -> set[str]:
+    """Keys of the cells finished (failed cells are not: a rerun retries them)."""
+    return {p.stem for p in _cell_files(out) if not p.stem.endswith(FAILED)}
+
+
+def failed_keys(out: Path) -> set[str]:
+    """Keys of the cells whose last computation failed."""
+    return {p.stem.removesuffix(FAILED) for p in _cell_files(out) if p.stem.endswith(FAILED)}
+
+
+def quarantine_foreign(out: Path, expected: set[str]) -> list[str]:
+    """Move cell files whose key is not in `expected` (this config's cells) to DIR/foreign/;
+    returns the moved file names."""
+    moved = []
+    for p in _cell_files(out):
+        if p.stem.removesuffix(FAILED) not in expected:
+            dest = Path(out) / "foreign" / p.name
+            dest.parent.mkdir(exist_ok=True)
+            os.replace(p, dest)
+            moved.append(p.name)
+    return moved
 
 
 def remove_temporaries(out: Path) -> int:
@@ -103,8 +137,13 @@ def remove_temporaries(out: Path) -> int:
     return len(stale)
 
 
-def read_rows(out: Path) -> pa.Table | None:
-    files = sorted(cells_dir(out).glob("*.parquet")) if cells_dir(out).is_dir() else []
+def read_rows(out: Path, expected: set[str] | None = None) -> pa.Table | None:
+    """Every cell's rows (those of `expected` keys only, when given; a failed file only when
+    its cell has no successful one), or None when there are none."""
+    files = _cell_files(out)
+    done = done_keys(out)
+    files = [f for f in files if (expected is None or f.stem.removesuffix(FAILED) in expected)
+             and not (f.stem.endswith(FAILED) and f.stem.removesuffix(FAILED) in done)]
     if not files:
         return None
     tables = [read_cell(f) for f in files]

@@ -30,9 +30,10 @@ from moestat.fit.batch_layout import over_lanes
 from moestat.fit.bounds import on_bound, project
 from moestat.fit.degeneracy import degeneracy
 from moestat.fit.em import em
-from moestat.fit.em_statistics import data_columns
+from moestat.fit.em_statistics import MAX_DATA_COLUMNS, data_columns
 from moestat.fit.init import random_start
 from moestat.fit.lse import lse
+from moestat.fit.lse import solver as lse_solver
 from moestat.fit.mle import mean_loglik, mle
 from moestat.fit.result import FitOptions, FitResult
 from moestat.fit.sgd import sgd
@@ -85,9 +86,18 @@ def _fit_one(model, estimator, options, X, y, weights, start, bounds):
                      flags.degenerate, history)
 
 
+def _one_lane_at_a_time(model, estimator, options) -> bool:
+    """Least squares by L-BFGS on the CPU runs a batch's lanes one at a time (fit/lse.py); a
+    vmapped batch's reason to split (lanes waiting for the slowest) is then gone too."""
+    return (estimator == "lse" and jax.default_backend() == "cpu"
+            and lse_solver(model, options) == "lbfgs")
+
+
 @functools.lru_cache(maxsize=128)
 def _compiled(model, estimator, options, batched: bool, lanes: int | None = None):
     fn = functools.partial(_fit_one, model, estimator, options)
+    if batched and lanes is None and _one_lane_at_a_time(model, estimator, options):
+        lanes = 1
     if batched:
         fn = over_lanes(fn, lanes)
     return jit(fn)
@@ -102,6 +112,8 @@ def compile_batch(model: MixtureOfExperts, estimator: str = "em",
     vmapped together on the CPU (default: fit/batch_layout.py's choice). `program.lower(*shapes)
     .compile()` compiles it ahead (fit_batch then finds it compiled)."""
     check_estimator_for(model, estimator)
+    if _one_lane_at_a_time(model, estimator, options):
+        split_after = None
     if split_after is not None and split_after < options.max_iter:
         options = dataclasses.replace(options, max_iter=int(split_after))
     return _compiled(model, estimator, options, True, lanes_per_pass)
@@ -137,8 +149,11 @@ def fit_batch(model: MixtureOfExperts, X, y, start: MoEParams, *, estimator: str
     (its state is the parameters); least squares and direct MLE restart their damping /
     curvature memory at a split (same stopping rule, a few more iterations). A continuing fit
     may take one extra iteration (its first objective has no predecessor to compare with).
+    Least squares by L-BFGS on the CPU runs lane by lane and ignores `split_after`.
     """
     X, y, weights = _prepare(model, estimator, X, y, weights)
+    if _one_lane_at_a_time(model, estimator, options):
+        split_after = None
     first = compile_batch(model, estimator, options, split_after=split_after)
     if split_after is None or split_after >= options.max_iter:
         return first(X, y, weights, start, bounds)
@@ -223,4 +238,6 @@ def bytes_per_fit(model: MixtureOfExperts, n: int) -> int:
     1.4 GB (1.0)."""
     d, K, P = model.n_features, model.n_components, model.n_free_parameters()
     m = len(model.gate.logit_monomials(d)) if model.gate.logit_monomials else d + 1
-    return 8 * n * (d + 2 + 8 * K + K * K * m + P + 2 * data_columns(model))
+    n_D = data_columns(model)
+    n_D = n_D if n_D <= MAX_DATA_COLUMNS else 0  # beyond the bound EM runs per sample
+    return 8 * n * (d + 2 + 8 * K + K * K * m + P + 2 * n_D)

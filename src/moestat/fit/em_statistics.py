@@ -89,12 +89,22 @@ def _layout(model, d: int) -> Layout:
 
 def data_columns(model) -> int:
     """n_D, the columns of D this model's one-pass EM forms (0 when the family is not
-    eligible: see `applies`)."""
+    eligible: see `applies`; MAX_DATA_COLUMNS + 1 for any count beyond the bound, found
+    without building the d^2 products of a wide model)."""
     gate, expert = model.gate, model.expert
     eligible = (gate.m_step == "newton" and gate.logit_monomials is not None
                 and expert.m_step == "least_squares" and expert.design_monomials is not None
                 and model.noise.sufficient_statistics and not model.noise.shared)
-    return len(_layout(model, model.n_features).keys) if eligible else 0
+    if not eligible:
+        return 0
+    d = model.n_features
+    for monomials in (gate.logit_monomials(d), expert.design_monomials(d)):
+        products: set = set()
+        for i, a in enumerate(monomials):  # stop counting as soon as the bound is passed
+            products.update(_product(a, b) for b in monomials[i:])
+            if len(products) > MAX_DATA_COLUMNS:
+                return MAX_DATA_COLUMNS + 1
+    return len(_layout(model, d).keys)
 
 
 def applies(model, options) -> bool:
