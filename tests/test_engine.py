@@ -107,10 +107,9 @@ def test_ctrl_c_stops_after_the_cell_exit_130_and_a_rerun_resumes(reference, tin
     assert "interrupt: finishing the current cell" in err
     assert "interrupted: finished cells are kept; run the same command again to resume" in err
     written = len(list((out / "cells").glob("*.parquet")))
-    assert 2 <= written < 8 and "incomplete" in moestat("status", out).stdout
+    assert 2 <= written < 8
     assert moestat("run", tiny, "--out", out).returncode == 0
-    a = json.loads(moestat("report", reference, "--json").stdout)
-    assert json.loads(moestat("report", out, "--json").stdout) == a
+    assert _table(out) == _table(reference)  # the resumed rows are the reference's
 
 
 def test_workers_die_with_their_parent(tiny, tmp_path):
