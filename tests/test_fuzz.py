@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import tomllib
 
 import numpy as np
 import pytest
 import tomli_w
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from moestat.data import read_table
@@ -240,3 +241,73 @@ def test_absurd_sizes_are_refused(tmp_path, text, message):
     with pytest.raises(InputError, match=message) as e:
         resolve(p)
     _one_line(e.value)
+
+
+# ---- values in a config: refused before any cell, or every fit runs ---------------------------
+HOSTILE = st.one_of(st.floats(-1e3, 1e3), st.sampled_from(
+    [0.0, -0.0, 1e-320, 1e149, 1e300, -1e300, math.nan, math.inf, -math.inf]))
+
+
+def _mostly(valid, hostile=HOSTILE):
+    """valid values 4 times in 5: most examples reach the fit"""
+    return st.integers(0, 4).flatmap(lambda i: hostile if i == 0 else valid)
+
+
+VALUES = _mostly(st.floats(0.01, 10.0))
+
+
+def _toml(v: float) -> str:
+    return {math.inf: "inf", -math.inf: "-inf"}.get(v, "nan" if math.isnan(v) else repr(v))
+
+
+@NO_HANG
+@settings(max_examples=max(EXAMPLES // 12, 12), deadline=None, derandomize=True,
+          suppress_health_check=HEALTH)
+@given(var=st.tuples(VALUES, VALUES), b=VALUES, low=_mostly(st.floats(-5.0, 0.0)),
+       high=_mostly(st.floats(0.5, 5.0)), k=st.sampled_from([2, 3]),
+       assignment=_mostly(st.none(), st.lists(st.integers(-1, 3), min_size=1, max_size=4)))
+def test_config_values_refused_before_any_cell_or_every_fit_runs(var, b, low, high, k,
+                                                                 assignment):
+    """Random values where a config takes numbers (true variances, an expert intercept, the
+    input law's bounds, a split assignment): `resolve` refuses with one line (exit 2 in the
+    CLI), or the smallest cell runs with no failed fit and a finite objective — no value a
+    check could have caught reaches a fit."""
+    from moestat.experiments.cell import run_cell
+    from moestat.experiments.config import parse_config
+    from moestat.experiments.grid import cells
+    from moestat.experiments.validation import check_runnable
+
+    split = "" if assignment is None else f", assignment = {assignment}"
+    text = f"""name = "values"
+seed = 0
+replicates = 1
+block = 1
+metrics = ["D1"]
+n = [200]
+[[settings]]
+name = "s"
+n_experts = {k}
+n_features = 1
+max_iter = 30
+x = {{ dist = "uniform", low = {_toml(low)}, high = {_toml(high)} }}
+init = {{ kind = "near_truth", scale = 0.1{split} }}
+[settings.truth]
+"gate.beta1" = [[2.0], [0.0]]
+"gate.beta0" = [0.5, 0.0]
+"expert.a" = [[1.0], [-1.0]]
+"expert.b" = [{_toml(b)}, 0.5]
+"noise.var" = [{_toml(var[0])}, {_toml(var[1])}]
+"""
+    import tomllib
+
+    try:
+        config = parse_config(tomllib.loads(text))
+        check_runnable(config)
+    except InputError as e:
+        assert "\n" not in str(e)
+        event("refused")
+        return
+    event("ran")
+    rows = run_cell(config, cells(config)[0])
+    assert not any(rows["failed"])
+    assert all(v is not None and math.isfinite(v) for v in rows["objective"]), rows["objective"]

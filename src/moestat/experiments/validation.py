@@ -16,6 +16,9 @@ from moestat.fit import bytes_per_fit
 from moestat.model import MixtureOfExperts
 
 
+X_LIMIT = 1e150  # |x| beyond which x^2 overflows float64 (the estimator's limit too)
+
+
 def check_runnable(config: ExperimentConfig) -> None:
     """Raise InputError for the first value no cell could run with (module docstring)."""
     grid = config.n_values()
@@ -36,6 +39,9 @@ def _check_input_law(setting: Setting, where: str) -> None:
     if x.dist == "uniform" and not x.low < x.high:
         raise InputError(f"{where}.x: uniform needs low < high, got low = {x.low:g}, "
                          f"high = {x.high:g}")
+    if x.dist == "uniform" and max(abs(x.low), abs(x.high)) >= X_LIMIT:
+        raise InputError(f"{where}.x: inputs of size {X_LIMIT:g} and beyond overflow when "
+                         "squared; rescale the input law")
 
 
 def _check_truth(models: SettingModels, n: int, where: str) -> None:
