@@ -15,7 +15,6 @@ from moestat.experiments.settings import SettingModels, build, fitted_model
 from moestat.fit import bytes_per_fit
 from moestat.model import MixtureOfExperts
 
-
 X_LIMIT = 1e150  # |x| beyond which x^2 overflows float64 (the estimator's limit too)
 
 
