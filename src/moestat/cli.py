@@ -88,9 +88,9 @@ def fit(
                                     estimator=estimator, n_init=n_init, max_iter=max_iter,
                                     tol=tol, random_state=seed)
     model = est.model_for(table.X.shape[1])
-    if len(table.y) < model.n_free_parameters():  # a whole table too small to say anything
-        raise InputError(underdetermined_message(len(table.y), model.n_free_parameters(),
-                                                 model))
+    n_params = model.n_free_parameters()
+    if len(table.y) < n_params:  # a whole table too small to say anything
+        raise InputError(underdetermined_message(len(table.y), n_params, model))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # both reported below
         warnings.simplefilter("ignore", DegenerateFitWarning)

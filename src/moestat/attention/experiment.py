@@ -31,13 +31,8 @@ from moestat import __version__
 from moestat.attention.layer import GATES
 from moestat.attention.train import TrainSettings, make_classifier, train_and_test
 from moestat.experiments import runner
-from moestat.experiments.config import (
-    CLASSIFICATION_KIND,
-    Strict,
-    pick_preset,
-    read_toml,
-    validate,
-)
+from moestat.experiments.config import CLASSIFICATION_KIND, Strict, pick_preset
+from moestat.experiments.config_reading import read_toml, validate
 from moestat.experiments.store import cells_dir, config_hash, read_cell, write_cell
 from moestat.files import strict_json, write_atomic, write_text_atomic
 
