@@ -145,11 +145,13 @@ def test_the_fit_program_compiled_meanwhile_is_the_one_the_fit_runs():
     assert sweep_cell._compile_fit_meanwhile(models, truth, 4, 700) is None
 
 
-@pytest.mark.parametrize("n", [1, 31, 32, 33, 100, 1000, 12345])
+@pytest.mark.parametrize("n", [1, 31, 256, 257, 1000, 4097, 12345, 10**6])
 def test_bucket_sizes_cover_n_on_a_geometric_grid(n):
-    """The estimator's padded size is >= n and at most 2^(1/4) x n (above the minimum 32)."""
+    """The estimator's padded size is >= n: one of three sizes up to 4096 rows, above them at
+    most 2^(1/4) x n."""
     size = bucket_size(n)
-    assert size >= n and (size == 32 or size <= 2 ** 0.25 * n + 1)
+    assert size >= n
+    assert size in (256, 1024, 4096) if n <= 4096 else size <= 2 ** 0.25 * n + 1
 
 
 def test_pad_rows_repeats_rows_cyclically_with_zero_weight():

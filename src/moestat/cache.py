@@ -20,6 +20,14 @@ import jax
 MIN_COMPILE_SECONDS = 0.3  # cache only programs that are slow to compile
 
 
+_ACTIVE: str | None = None  # the directory once enabled in this process
+
+
+def active_directory() -> str | None:
+    """The cache directory when this process turned the cache on, else None."""
+    return _ACTIVE
+
+
 def enable_compilation_cache() -> str | None:
     """Turn the cache on (idempotent); returns its directory, or None when disabled."""
     where = os.environ.get("MOESTAT_CACHE_DIR")
@@ -27,6 +35,8 @@ def enable_compilation_cache() -> str | None:
         where = str(Path.home() / ".cache" / "moestat" / "xla")
     if not where:
         return None
+    global _ACTIVE
+    _ACTIVE = where
     jax.config.update("jax_compilation_cache_dir", where)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -15,8 +14,7 @@ from rich.console import Console
 from typer.exceptions import TyperException
 
 from moestat import interrupts
-from moestat.errors import InputError
-from moestat.experiments.config import check_seed, holds_classification
+from moestat.errors import InputError, check_seed
 from moestat.files import strict_json, write_text_atomic
 from moestat.render import (
     cell_progress,
@@ -65,7 +63,8 @@ def fit(
     expert: Annotated[str, typer.Option(help="expert, e.g. linear, ridge:tanh")] = "linear",
     noise: Annotated[str, typer.Option(help="gaussian or laplace")] = "gaussian",
     estimator: Annotated[str, typer.Option(help="em, mle or lse")] = "em",
-    n_init: Annotated[int, typer.Option(help="random restarts")] = 5,
+    n_init: Annotated[int, typer.Option(help="restarts run to convergence (chosen from 5x as "
+                                        "many short runs of four kinds of start)")] = 20,
     max_iter: Annotated[int, typer.Option(help="iteration limit")] = 500,
     tol: Annotated[float, typer.Option(help="relative objective tolerance")] = 1e-8,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
@@ -73,36 +72,35 @@ def fit(
     save: Annotated[Path | None, typer.Option(help="write the fitted model as JSON")] = None,
 ):
     """Fit one MoE model to a user's table; print parameters, log-likelihood, BIC."""
-    from sklearn.exceptions import ConvergenceWarning
-
     from moestat.data import read_table
-    from moestat.estimator import MixtureOfExpertsRegressor, underdetermined_message
-    from moestat.fit import DegenerateFitWarning
+    from moestat.fit import FitOptions
+    from moestat.table_fit import build_model, fit_table, underdetermined_message
 
     check_seed(seed)
     if save is not None and save.is_dir():
         raise InputError(f"--save {save} is a directory; name a file")
+    for name, value in (("--n-init", n_init), ("--max-iter", max_iter)):
+        if value < 1:
+            raise InputError(f"{name} must be >= 1, got {value}")
+    if not tol > 0:
+        raise InputError(f"--tol must be > 0, got {tol}")
     feats = None if features is None else [f.strip() for f in features.split(",") if f.strip()]
     table = read_table(data, target, feats)
-    est = MixtureOfExpertsRegressor(n_experts=experts, gate=gate, expert=expert, noise=noise,
-                                    estimator=estimator, n_init=n_init, max_iter=max_iter,
-                                    tol=tol, random_state=seed)
-    model = est.model_for(table.X.shape[1])
+    model = build_model(experts, table.X.shape[1], gate=gate, expert=expert, noise=noise,
+                        estimator=estimator)
     n_params = model.n_free_parameters()
     if len(table.y) < n_params:  # a whole table too small to say anything
         raise InputError(underdetermined_message(len(table.y), n_params, model))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # both reported below
-        warnings.simplefilter("ignore", DegenerateFitWarning)
-        est.fit(table.X, table.y)
+    fitted = fit_table(model, table.X, table.y, estimator=estimator, n_init=n_init,
+                       options=FitOptions(max_iter=max_iter, tol=tol), seed=seed)
     out = {"data": str(data), "target": table.target, "features": list(table.features),
-           **est.summary(table.X, table.y), "seed": seed}
+           **fitted.summary(len(table.y), estimator), "seed": seed}
     if save is not None:
         write_text_atomic(save, strict_json(out, indent=2) + "\n")
     if as_json:
         print(strict_json(out))
         return
-    print_fit(console, out, est)
+    print_fit(console, out)
     if save is not None:
         console.print(f"saved to {save}")
 
@@ -196,6 +194,8 @@ def report(
         if not setting or not metric:
             raise InputError(f"--per-n takes SETTING:METRIC, got {per_n!r}")
         return _emit(per_n_table(directory, setting, metric), as_json, print_per_n)
+    from moestat.experiments.config import holds_classification
+
     if holds_classification(directory):
         from moestat.attention.experiment import report as accuracy_report
 
@@ -238,6 +238,8 @@ def plot(
     """Log-log figure of a run: the headline statistic, fitted and theory lines per metric,
     each declared contrast in one panel (a classification run: accuracy against the training
     fraction)."""
+    from moestat.experiments.config import holds_classification
+
     if holds_classification(directory):
         from moestat.attention.experiment import save_figure
 
@@ -253,6 +255,8 @@ def plot(
 @app.command()
 def status(directory: Annotated[Path, typer.Argument(help="run directory")]):
     """Cells done / total and non-converged fits."""
+    from moestat.experiments.config import holds_classification
+
     if holds_classification(directory):
         from moestat.attention.experiment import report as accuracy_report
 
@@ -327,6 +331,9 @@ def bench(
         "--scaling", help="EM vs NumPy along n, k, d and replicates (minutes)")] = False,
     docs: Annotated[Path | None, typer.Option(
         help="with --scaling: rewrite DOCS/performance.md's scaling section and figures")] = None,
+    peer: Annotated[bool, typer.Option(
+        "--peer", help="only: moestat fit vs R's flexmix on users' data, cold processes "
+        "(minutes; needs Rscript and r-cran-flexmix)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ):
     """Benchmarks against baselines run in the same process: EM vs vectorised NumPy,
@@ -336,7 +343,7 @@ def bench(
 
     out = run_benchmarks(n, iters, contaminated=contaminated, preset=preset,
                          baseline_replicates=baseline_replicates, scaling=scaling, docs=docs,
-                         emit=None if as_json else console.print)
+                         peer=peer, emit=None if as_json else console.print)
     if as_json:
         print(strict_json(out))
 

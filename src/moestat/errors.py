@@ -18,3 +18,12 @@ def require(module: str, extra: str):
     except ImportError:
         raise InputError(f"this needs the optional dependency {module!r}: "
                          f"pip install 'moestat[{extra}]'") from None
+
+
+SEED_MAX = 2**32 - 1  # JAX and NumPy seeds are unsigned 32-bit
+
+
+def check_seed(seed: int, flag: str = "--seed") -> None:
+    """One-line InputError for a seed outside [0, SEED_MAX]."""
+    if not 0 <= seed <= SEED_MAX:
+        raise InputError(f"{flag} must be in [0, {SEED_MAX}], got {seed}")

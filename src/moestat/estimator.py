@@ -28,20 +28,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from moestat.errors import InputError
-from moestat.fit import (
-    REASONS,
-    DegenerateFitWarning,
-    FitOptions,
-    check_estimator_for,
-    fit_random,
-)
+from moestat.fit import REASONS, DegenerateFitWarning, FitOptions
 from moestat.model import MixtureOfExperts
-from moestat.padding import bucket_size, pad_rows
-from moestat.registry import ESTIMATORS
-
-
-def underdetermined_message(n: int, p: int, model) -> str:
-    return f"fewer rows than parameters: {n} samples for {p} free parameters ({model.describe()})"
+from moestat.table_fit import build_model, fit_table, underdetermined_message
 
 
 class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
@@ -53,11 +42,15 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
     gate, expert, noise : part specs, e.g. "softmax", "ridge:tanh", "gaussian".
     estimator : "em" | "mle" | "lse" ("lse" fits a regression MoE y = f(x) + eps).
     kind : "auto" | "mixture" | "regression"; auto = regression for "lse" or sigmoid gates.
-    n_init : random (data-driven) restarts; the best objective is kept.
+    n_init : restarts run to convergence, chosen emEM-style from 5 x n_init short runs of
+        four kinds of data-driven starts (moestat/table_fit.py); the best objective is kept.
     max_iter, tol : stopping rule (relative change of the per-sample objective).
     random_state : seed for the restarts.
+    standardise : fit on standardised features and response where the model can follow
+        (moestat/standardise.py); parameters are always reported on the user's scale.
 
     After `fit`: params_ (named parameters), loglik_, objective_, converged_, n_iter_,
+    restart_objectives_, n_reached_best_ (restarts that reached the best optimum),
     at_bound_, degenerate_ (list of reasons among "floored", "empty", "separated"; empty when
     the fit is regular — a non-empty list also issues a DegenerateFitWarning), underdetermined_
     (fewer rows than free parameters: fitted, with a DegenerateFitWarning, since small
@@ -65,8 +58,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
     """
 
     def __init__(self, n_experts=3, gate="softmax", expert="linear", noise="gaussian",
-                 estimator="em", n_init=5, max_iter=500, tol=1e-8, random_state=None,
-                 kind="auto"):
+                 estimator="em", n_init=20, max_iter=500, tol=1e-8, random_state=None,
+                 kind="auto", standardise=True):
         self.n_experts = n_experts
         self.gate = gate
         self.expert = expert
@@ -77,29 +70,18 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
         self.tol = tol
         self.random_state = random_state
         self.kind = kind
+        self.standardise = standardise
 
     # ---- validation -----------------------------------------------------------------------
     def _build_model(self, n_features: int) -> MixtureOfExperts:
-        for name in ("n_experts", "n_init", "max_iter"):
+        for name in ("n_init", "max_iter"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
                 raise InputError(f"{name} must be an integer >= 1, got {v!r}")
         if not isinstance(self.tol, int | float) or not self.tol > 0:
             raise InputError(f"tol must be a number > 0, got {self.tol!r}")
-        if self.estimator not in ESTIMATORS:
-            raise InputError(f"unknown estimator {self.estimator!r}; expected one of "
-                             f"{', '.join(ESTIMATORS)}")
-        kind = self.kind
-        if kind == "auto":
-            from moestat.registry import make_gate
-
-            gate = make_gate(self.gate)
-            kind = "regression" if (self.estimator == "lse" or not gate.normalized) else "mixture"
-        model = MixtureOfExperts.create(self.gate, self.expert, self.noise,
-                                        n_experts=int(self.n_experts), n_features=n_features,
-                                        kind=kind)
-        check_estimator_for(model, self.estimator)
-        return model
+        return build_model(self.n_experts, n_features, gate=self.gate, expert=self.expert,
+                           noise=self.noise, estimator=self.estimator, kind=self.kind)
 
     def model_for(self, n_features: int) -> MixtureOfExperts:
         """The model this estimator fits to `n_features` features (parameters checked)."""
@@ -121,35 +103,23 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
         if underdetermined:  # fitted anyway (cross-validation folds may be small)
             warnings.warn(underdetermined_message(n, p, model) + ": the estimate is one of "
                           "many equally good ones", DegenerateFitWarning, stacklevel=2)
-        if sample_weight is None:
-            w = np.ones(n)
-        else:
-            w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
-            if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0):
-                raise InputError(f"sample_weight must hold {n} finite values >= 0")
-            if w.sum() <= 0:
-                raise InputError("sample_weight must not be all zero")
-        if not (np.all(np.abs(X) < 1e150) and np.all(np.abs(y) < 1e150)):  # squares overflow
-            raise InputError("values too large (|value| >= 1e150): rescale the data")
-        Xp, yp, wp = pad_rows(X, y, w, bucket_size(n))
-        seed = check_random_state(self.random_state).randint(2**31 - 1)
-        result, objectives = fit_random(model, Xp, yp, jax.random.PRNGKey(seed),
-                                        int(self.n_init), estimator=self.estimator,
-                                        weights=wp, options=self._options())
-        result = jax.device_get(result)
-        if not np.isfinite(result.objective):
-            raise InputError("every restart ended with a non-finite objective; check the data")
+        fitted = fit_table(model, X, y, sample_weight, estimator=self.estimator,
+                           n_init=int(self.n_init), options=self._options(),
+                           seed=check_random_state(self.random_state).randint(2**31 - 1),
+                           standardise=self.standardise)
+        result = fitted.result
         self.model_ = model
-        self.result_ = result
-        self.params_ = model.named(result.params)
+        self.result_ = result  # the best restart, on the standardised scale
+        self.fitted_ = fitted
+        self.params_ = model.named(fitted.params)
         self.converged_ = bool(result.converged)
         self.n_iter_ = int(result.n_iter)
-        self.loglik_ = float(result.loglik) * float(w.sum())
-        self.objective_ = float(result.objective)
-        self.restart_objectives_ = np.asarray(objectives)
+        self.loglik_ = fitted.loglik
+        self.objective_ = fitted.objective
+        self.restart_objectives_ = fitted.restart_objectives
+        self.n_reached_best_ = fitted.n_reached_best
         self.at_bound_ = bool(result.at_bound)
-        self.degenerate_ = [r for r in ("floored", "empty", "separated")
-                            if bool(getattr(result, r))]  # fit/degeneracy.py
+        self.degenerate_ = fitted.degenerate
         self.n_parameters_ = p
         self.underdetermined_ = underdetermined
         if not self.converged_:
@@ -168,39 +138,39 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
     def predict(self, X):
         """E[y | x], shape (n_samples,)."""
         X = self._X(X)
-        return np.asarray(self.model_.mean(self.result_.params, X))
+        return np.asarray(self.model_.mean(self.fitted_.params, X))
 
     def predict_proba(self, X):
         """Gate weights w_i(x), shape (n_samples, n_components)."""
         X = self._X(X)
-        return np.asarray(self.model_.gate_weights(self.result_.params, X))
+        return np.asarray(self.model_.gate_weights(self.fitted_.params, X))
 
     def predict_experts(self, X):
         """Expert means h_i(x), shape (n_samples, n_components)."""
         X = self._X(X)
-        return np.asarray(self.model_.expert_means(self.result_.params, X))
+        return np.asarray(self.model_.expert_means(self.fitted_.params, X))
 
     def loglik_samples(self, X, y):
         """log p(y | x) per sample, shape (n_samples,)."""
         X = self._X(X)
         y = jnp.asarray(np.asarray(y, dtype=np.float64).reshape(-1))
-        return np.asarray(self.model_.log_prob(self.result_.params, X, y))
+        return np.asarray(self.model_.log_prob(self.fitted_.params, X, y))
 
     def score(self, X, y, sample_weight=None):
         """Mean log-likelihood (mixture models) or minus the mean squared error (regression)."""
         X = self._X(X)
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         if self.model_.kind == "regression":
-            per = -(y - np.asarray(self.model_.mean(self.result_.params, X))) ** 2
+            per = -(y - np.asarray(self.model_.mean(self.fitted_.params, X))) ** 2
         else:
-            per = np.asarray(self.model_.log_prob(self.result_.params, X, jnp.asarray(y)))
+            per = np.asarray(self.model_.log_prob(self.fitted_.params, X, jnp.asarray(y)))
         return float(np.average(per, weights=sample_weight))
 
     def sample(self, X, random_state=None):
         """Draw y | x for every row of X, shape (n_samples,)."""
         seed = check_random_state(random_state).randint(2**31 - 1)
         X = self._X(X)
-        return np.asarray(self.model_.sample(jax.random.PRNGKey(seed), self.result_.params, X))
+        return np.asarray(self.model_.sample(jax.random.PRNGKey(seed), self.fitted_.params, X))
 
     def bic(self, X, y):
         """-2 log L + P log n (P free parameters)."""
@@ -213,17 +183,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
 
     def summary(self, X, y) -> dict:
         """The fitted model as plain data (what `moestat fit --json` prints): model, estimator,
-        parameters, log-likelihood, BIC, AIC, parameter count, convergence and flags."""
+        parameters, log-likelihood, BIC, AIC, parameter count, convergence, restarts, flags
+        (the log-likelihood, BIC and AIC of the data it was fitted to)."""
         check_is_fitted(self, "params_")
-        return {
-            "n_samples": int(np.shape(X)[0]), "model": self.model_.describe(),
-            "estimator": self.estimator,
-            "parameters": {k: np.asarray(v).tolist() for k, v in self.params_.items()},
-            "loglik": self.loglik_, "bic": self.bic(X, y), "aic": self.aic(X, y),
-            "n_parameters": self.n_parameters_, "converged": self.converged_,
-            "n_iter": self.n_iter_, "at_bound": self.at_bound_, "degenerate": self.degenerate_,
-            "n_init": self.n_init,
-        }
+        return self.fitted_.summary(int(np.shape(X)[0]), self.estimator)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -53,6 +53,10 @@ class Expert(Part):
     """Base expert: `mean(params, X)` -> (n_samples, k)."""
 
     m_step: ClassVar[str] = "gauss_newton"  # or "least_squares" (see the module docstring)
+    # how the mean follows y -> c y + m (moestat/standardise.py): (fields multiplied by c,
+    # field to which m is added), None when the mean cannot follow (the response then keeps
+    # the user's scale)
+    y_fields: ClassVar[tuple | None] = None
     design = None  # (X) -> (n_samples, m) for experts linear in their parameters
     design_monomials = None  # (d) -> the design's columns as variable-index tuples
 
@@ -67,6 +71,8 @@ class LinearExpert(AffineCoefficients, Expert):
     name: ClassVar[str] = "linear"
     Params: ClassVar[type] = AffineParams
     affine_fields: ClassVar[tuple] = ("a", "b")
+    x_fields: ClassVar[tuple] = ("a", "b")
+    y_fields: ClassVar[tuple] = (("a", "b"), "b")
     m_step: ClassVar[str] = "least_squares"
     test_truths: ClassVar[dict] = {"linear": {"a": [[2.0], [-1.0], [1.0]], "b": [1.0, -0.5, 0.0]}}
 
@@ -126,6 +132,8 @@ class ConstantExpert(Expert):
 
     name: ClassVar[str] = "constant"
     Params: ClassVar[type] = ConstantParams
+    x_fields: ClassVar[tuple] = ()
+    y_fields: ClassVar[tuple] = (("b",), "b")
     m_step: ClassVar[str] = "least_squares"
     test_truths: ClassVar[dict] = {"constant": {"b": [2.0, -2.0, 0.0]}}
 
@@ -172,6 +180,7 @@ class RidgeExpert(ActivatedExpert):
 
     name: ClassVar[str] = "ridge"
     Params: ClassVar[type] = AffineParams
+    x_fields: ClassVar[tuple] = ("a", "b")  # act(a x + b)
     # row 2 (used by top-K, k = 3) stays apart from rows 0 and 1 where they share a region
     test_truths: ClassVar[dict] = {
         "ridge:sigmoid": {"a": [[3.0], [-2.0], [0.5]], "b": [0.5, -1.0, -2.0]},

@@ -141,6 +141,7 @@ class SoftmaxGate(AffineCoefficients, Gate):
     name: ClassVar[str] = "softmax"
     Params: ClassVar[type] = LinearGateParams
     affine_fields: ClassVar[tuple] = ("beta1", "beta0")
+    x_fields: ClassVar[tuple] = ("beta1", "beta0")
     gauge: ClassVar[tuple] = ("beta1", "beta0")
     m_step: ClassVar[str] = "newton"
     test_truths: ClassVar[dict] = {"softmax": {"beta1": [[3.0], [0.0]], "beta0": [0.5, 0.0]}}
@@ -203,6 +204,7 @@ class SigmoidGate(Gate):
 
     name: ClassVar[str] = "sigmoid"
     Params: ClassVar[type] = LinearGateParams
+    x_fields: ClassVar[tuple] = ("beta1", "beta0")
     normalized: ClassVar[bool] = False
     # (2.5, 0.5) differs from the ridge:sigmoid expert's (3, 0.5): sigmoid(gate) x
     # sigmoid(expert) is symmetric under swapping the two, so equal truths make the Fisher

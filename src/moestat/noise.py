@@ -27,6 +27,7 @@ class NoiseParams(NamedTuple):
 class Noise(Part):
     Params: ClassVar[type] = NoiseParams
     positive: ClassVar[tuple] = ("var",)
+    x_fields: ClassVar[tuple] = ()  # var scales with the response's square (standardise.py)
     # EM's expert and variance updates need only weighted sums of 1, x-monomials, y x and y^2
     # (the one-pass EM of fit/em_statistics.py)
     sufficient_statistics: ClassVar[bool] = False

@@ -9,7 +9,8 @@ expert's majorise-minimise weight 1/|r| at r = 0 is inf, and 0 x inf = NaN).
 
 Which sizes:
 
-* `bucket_size(n)` (the estimator, sizes unknown in advance): the smallest size >= n on a
+* `bucket_size(n)` (the estimator, sizes unknown in advance): 256, 1024 or 4096 rows for
+  small tables (a user's first fits share few programs), then the smallest size >= n on a
   geometric grid of ratio 2^(1/4);
 * `padded_rows(grid, replicates)` (a sweep, whose n grid is known): the sorted grid grouped
   into consecutive runs, each padded to its largest n, choosing the groups that minimise
@@ -45,10 +46,15 @@ def pad_rows(X, y, weights, size: int):
     return X[idx], y[idx], w
 
 
+SMALL_BUCKETS = (256, 1024, 4096)  # small tables: fitting costs little next to a compile
+
+
 def bucket_size(n: int) -> int:
-    """Smallest size >= n on a geometric grid of ratio 2^(1/4) (at least 32)."""
-    if n <= 32:
-        return 32
+    """The smallest of SMALL_BUCKETS >= n, above them the smallest size >= n on a geometric
+    grid of ratio 2^(1/4)."""
+    for size in SMALL_BUCKETS:
+        if n <= size:
+            return size
     j = math.ceil(4 * math.log2(n) - 1e-9)
     size = math.ceil(2 ** (j / 4))
     return max(size, n)

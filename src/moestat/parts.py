@@ -15,6 +15,8 @@ one line of `registry.py`:
 
 * `name` and `from_spec(argument)`: how a spec ``name`` or ``name:argument`` builds it;
 * `m_step`: how EM updates it (gates: `fit/em.py`, experts: `fit/em.py`);
+* `x_fields` (and, for experts, `y_fields`): how its parameters follow an affine change of
+  the feature (response) scale, so that a fit on standardised data reports on the user's;
 * `test_truths`: spec -> parameter values of a well-identified truth (d = 1), which the shared
   contract test (`tests/test_contract.py`) fits for every registered part.
 """
@@ -47,6 +49,10 @@ class Part(ABC):
     positive: ClassVar[tuple[str, ...]] = ()
     unit: ClassVar[tuple[str, ...]] = ()
     gauge: ClassVar[tuple[str, ...]] = ()
+    # how the part sees x, for fits on standardised features (moestat/standardise.py): the
+    # (slopes, intercept) fields through which x enters as slopes . x + intercept, () for a
+    # part that does not see x, None otherwise (the fit then keeps the user's feature scale)
+    x_fields: ClassVar[tuple[str, ...] | None] = None
 
     @property
     def label(self) -> str:

@@ -44,6 +44,7 @@ class QuadraticSoftmaxGate(SoftmaxGate):
     name: ClassVar[str] = "quadratic_softmax"
     Params: ClassVar[type] = QuadraticGateParams
     gauge: ClassVar[tuple] = ("A", "beta1", "beta0")
+    x_fields: ClassVar[None] = None  # x^T A x: not affine in x
     test_truths: ClassVar[dict] = {"quadratic_softmax": {
         "A": [[[2.0]], [[0.0]]], "beta1": [[1.0], [0.0]], "beta0": [-1.0, 0.0]}}
 
@@ -85,6 +86,7 @@ class QuadraticSigmoidGate(SigmoidGate):
 
     name: ClassVar[str] = "quadratic_sigmoid"
     Params: ClassVar[type] = QuadraticGateParams
+    x_fields: ClassVar[None] = None  # x^T A x: not affine in x
     test_truths: ClassVar[dict] = {"quadratic_sigmoid": {
         "A": [[[1.5]], [[-1.0]]], "beta1": [[1.0], [0.5]], "beta0": [-0.5, 1.0]}}
 

@@ -109,24 +109,29 @@ def print_report(console: Console, rep: dict) -> None:
         console.print(f"[yellow]warning: {w}[/yellow]")
 
 
-def print_fit(console: Console, out: dict, est) -> None:
-    """A fitted model: its parameters, log-likelihood, BIC / AIC, convergence and flags."""
+def print_fit(console: Console, out: dict) -> None:
+    """A fitted model: its parameters, log-likelihood, BIC / AIC, restarts, convergence and
+    flags (the dict of `TableFit.summary`)."""
     estimator, n, table_target = out["estimator"], out["n_samples"], out["target"]
     console.print(f"[bold]{out['model']}[/bold]  ({estimator}, {n} rows, target "
                   f"{table_target!r}, features {out['features']})")
     t = RichTable("parameter", "value")
-    for k, v in est.params_.items():
-        t.add_row(k, _fmt(v))
+    for k, v in out["parameters"].items():
+        t.add_row(k, _fmt(np.asarray(v)))
     console.print(t)
     console.print(f"log-likelihood {out['loglik']:.6g}   BIC {out['bic']:.6g}   "
                   f"AIC {out['aic']:.6g}   parameters {out['n_parameters']}")
-    status = "converged" if est.converged_ else "[red]NOT converged[/red]"
-    console.print(f"{status} after {est.n_iter_} iterations (best of {out['n_init']} restarts)"
-                  + ("; [yellow]some parameter on its bound[/yellow]" if est.at_bound_ else ""))
-    if est.degenerate_:
+    r = out["restarts"]
+    status = "converged" if out["converged"] else "[red]NOT converged[/red]"
+    console.print(f"{status} after {out['n_iter']} iterations; {r['reached_best']} of "
+                  f"{r['run_to_convergence']} restarts (best of {r['explored']} short runs) "
+                  "reached the best optimum"
+                  + ("; [yellow]some parameter on its bound[/yellow]" if out["at_bound"]
+                     else ""))
+    if out["degenerate"]:
         from moestat.fit import REASONS
 
-        console.print("[yellow]degenerate fit: " + ", ".join(REASONS[r] for r in est.degenerate_)
+        console.print("[yellow]degenerate fit: " + ", ".join(REASONS[r] for r in out["degenerate"])
                       + "[/yellow]")
 
 

@@ -35,6 +35,7 @@ class TemperatureSoftmaxGate(Gate):
     name: ClassVar[str] = "temperature_softmax"
     Params: ClassVar[type] = TemperatureGateParams
     gauge: ClassVar[tuple] = ("beta1", "beta0")
+    x_fields: ClassVar[tuple] = ("beta1", "beta0")  # (beta1 x + beta0) / tau
     positive: ClassVar[tuple] = ("tau",)
     m_step: ClassVar[str] = "newton"
     scale_invariant: ClassVar[bool] = True
@@ -96,6 +97,7 @@ class ActivationTemperatureSoftmaxGate(TemperatureSoftmaxGate):
     argument: ClassVar[str] = "ACT"
     m_step: ClassVar[str] = "generic"  # logits non-linear in beta1
     scale_invariant: ClassVar[bool] = False  # act(beta1 x) is not homogeneous in beta1
+    x_fields: ClassVar[None] = None  # act(beta1 x) has no intercept to absorb a shift of x
     test_truths: ClassVar[dict] = {"activation_temperature_softmax:tanh": {
         "beta1": [[2.0], [0.0]], "beta0": [0.5, 0.0], "tau": 0.5}}
     activation: str = "tanh"

@@ -2,6 +2,8 @@
 
 em_throughput          moestat's EM vs a vectorised NumPy EM (softmax Gaussian MoE, linear
                        experts): point-iterations per second and their ratio.
+peer                   `moestat fit` vs R's flexmix on users' data (cold processes): best
+                       log-likelihood and wall time of each.
 contaminated_protocol  the contaminated_distinguishable sweep vs the paper's protocol written
                        with SciPy BFGS (numeric and analytic gradients).
 """
@@ -9,9 +11,10 @@ contaminated_protocol  the contaminated_distinguishable sweep vs the paper's pro
 
 def run_benchmarks(n: int, iters: int, *, contaminated: bool = False, preset: str = "quick",
                    baseline_replicates: int = 2, scaling: bool = False, docs=None,
-                   emit=None) -> dict:
+                   peer: bool = False, emit=None) -> dict:
     """`moestat bench`: EM throughput, then (optionally) the scaling sweep and the
-    contaminated protocol; `emit(line)` shows each result as it comes. Returns every figure."""
+    contaminated protocol; with `peer`, only the users'-data comparison with R's flexmix.
+    `emit(line)` shows each result as it comes. Returns every figure."""
     from pathlib import Path
 
     from moestat.bench import contaminated_protocol, em_throughput
@@ -28,6 +31,14 @@ def run_benchmarks(n: int, iters: int, *, contaminated: bool = False, preset: st
     if docs is not None and not (Path(docs) / "performance.md").is_file():
         raise InputError(f"--docs {docs}: no performance.md there")
     show = emit or (lambda line: None)
+    if peer:
+        from moestat.bench import peer as pr
+
+        result = pr.run(on_result=lambda row: show(pr.line(row)))
+        if result["note"]:
+            show(result["note"])
+        show(str(result["totals"]))
+        return {"peer": result}
     out = {"em_throughput": em_throughput.run(n, iters)}
     for line in em_throughput.lines(out["em_throughput"]):
         show(line)

@@ -58,7 +58,7 @@ from pydantic import (
     model_validator,
 )
 
-from moestat.errors import InputError
+from moestat.errors import SEED_MAX, InputError
 from moestat.experiments.config_reading import read_toml, validate
 
 
@@ -84,15 +84,6 @@ def holds_classification(out: Path) -> bool:
         return path.is_file() and is_classification(tomllib.loads(path.read_text()))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError):
         return False
-SEED_MAX = 2**32 - 1  # JAX and NumPy seeds are unsigned 32-bit
-
-
-def check_seed(seed: int, flag: str = "--seed") -> None:
-    """One-line InputError for a seed outside [0, SEED_MAX]."""
-    if not 0 <= seed <= SEED_MAX:
-        raise InputError(f"{flag} must be in [0, {SEED_MAX}], got {seed}")
-
-
 MAX_N = 100_000_000  # sample sizes beyond this are refused (a typo, not a study)
 MAX_REPLICATES = 100_000
 

@@ -9,14 +9,13 @@ import numpy as np
 import tomli_w
 
 from moestat import interrupts
-from moestat.errors import InputError
+from moestat.errors import InputError, check_seed
 from moestat.experiments import init_scales
 from moestat.experiments.backends import InProcess
 from moestat.experiments.claims import judge
 from moestat.experiments.config import (
     RESOLVED,
     ExperimentConfig,
-    check_seed,
     load_config,
     parse_config,
     read_toml,

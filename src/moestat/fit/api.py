@@ -3,7 +3,7 @@ replicates (`fit/batch_layout.py`) or vmapped over restarts.
 
     fit(model, X, y, start)            one data set from given starting parameters
     fit_batch(model, X, y, start)      leading replicate axis on X, y, start (and weights)
-    fit_random(model, X, y, key, n_init)  data-driven random starts, best objective kept
+    fit_random(model, X, y, key, n_init)  data-driven starts (emEM), best objective kept
     compile_batch(model, estimator, options)  the jitted program fit_batch runs (to compile it
                                        ahead, or to time it)
     best_of_starts(results)            per replicate, the start with the best objective
@@ -26,12 +26,12 @@ import numpy as np
 
 from moestat.compiling import jit
 from moestat.errors import InputError
-from moestat.fit.batch_layout import over_lanes
+from moestat.fit.batch_layout import lanes_per_pass, over_lanes
 from moestat.fit.bounds import on_bound, project
 from moestat.fit.degeneracy import degeneracy
 from moestat.fit.em import em
 from moestat.fit.em_statistics import MAX_DATA_COLUMNS, data_columns
-from moestat.fit.init import random_start
+from moestat.fit.init import START_KINDS, random_start
 from moestat.fit.lse import lse
 from moestat.fit.lse import solver as lse_solver
 from moestat.fit.mle import mean_loglik, mle
@@ -190,27 +190,69 @@ def _next_pow2(k: int) -> int:
     return 1 << (int(k) - 1).bit_length()
 
 
-@functools.lru_cache(maxsize=128)
-def _compiled_random(model, estimator, options, n_init: int):
-    def run(X, y, weights, key, bounds):
+EXPLORE_FACTOR = 5  # emEM: short runs per start that is run to convergence
+SHORT_ITERATIONS = 10  # emEM: iterations of each short run
+
+
+def _over_starts(f, starts, n_rows: int):
+    """f(one start) over a leading start axis: vmapped, or on the CPU in groups of
+    lanes_per_pass starts (lax.map) so that memory stays bounded at large n."""
+    n_starts = jax.tree_util.tree_leaves(starts)[0].shape[0]
+    group = lanes_per_pass(n_starts, n_rows)
+    if group >= n_starts:
+        return jax.vmap(f)(starts)
+    return jax.lax.map(f, starts, batch_size=group)
+
+
+def _random_fits(model, estimator, options, n_init: int, explore: int):
+    """run(X, y, weights, key, bounds=None), emEM (Biernacki et al. 2003): `explore` * n_init
+    data-driven starts of every kind (fit/init.py START_KINDS, in turn), SHORT_ITERATIONS
+    iterations from each, the n_init with the best objective run to convergence."""
+    short = dataclasses.replace(options, max_iter=min(SHORT_ITERATIONS, options.max_iter))
+
+    def run(X, y, weights, key, bounds=None):
         b = default_bounds(model, y, weights) if bounds is None else bounds
-        keys = jax.random.split(key, n_init)
-        starts = jax.vmap(lambda k: random_start(model, X, y, weights, k, b, options))(keys)
-        results = jax.vmap(lambda s: _fit_one(model, estimator, options, X, y, weights, s,
-                                              b))(starts)
+        n_explore = explore * n_init
+        seeds = (jax.random.split(key, n_explore), jnp.arange(n_explore) % len(START_KINDS))
+        starts = _over_starts(lambda s: random_start(model, X, y, weights, s[0], b, options,
+                                                     s[1]), seeds, X.shape[0])
+        if explore > 1:
+            trial = _over_starts(lambda s: _fit_one(model, estimator, short, X, y, weights, s,
+                                                    b), starts, X.shape[0])
+            score = jnp.where(jnp.isfinite(trial.objective), trial.objective, -jnp.inf)
+            keep = jnp.argsort(-score)[:n_init]
+            starts = jax.tree_util.tree_map(lambda a: a[keep], trial.params)
+        results = _over_starts(lambda s: _fit_one(model, estimator, options, X, y, weights, s,
+                                                   b), starts, X.shape[0])
         return best_of_starts(results, jnp), results.objective
 
-    return jit(run)
+    return run
+
+
+@functools.lru_cache(maxsize=128)
+def _compiled_random(model, estimator, options, n_init: int, explore: int):
+    return jit(_random_fits(model, estimator, options, n_init, explore))
 
 
 def fit_random(model: MixtureOfExperts, X, y, key, n_init: int = 5, *, estimator: str = "em",
-               weights=None, bounds=None, options: FitOptions = DEFAULT_OPTIONS):
-    """`n_init` data-driven random starts (vmapped); returns (best FitResult, objectives of
-    all restarts (n_init,))."""
+               weights=None, bounds=None, options: FitOptions = DEFAULT_OPTIONS,
+               explore: int = EXPLORE_FACTOR, program_cache: str | None = None):
+    """Data-driven random starts, emEM-style (`_random_fits`; explore = 1: n_init starts,
+    each run to convergence); returns (best FitResult, objectives of the n_init converged runs
+    (n_init,)). program_cache: a directory where the traced program is kept between processes
+    (moestat/exported_programs.py; default bounds only)."""
     if n_init < 1:
         raise InputError(f"n_init must be >= 1, got {n_init}")
+    if explore < 1:
+        raise InputError(f"explore must be >= 1, got {explore}")
     X, y, weights = _prepare(model, estimator, X, y, weights)
-    return _compiled_random(model, estimator, options, int(n_init))(X, y, weights, key, bounds)
+    static = (model, estimator, options, int(n_init), int(explore))
+    if program_cache is not None and bounds is None:
+        from moestat.exported_programs import call_exported
+
+        return call_exported(program_cache, "fit_random", static,
+                             lambda: _random_fits(*static), X, y, weights, key)
+    return _compiled_random(*static)(X, y, weights, key, bounds)
 
 
 def best_of_starts(results: FitResult, xp=np) -> FitResult:

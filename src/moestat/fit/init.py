@@ -9,9 +9,17 @@ with eps ~ N(0, 1), then the gauge is re-fixed. An over-specified fit (k > k*) f
 atoms: fitted atom i copies true atom assignment[i] (default: the extra copies go to true atoms
 0, 1, ... in turn), copies share slopes and experts and divide the weight (beta0 - log count).
 
-random (users' data): k-means++ seeding plus Lloyd iterations on standardised (x, y) give hard
-clusters, treated as responsibilities for one M-step from neutral parameters. Frozen-expert
-models instead label as prompt the points whose residual to the frozen expert exceeds c standard
+random (users' data): responsibilities of one of four kinds (START_KINDS), taken in turn by
+restart index, followed by one M-step from neutral parameters:
+    kmeans_xy                hard clusters of k-means++ seeding plus Lloyd iterations on the
+                             standardised (x, y)
+    kmeans_residuals         the same on the standardised residuals of the global weighted
+                             least-squares line y ~ x (crossing lines: above / below)
+    random_partition         every row to a uniformly drawn expert (flexmix's default start)
+    random_responsibilities  every row's responsibilities ~ Dirichlet(1, ..., 1)
+The k-means kinds follow the data's geometry; the random kinds start near the symmetric point,
+from where EM breaks the symmetry by the data rather than by the start. Frozen-expert models
+instead label as prompt the points whose residual to the frozen expert exceeds c standard
 deviations, c ~ U(1, 4). Restarts differ by their key.
 """
 
@@ -112,24 +120,42 @@ def _standardise(A, weights):
     return (A - mu) / jnp.where(sd > 0, sd, 1.0)
 
 
-def initial_responsibilities(model: MixtureOfExperts, X, y, weights, key):
-    """Hard labels as responsibilities (n_samples, n_components) (module docstring)."""
+START_KINDS = ("kmeans_xy", "kmeans_residuals", "random_partition", "random_responsibilities")
+
+
+def global_residuals(X, y, weights):
+    """(n,) residuals of the weighted least-squares fit y ~ [X, 1]."""
+    A = jnp.concatenate([X, jnp.ones((X.shape[0], 1), X.dtype)], axis=1)
+    sw = jnp.sqrt(weights)[:, None]
+    coef = jnp.linalg.lstsq(A * sw, y * sw[:, 0])[0]
+    return y - A @ coef
+
+
+def initial_responsibilities(model: MixtureOfExperts, X, y, weights, key, kind=0):
+    """(n_samples, n_components) responsibilities of start kind START_KINDS[kind] (module
+    docstring); `kind` may be traced."""
     if model.frozen is not None:
         resid = jnp.abs(y - model.frozen.mean(X))
         sd0 = jnp.sqrt(jnp.asarray(model.frozen.noise_params.var[0]))
         c = jax.random.uniform(key, minval=1.0, maxval=4.0)
         prompt = (resid > c * sd0).astype(float)
         return jnp.stack([prompt, 1.0 - prompt], axis=1)
-    Z = _standardise(jnp.concatenate([X, y[:, None]], axis=1), weights)
-    labels = kmeans_labels(key, Z, weights, model.n_experts)
-    return jax.nn.one_hot(labels, model.n_experts)
+    k, n = model.n_experts, X.shape[0]
+    kind = jnp.asarray(kind)
+    xy = _standardise(jnp.concatenate([X, y[:, None]], axis=1), weights)
+    resid = _standardise(global_residuals(X, y, weights)[:, None], weights)
+    resid = jnp.concatenate([jnp.zeros_like(X), resid], axis=1)  # the same shape: one k-means
+    labels = kmeans_labels(key, jnp.where(kind == 0, xy, resid), weights, k)
+    resp = jax.nn.one_hot(jnp.where(kind == 2, jax.random.randint(key, (n,), 0, k), labels), k)
+    return jnp.where(kind == 3, jax.random.dirichlet(key, jnp.ones(k), (n,)), resp)
 
 
 def random_start(model: MixtureOfExperts, X, y, weights, key, bounds,
-                 options: FitOptions) -> MoEParams:
-    """One data-driven random start: responsibilities -> one M-step from neutral parameters
-    (the EM gate and expert updates, with 5 Newton steps and 5x the L-BFGS iterations)."""
-    resp = initial_responsibilities(model, X, y, weights, key)
+                 options: FitOptions, kind=0) -> MoEParams:
+    """One data-driven random start of kind START_KINDS[kind]: responsibilities -> one M-step
+    from neutral parameters (the EM gate and expert updates, with 5 Newton steps and 5x the
+    L-BFGS iterations)."""
+    resp = initial_responsibilities(model, X, y, weights, key, kind)
     y_var = jnp.sum(weights * (y - jnp.sum(weights * y) / weights.sum()) ** 2) / weights.sum()
     p = model.zeros()
     p = p._replace(noise=p.noise._replace(var=jnp.full_like(p.noise.var, y_var)))

@@ -1,0 +1,142 @@
+"""One model fitted to a user's table: standardised data (moestat/standardise.py), emEM
+restarts of four kinds (fit/api.py `fit_random`), the result on the user's scale.
+
+This is what `moestat fit` runs and what `MixtureOfExpertsRegressor.fit` wraps; it imports
+neither scikit-learn nor the command line, so a cold `moestat fit` pays for neither.
+
+Rows are padded to a few bucket sizes (moestat/padding.py) with weight 0, so tables of
+similar length share one compiled program.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import numpy as np
+
+from moestat.cache import active_directory
+from moestat.errors import InputError
+from moestat.fit import FitOptions, FitResult, fit_random
+from moestat.fit.api import EXPLORE_FACTOR, check_estimator_for
+from moestat.model import MixtureOfExperts, MoEParams
+from moestat.padding import bucket_size, pad_rows
+from moestat.standardise import Scaling, loglik_to_user_scale, scaling_for, to_user_scale
+
+VALUE_LIMIT = 1e150  # |value| at or above this: squares overflow float64
+SAME_OPTIMUM = 1e-6  # restarts within this (per sample) of the best reached the best optimum
+
+
+def build_model(n_experts, n_features: int, *, gate="softmax", expert="linear",
+                noise="gaussian", estimator="em", kind="auto") -> MixtureOfExperts:
+    """The model a user's fit asks for (kind "auto": regression for "lse" or a gate that is
+    not normalised, else mixture), checked against the estimator."""
+    from moestat.registry import ESTIMATORS, make_gate
+
+    if isinstance(n_experts, bool) or not isinstance(n_experts, int | np.integer) or \
+            n_experts < 1:
+        raise InputError(f"n_experts must be an integer >= 1, got {n_experts!r}")
+    if estimator not in ESTIMATORS:
+        raise InputError(f"unknown estimator {estimator!r}; expected one of "
+                         f"{', '.join(ESTIMATORS)}")
+    if kind == "auto":
+        kind = ("regression" if (estimator == "lse" or not make_gate(gate).normalized)
+                else "mixture")
+    model = MixtureOfExperts.create(gate, expert, noise, n_experts=int(n_experts),
+                                    n_features=n_features, kind=kind)
+    check_estimator_for(model, estimator)
+    return model
+
+
+def underdetermined_message(n: int, p: int, model) -> str:
+    return f"fewer rows than parameters: {n} samples for {p} free parameters ({model.describe()})"
+
+
+def check_weights(sample_weight, n: int) -> np.ndarray:
+    """(n,) finite non-negative weights, not all zero (ones when None)."""
+    if sample_weight is None:
+        return np.ones(n)
+    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise InputError(f"sample_weight must hold {n} finite values >= 0")
+    if w.sum() <= 0:
+        raise InputError("sample_weight must not be all zero")
+    return w
+
+
+@dataclass(frozen=True)
+class TableFit:
+    """A fitted model. params: on the user's scale (NumPy); result: the best restart's
+    FitResult on the standardised scale; loglik: total weighted log-likelihood on the user's
+    scale; objective: the estimator's per-sample objective on the user's scale;
+    restart_objectives: (n_init,) the converged restarts' objectives (standardised scale);
+    n_reached_best: restarts within SAME_OPTIMUM of the best."""
+
+    model: MixtureOfExperts
+    params: MoEParams
+    scaling: Scaling
+    result: FitResult
+    loglik: float
+    objective: float
+    restart_objectives: np.ndarray
+    n_reached_best: int
+    n_explored: int
+
+    @property
+    def degenerate(self) -> list[str]:
+        """Reasons among "floored", "empty", "separated" (fit/degeneracy.py)."""
+        return [r for r in ("floored", "empty", "separated") if bool(getattr(self.result, r))]
+
+    def summary(self, n_samples: int, estimator: str) -> dict:
+        """Plain data (what `moestat fit --json` prints)."""
+        p = self.model.n_free_parameters()
+        s = self.scaling
+        return {
+            "n_samples": int(n_samples), "model": self.model.describe(),
+            "estimator": estimator,
+            "parameters": {k: np.asarray(v).tolist()
+                           for k, v in self.model.named(self.params).items()},
+            "loglik": self.loglik, "bic": -2 * self.loglik + p * np.log(n_samples),
+            "aic": -2 * self.loglik + 2 * p, "n_parameters": p,
+            "converged": bool(self.result.converged), "n_iter": int(self.result.n_iter),
+            "at_bound": bool(self.result.at_bound), "degenerate": self.degenerate,
+            "n_init": int(self.restart_objectives.shape[0]),
+            "restarts": {"explored": self.n_explored,
+                         "run_to_convergence": int(self.restart_objectives.shape[0]),
+                         "reached_best": self.n_reached_best},
+            "standardised": {"features": bool(np.any(s.x_scale != 1) or np.any(s.x_shift)),
+                             "target": bool(s.y_scale != 1 or s.y_shift != 0)},
+        }
+
+
+def fit_table(model: MixtureOfExperts, X, y, sample_weight=None, *, estimator: str = "em",
+              n_init: int = 20, options: FitOptions | None = None, seed: int = 0,
+              explore: int = EXPLORE_FACTOR, standardise: bool = True) -> TableFit:
+    """Fit `model` to X (n, d), y (n,) (NumPy float64, already validated for shape)."""
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    n = y.shape[0]
+    w = check_weights(sample_weight, n)
+    if not (np.all(np.abs(X) < VALUE_LIMIT) and np.all(np.abs(y) < VALUE_LIMIT)):
+        raise InputError(f"values too large (|value| >= {VALUE_LIMIT:.0e}): rescale the data")
+    scaling = scaling_for(model, X, y, w) if standardise else Scaling(
+        np.zeros(X.shape[1]), np.ones(X.shape[1]))
+    Xs, ys = scaling.apply(X, y)
+    Xp, yp, wp = pad_rows(Xs, ys, w, bucket_size(n))
+    result, objectives = fit_random(model, Xp, yp, jax.random.PRNGKey(seed), int(n_init),
+                                    estimator=estimator, weights=wp,
+                                    options=options or FitOptions(), explore=explore,
+                                    program_cache=active_directory())
+    result, objectives = jax.device_get((result, objectives))
+    if not np.isfinite(result.objective):
+        raise InputError("every restart ended with a non-finite objective; check the data")
+    objectives = np.asarray(objectives)
+    finite = objectives[np.isfinite(objectives)]
+    reached = int(np.sum(finite >= float(result.objective) - SAME_OPTIMUM))
+    loglik = loglik_to_user_scale(float(result.loglik) * float(w.sum()), float(w.sum()),
+                                  scaling)
+    objective = float(result.objective)
+    least_squares = model.kind == "regression" and estimator in ("lse", "sgd")
+    objective = objective * scaling.y_scale**2 if least_squares else loglik / float(w.sum())
+    return TableFit(model, to_user_scale(model, result.params, scaling), scaling, result,
+                    loglik, objective, objectives, reached, int(explore) * int(n_init))
