@@ -121,9 +121,13 @@ def write_synthetic(directory: Path) -> None:
     save("three_1e5.csv", {"x": x, "y": y})
 
 
-def _timed(cmd, env=None) -> tuple[float, str]:
+FLEXMIX_TIMEOUT = 900.0  # seconds: flexmix's fit is recorded as unfinished beyond this
+
+
+def _timed(cmd, env=None, timeout=None) -> tuple[float, str]:
     t = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False,
+                          timeout=timeout)
     seconds = time.perf_counter() - t
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, cmd))} exited {done.returncode}: "
@@ -142,11 +146,18 @@ def moestat_fit(case: Case, directory: Path, cache: Path, n_init: int, seed: int
             "degenerate": fit["degenerate"], "reached_best": fit["restarts"]["reached_best"]}
 
 
-def flexmix_fit(case: Case, directory: Path, script: Path, nrep: int, seed: int) -> dict:
-    seconds, out = _timed(["Rscript", str(script), str(directory / case.csv), case.target,
-                           case.features, str(case.k), str(nrep), str(seed)])
+def flexmix_fit(case: Case, directory: Path, script: Path, nrep: int, seed: int,
+                timeout: float = FLEXMIX_TIMEOUT) -> dict:
+    """flexmix's best of `nrep` restarts; loglik None when it did not finish in `timeout` s."""
+    try:
+        seconds, out = _timed(["Rscript", str(script), str(directory / case.csv), case.target,
+                               case.features, str(case.k), str(nrep), str(seed)],
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"loglik": None, "k": None, "seconds": timeout, "finished": False}
     m = re.search(r"loglik (\S+) k (\d+)", out)
-    return {"loglik": float(m.group(1)), "k": int(m.group(2)), "seconds": seconds}
+    return {"loglik": float(m.group(1)), "k": int(m.group(2)), "seconds": seconds,
+            "finished": True}
 
 
 def run(n_init: int = 20, seed: int = 1, on_result=None, large: bool = True) -> dict:
@@ -180,8 +191,9 @@ def run(n_init: int = 20, seed: int = 1, on_result=None, large: bool = True) -> 
 def totals(rows) -> dict:
     both = [r for r in rows if r["flexmix"] is not None]
     return {"cases": len(both),
-            "moestat_at_least_flexmix": sum(r["moestat"]["loglik"] >= r["flexmix"]["loglik"]
-                                            - 0.05 for r in both),
+            "flexmix_unfinished": sum(not r["flexmix"]["finished"] for r in both),
+            "moestat_at_least_flexmix": sum(r["flexmix"]["finished"] and r["moestat"]["loglik"]
+                                            >= r["flexmix"]["loglik"] - 0.05 for r in both),
             "moestat_seconds_warm": sum(r["moestat"]["seconds"] for r in both),
             "moestat_seconds_empty_cache": sum(r["moestat_empty_cache"]["seconds"]
                                                for r in both),
@@ -193,7 +205,9 @@ def line(row) -> str:
     text = (f"{row['case']:<32} moestat loglik {m['loglik']:12.4f} "
             f"({m['reached_best']} restarts at it) {m['seconds']:6.2f} s warm, "
             f"{e['seconds']:6.2f} s empty cache")
-    if f is not None:
+    if f is not None and not f["finished"]:
+        text += f" | flexmix did not finish in {f['seconds']:.0f} s"
+    elif f is not None:
         text += (f" | flexmix {f['loglik']:12.4f} (k {f['k']}) {f['seconds']:6.2f} s | "
                  f"difference {m['loglik'] - f['loglik']:+.4f}")
     return text
@@ -207,9 +221,10 @@ def markdown(out: dict) -> str:
     body = ""
     for r in out["rows"]:
         m, e, f = r["moestat"], r["moestat_empty_cache"], r["flexmix"]
-        fl = "—" if f is None else f"{f['loglik']:.3f} ({f['k']})"
-        diff = "—" if f is None else f"{m['loglik'] - f['loglik']:+.3f}"
-        fs = "—" if f is None else f"{f['seconds']:.2f}"
+        done = f is not None and f["finished"]
+        fl = f"{f['loglik']:.3f} ({f['k']})" if done else "—"
+        diff = f"{m['loglik'] - f['loglik']:+.3f}" if done else "—"
+        fs = "—" if f is None else f"{f['seconds']:.2f}" if done else f"> {f['seconds']:.0f}"
         body += (f"| {r['case']} | {r['k']} | {m['loglik']:.3f} | {m['reached_best']} / "
                  f"{out['n_init']} | {fl} | {diff} | {m['seconds']:.2f} | {e['seconds']:.2f} | "
                  f"{fs} |\n")
