@@ -33,6 +33,23 @@ def test_fit_json_and_save(tmp_path):
     assert res["bic"] > -2 * res["loglik"]
 
 
+def test_fit_selects_the_number_of_experts_and_draws_the_fit(tmp_path):
+    """The shipped two-expert table (well separated, 2000 rows): BIC over k = 1..3 picks 2,
+    the JSON carries the criteria table and the standard errors, and the figure is written."""
+    figure = tmp_path / "fit.png"
+    r = run("fit", EXAMPLE, "--target", "y", "--experts", "1..3", "--n-init", "4", "--json",
+            "--plot", figure)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    sel = res["selection"]
+    assert sel["criterion"] == "bic" and sel["selected_k"] == 2
+    assert [row["k"] for row in sel["table"]] == [1, 2, 3]
+    assert min(sel["table"], key=lambda row: row["bic"])["k"] == 2
+    assert all(row["icl"] >= row["bic"] for row in sel["table"])  # ICL adds an entropy
+    assert res["standard_errors_ok"] and set(res["standard_errors"]) == set(res["parameters"])
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_fit_table_output():
     r = run("fit", EXAMPLE, "--target", "y", "--experts", "2")
     assert r.returncode == 0, r.stderr
@@ -67,7 +84,22 @@ CASES = [
     ("unknown target", "x,z,y\n" + GOOD_ROWS, ["--target", "w"], "unknown target column 'w'"),
     ("unknown feature", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--features", "x,q"],
      "unknown feature column"),
-    ("k < 1", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--experts", "0"], "n_experts"),
+    ("k < 1", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--experts", "0"],
+     "--experts must be >= 1"),
+    ("range decreasing", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--experts", "3..1"],
+     "must increase"),
+    ("range from 0", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--experts", "0..2"],
+     "--experts must be >= 1"),
+    ("range, frozen expert", "x,z,y\n" + GOOD_ROWS,
+     ["--target", "y", "--experts", "1..2", "--gate", "contaminated"], "needs a frozen expert"),
+    ("unknown criterion", "x,z,y\n" + GOOD_ROWS,
+     ["--target", "y", "--experts", "1..2", "--criterion", "foo"], "criterion must be one of"),
+    ("plot format", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--plot", "fit.txt"],
+     "must end in .png"),
+    ("plot unwritable", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--plot", "/proc/fit.png"],
+     "cannot write in /proc"),
+    ("plot to missing directory", "x,z,y\n" + GOOD_ROWS,
+     ["--target", "y", "--plot", "/nonexistent-dir/fit.png"], "does not exist"),
     ("unknown gate", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--gate", "foo"],
      "unknown gate 'foo'"),
     ("unknown expert", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--expert", "foo"],

@@ -56,7 +56,11 @@ def _options(
 def fit(
     data: Annotated[Path, typer.Argument(help="CSV file with a header row")],
     target: Annotated[str, typer.Option(help="response column")],
-    experts: Annotated[int, typer.Option(help="number of experts k")] = 2,
+    experts: Annotated[str, typer.Option(
+        help="number of experts k, or a range such as 1..6: fit each, keep the one "
+             "--criterion prefers")] = "2",
+    criterion: Annotated[str, typer.Option(help="with a range of --experts: bic, icl or "
+                                                 "aic")] = "bic",
     features: Annotated[str | None, typer.Option(help="comma-separated feature columns "
                                                  "(default: all others)")] = None,
     gate: Annotated[str, typer.Option(help="gate, e.g. softmax, topk_softmax:2")] = "softmax",
@@ -70,39 +74,71 @@ def fit(
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     save: Annotated[Path | None, typer.Option(help="write the fitted model as JSON")] = None,
+    plot: Annotated[Path | None, typer.Option(
+        help="draw the fit (.png, .pdf or .svg): data, expert means and gate weights")] = None,
 ):
     """Fit one MoE model to a user's table; print parameters, log-likelihood, BIC."""
     from moestat.data import read_table
     from moestat.fit import FitOptions
-    from moestat.table_fit import build_model, fit_table, underdetermined_message
+    from moestat.table_fit import (
+        build_model,
+        check_criterion,
+        fit_table,
+        parse_experts,
+        select_experts,
+        underdetermined_message,
+    )
 
     check_seed(seed)
     if save is not None and save.is_dir():
         raise InputError(f"--save {save} is a directory; name a file")
+    if plot is not None:
+        from moestat.fit_plot import check_plot_path
+
+        check_plot_path(plot)
     for name, value in (("--n-init", n_init), ("--max-iter", max_iter)):
         if value < 1:
             raise InputError(f"{name} must be >= 1, got {value}")
     if not tol > 0:
         raise InputError(f"--tol must be > 0, got {tol}")
+    ks = parse_experts(experts)
+    if len(ks) > 1:
+        check_criterion(criterion)
     feats = None if features is None else [f.strip() for f in features.split(",") if f.strip()]
     table = read_table(data, target, feats)
-    model = build_model(experts, table.X.shape[1], gate=gate, expert=expert, noise=noise,
-                        estimator=estimator)
-    n_params = model.n_free_parameters()
-    if len(table.y) < n_params:  # a whole table too small to say anything
-        raise InputError(underdetermined_message(len(table.y), n_params, model))
-    fitted = fit_table(model, table.X, table.y, estimator=estimator, n_init=n_init,
-                       options=FitOptions(max_iter=max_iter, tol=tol), seed=seed)
+    models = [build_model(k, table.X.shape[1], gate=gate, expert=expert, noise=noise,
+                          estimator=estimator) for k in ks]
+    for model in models:
+        n_params = model.n_free_parameters()
+        if len(table.y) < n_params:  # a whole table too small to say anything
+            raise InputError(underdetermined_message(len(table.y), n_params, model))
+    options = {"estimator": estimator, "n_init": n_init,
+               "options": FitOptions(max_iter=max_iter, tol=tol), "seed": seed}
+    selection = None
+    if len(models) == 1:
+        fitted = fit_table(models[0], table.X, table.y, **options)
+    else:
+        fitted, selection = select_experts(models, table.X, table.y, criterion=criterion,
+                                           **options)
     out = {"data": str(data), "target": table.target, "features": list(table.features),
            **fitted.summary(len(table.y), estimator), "seed": seed}
+    if selection is not None:
+        out["selection"] = selection
     if save is not None:
         write_text_atomic(save, strict_json(out, indent=2) + "\n")
+    if plot is not None:
+        from moestat.fit_plot import plot_fit
+
+        plot_fit(plot, fitted.model, fitted.params, table.X, table.y, table.features,
+                 table.target)
     if as_json:
         print(strict_json(out))
         return
     print_fit(console, out)
     if save is not None:
         console.print(f"saved to {save}")
+    if plot is not None:
+        console.print(f"figure: {plot}")
 
 
 def _run_classification(config: Path, out: Path | None, preset: str | None,

@@ -50,7 +50,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
         (moestat/standardise.py); parameters are always reported on the user's scale.
 
     After `fit`: params_ (named parameters), loglik_, objective_, converged_, n_iter_,
-    restart_objectives_, n_reached_best_ (restarts that reached the best optimum),
+    restart_objectives_, n_reached_best_ (restarts that reached the best optimum), params_se_
+    (standard errors from the observed information, moestat/standard_errors.py; NaN when the
+    information is singular),
     at_bound_, degenerate_ (list of reasons among "floored", "empty", "separated"; empty when
     the fit is regular — a non-empty list also issues a DegenerateFitWarning), underdetermined_
     (fewer rows than free parameters: fitted, with a DegenerateFitWarning, since small
@@ -129,6 +131,13 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
             warnings.warn("degenerate fit: " + ", ".join(REASONS[r] for r in self.degenerate_),
                           DegenerateFitWarning, stacklevel=2)
         return self
+
+    @property
+    def params_se_(self) -> dict:
+        """Standard errors of params_ (same names and shapes) from the observed information,
+        computed at the first request; NaN everywhere when the information is singular."""
+        check_is_fitted(self, "params_")
+        return self.fitted_.standard_errors
 
     # ---- prediction ---------------------------------------------------------------------------
     def _X(self, X):

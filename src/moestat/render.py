@@ -113,11 +113,22 @@ def print_fit(console: Console, out: dict) -> None:
     """A fitted model: its parameters, log-likelihood, BIC / AIC, restarts, convergence and
     flags (the dict of `TableFit.summary`)."""
     estimator, n, table_target = out["estimator"], out["n_samples"], out["target"]
+    if out.get("selection"):
+        sel = out["selection"]
+        t = RichTable("k", "log-likelihood", "BIC", "ICL", "AIC", "parameters",
+                      title=f"number of experts: selected k = {sel['selected_k']} by "
+                            f"{sel['criterion'].upper()}")
+        for r in sel["table"]:
+            t.add_row(str(r["k"]), f"{r['loglik']:.6g}", f"{r['bic']:.6g}", _g(r["icl"]),
+                      f"{r['aic']:.6g}", str(r["n_parameters"]))
+        console.print(t)
     console.print(f"[bold]{out['model']}[/bold]  ({estimator}, {n} rows, target "
                   f"{table_target!r}, features {out['features']})")
-    t = RichTable("parameter", "value")
+    t = RichTable("parameter", "value", "standard error")
+    se = out.get("standard_errors") or {}
     for k, v in out["parameters"].items():
-        t.add_row(k, _fmt(np.asarray(v)))
+        t.add_row(k, _fmt(np.asarray(v)),
+                  _fmt(np.asarray(se[k], dtype=float)) if k in se else "")
     console.print(t)
     console.print(f"log-likelihood {out['loglik']:.6g}   BIC {out['bic']:.6g}   "
                   f"AIC {out['aic']:.6g}   parameters {out['n_parameters']}")
@@ -128,6 +139,9 @@ def print_fit(console: Console, out: dict) -> None:
                   "reached the best optimum"
                   + ("; [yellow]some parameter on its bound[/yellow]" if out["at_bound"]
                      else ""))
+    if se and not out["standard_errors_ok"]:
+        console.print("[yellow]no standard errors: the observed information is singular "
+                      "(a parameter on its bound, an empty or separated expert)[/yellow]")
     if out["degenerate"]:
         from moestat.fit import REASONS
 

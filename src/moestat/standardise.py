@@ -79,9 +79,8 @@ def scaling_for(model: MixtureOfExperts, X, y, weights) -> Scaling:
 
 
 def to_user_scale(model: MixtureOfExperts, params: MoEParams, s: Scaling) -> MoEParams:
-    """Parameters fitted on the standardised data -> the same model on the user's scale."""
-    params = MoEParams(*(p._replace(**{f: np.asarray(v) for f, v in p._asdict().items()})
-                         for p in params))
+    """Parameters fitted on the standardised data -> the same model on the user's scale
+    (affine in the parameters; NumPy or traced arrays alike)."""
     out = []
     for part, p in zip(model.parts(), params, strict=True):
         if part.x_fields:

@@ -10,6 +10,7 @@ similar length share one compiled program.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import jax
@@ -81,6 +82,25 @@ class TableFit:
     restart_objectives: np.ndarray
     n_reached_best: int
     n_explored: int
+    data: tuple  # (X', y', weights) standardised and padded, as fitted
+
+    @functools.cached_property
+    def _standard_errors(self) -> tuple[dict, bool]:
+        from moestat.standard_errors import standard_errors
+
+        return standard_errors(self.model, self.result.params, self.scaling, *self.data,
+                               active_directory())
+
+    @property
+    def standard_errors(self) -> dict:
+        """{name: SE shaped like the parameter} from the observed information (computed at
+        the first request; NaN everywhere when the information is singular)."""
+        return self._standard_errors[0]
+
+    @property
+    def standard_errors_ok(self) -> bool:
+        """The observed information was positive definite."""
+        return self._standard_errors[1]
 
     @property
     def degenerate(self) -> list[str]:
@@ -106,13 +126,18 @@ class TableFit:
                          "reached_best": self.n_reached_best},
             "standardised": {"features": bool(np.any(s.x_scale != 1) or np.any(s.x_shift)),
                              "target": bool(s.y_scale != 1 or s.y_shift != 0)},
+            "standard_errors": {k: np.asarray(v).tolist()
+                                for k, v in self.standard_errors.items()},
+            "standard_errors_ok": self.standard_errors_ok,
         }
 
 
 def fit_table(model: MixtureOfExperts, X, y, sample_weight=None, *, estimator: str = "em",
               n_init: int = 20, options: FitOptions | None = None, seed: int = 0,
               explore: int = EXPLORE_FACTOR, standardise: bool = True) -> TableFit:
-    """Fit `model` to X (n, d), y (n,) (NumPy float64, already validated for shape)."""
+    """Fit `model` to X (n, d), y (n,) (NumPy float64, already validated for shape); its
+    standard errors come from the observed information when asked for
+    (moestat/standard_errors.py)."""
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     n = y.shape[0]
@@ -138,5 +163,72 @@ def fit_table(model: MixtureOfExperts, X, y, sample_weight=None, *, estimator: s
     objective = float(result.objective)
     least_squares = model.kind == "regression" and estimator in ("lse", "sgd")
     objective = objective * scaling.y_scale**2 if least_squares else loglik / float(w.sum())
-    return TableFit(model, to_user_scale(model, result.params, scaling), scaling, result,
-                    loglik, objective, objectives, reached, int(explore) * int(n_init))
+    user = jax.tree_util.tree_map(np.asarray, to_user_scale(model, result.params, scaling))
+    return TableFit(model, user, scaling, result, loglik, objective, objectives, reached,
+                    int(explore) * int(n_init), (Xp, yp, wp))
+
+
+@functools.lru_cache(maxsize=32)
+def _entropy_program(model: MixtureOfExperts):
+    from moestat.compiling import jit
+
+    def entropy(params, X, y, weights):
+        """sum_t w_t (-sum_i tau_ti log tau_ti), tau the posterior responsibilities."""
+        log_tau = jax.nn.log_softmax(model.log_joint(params, X, y), axis=-1)
+        return jax.numpy.sum(weights * -jax.numpy.sum(jax.numpy.exp(log_tau) * log_tau, -1))
+
+    return jit(entropy)
+
+
+def criteria(fit: TableFit, n_samples: int) -> dict:
+    """{"k", "loglik", "bic", "icl", "aic", "n_parameters"} (lower is better): BIC = -2 log L +
+    P log n, AIC = -2 log L + 2 P, ICL = BIC + 2 sum_t entropy(tau_t) (Biernacki, Celeux and
+    Govaert 2000; None for a regression model, which has no responsibilities)."""
+    p = fit.model.n_free_parameters()
+    bic = -2 * fit.loglik + p * np.log(n_samples)
+    icl = None
+    if fit.model.kind == "mixture":
+        icl = bic + 2 * float(_entropy_program(fit.model)(fit.result.params, *fit.data))
+    return {"k": fit.model.n_experts, "loglik": fit.loglik, "bic": bic, "icl": icl,
+            "aic": -2 * fit.loglik + 2 * p, "n_parameters": p}
+
+
+SELECTION_CRITERIA = ("bic", "icl", "aic")
+
+
+def check_criterion(criterion: str) -> None:
+    if criterion not in SELECTION_CRITERIA:
+        raise InputError(f"criterion must be one of {', '.join(SELECTION_CRITERIA)}, got "
+                         f"{criterion!r}")
+
+
+def select_experts(models: list[MixtureOfExperts], X, y, sample_weight=None, *,
+                   criterion: str = "bic", **fit_options) -> tuple[TableFit, dict]:
+    """Fit each model (one per number of experts) and keep the one the criterion prefers;
+    returns (that fit, {"criterion", "table": [criteria rows], "selected_k"})."""
+    check_criterion(criterion)
+    fits = [fit_table(m, X, y, sample_weight, **fit_options) for m in models]
+    n = int(np.shape(y)[0])
+    table = [criteria(f, n) for f in fits]
+    if criterion == "icl" and any(row["icl"] is None for row in table):
+        raise InputError("criterion 'icl' needs a mixture model (regression models have no "
+                         "responsibilities)")
+    best = int(np.argmin([row[criterion] for row in table]))
+    return fits[best], {"criterion": criterion, "table": table,
+                        "selected_k": table[best]["k"]}
+
+
+def parse_experts(text: str) -> list[int]:
+    """"3" -> [3]; "1..6" -> [1, 2, ..., 6] (a range of numbers of experts, each >= 1)."""
+    lo, sep, hi = str(text).strip().partition("..")
+    try:
+        ks = [int(lo)] if not sep else list(range(int(lo), int(hi) + 1))
+        first, last = int(lo), int(hi) if sep else int(lo)
+    except ValueError:
+        raise InputError(f"--experts must be a number or a range such as 1..6, got "
+                         f"{text!r}") from None
+    if first < 1:
+        raise InputError(f"--experts must be >= 1, got {text!r}")
+    if sep and last <= first:
+        raise InputError(f"--experts range {text!r} must increase (e.g. 1..6)")
+    return ks

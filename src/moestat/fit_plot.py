@@ -1,0 +1,82 @@
+"""A picture of a fitted model (`moestat fit ... --plot FILE`).
+
+One feature: the data, each expert's mean h_i(x) (line width by its average gate weight) and,
+below, the gate weights w_i(x), on a grid over the data's range. Several features: fitted
+E[y | x] against the observed y, and the gate weights along the first principal direction of
+the (standardised) features.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from moestat.errors import InputError
+from moestat.files import write_atomic
+
+FORMATS = (".png", ".pdf", ".svg")
+
+
+def check_plot_path(path: Path) -> None:
+    """Refuse, before any work, a path the figure could not be written to."""
+    if path.suffix.lower() not in FORMATS:
+        raise InputError(f"--plot {path}: the file name must end in {', '.join(FORMATS)}")
+    if path.is_dir():
+        raise InputError(f"--plot {path} is a directory; name a file")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"--plot {path}: directory {parent} does not exist")
+    try:  # a trial file: permissions alone do not tell (root, read-only file systems)
+        with tempfile.NamedTemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise InputError(f"--plot {path}: cannot write in {parent} ({e.strerror})") from None
+
+
+def plot_fit(path: Path, model, params, X, y, features, target) -> Path:
+    """Draw the fit of `params` (user's scale) to X (n, d), y (n,) into `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    X, y = np.asarray(X, float), np.asarray(y, float)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 6.5), sharex=X.shape[1] == 1,
+                                      gridspec_kw={"height_ratios": [3, 1.4]})
+    if X.shape[1] == 1:
+        grid = np.linspace(X[:, 0].min(), X[:, 0].max(), 300)[:, None]
+        means = np.asarray(model.expert_means(params, grid))
+        weights = np.asarray(model.gate_weights(params, grid))
+        top.scatter(X[:, 0], y, s=8, color="0.55", label="data")
+        for i in range(means.shape[1]):
+            top.plot(grid[:, 0], means[:, i], lw=0.8 + 3 * weights[:, i].mean(),
+                     label=f"expert {i + 1}")
+            bottom.plot(grid[:, 0], weights[:, i], label=f"w{i + 1}(x)")
+        top.set_ylabel(target)
+        top.legend(fontsize=8)
+        bottom.set_xlabel(features[0])
+    else:
+        fitted = np.asarray(model.mean(params, X))
+        top.scatter(y, fitted, s=8, color="0.35")
+        lo, hi = min(y.min(), fitted.min()), max(y.max(), fitted.max())
+        top.plot([lo, hi], [lo, hi], color="k", lw=0.8, ls="--")
+        top.set_xlabel(f"observed {target}")
+        top.set_ylabel("fitted E[y | x]")
+        Z = (X - X.mean(0)) / np.where(X.std(0) > 0, X.std(0), 1.0)
+        direction = np.linalg.svd(Z, full_matrices=False)[2][0]
+        score = Z @ direction
+        order = np.argsort(score)
+        weights = np.asarray(model.gate_weights(params, X))
+        for i in range(weights.shape[1]):
+            bottom.plot(score[order], weights[order, i], label=f"w{i + 1}(x)")
+        bottom.set_xlabel("first principal direction of the standardised features")
+    bottom.set_ylabel("gate weight")
+    bottom.set_ylim(-0.02, 1.02)
+    bottom.legend(fontsize=8, ncol=min(weights.shape[1], 6))
+    fig.suptitle(model.describe(), fontsize=9)
+    fig.tight_layout()
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:].lower(), dpi=120))
+    plt.close(fig)
+    return path

@@ -1,0 +1,113 @@
+"""Standard errors of a fitted model from the observed information.
+
+With theta the free, gauge-fixed coordinates of the fit on the standardised data
+(`MixtureOfExperts.to_free`: log variances, softmax gate rows but the last), the observed
+information is I = -Hessian of sum_t w_t log p(y'_t | x'_t; theta) at the estimate, and
+
+    Cov(theta_hat) ~ I^-1,   Cov(psi_hat) ~ J I^-1 J^T,   SE = sqrt(diag)
+
+for the reported parameters psi = g(theta) on the user's scale (g = `to_user_scale` after
+`from_free`, J its Jacobian: the delta method). The gauge row of a softmax gate is fixed, so its
+SE is 0. When I is not positive definite — a parameter on its bound, an empty or separated
+expert, fewer rows than parameters — the information says nothing about some direction: every
+SE is then NaN (JSON null) and `ok` is False, rather than numbers from a pseudo-inverse.
+
+Intervals estimate +- 1.96 SE cover the truth at about the nominal rate when the model is
+regular and n is large; `docs/results.md` ("Standard errors: coverage") measures it.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from moestat.model import MixtureOfExperts, MoEParams
+from moestat.standardise import Scaling, to_user_scale
+
+
+def _program(model: MixtureOfExperts):
+    """se(X', y', w, params', scaling) -> (SEs flattened in `model.named` order, ok); the
+    scaling's numbers are arguments, so tables of one shape share the program."""
+
+    def run(X, y, weights, params, x_shift, x_scale, y_shift, y_scale):
+        scaling = Scaling(x_shift, x_scale, y_shift, y_scale)
+        theta, unravel = ravel_pytree(model.to_free(params))
+
+        def loglik(t):
+            return jnp.sum(weights * model.log_prob(model.from_free(unravel(t)), X, y))
+
+        def reported(t):
+            return ravel_pytree(to_user_scale(model, model.from_free(unravel(t)), scaling))[0]
+
+        info = -jax.hessian(loglik)(theta)
+        info = (info + info.T) / 2
+        chol = jnp.linalg.cholesky(info)
+        ok = jnp.all(jnp.isfinite(chol))
+        J = jax.jacobian(reported)(theta)
+        solved = jax.scipy.linalg.cho_solve((chol, True), J.T)  # I^-1 J^T
+        var = jnp.sum(J.T * solved, axis=0)
+        se = jnp.where(ok, jnp.sqrt(jnp.maximum(var, 0.0)), jnp.nan)
+        return se, ok
+
+    return run
+
+
+def standard_errors(model: MixtureOfExperts, params: MoEParams, scaling: Scaling, X, y,
+                    weights, program_cache: str | None = None) -> tuple[dict, bool]:
+    """({name: SE array shaped like the parameter}, ok) for the fit `params` of the
+    standardised data X, y (padded rows carry weight 0)."""
+    from moestat.exported_programs import call_exported
+
+    f64 = functools.partial(jnp.asarray, dtype=jnp.float64)
+    se, ok = call_exported(program_cache, "standard_errors", (model,), lambda: _program(model),
+                           f64(X), f64(y), f64(weights), jax.tree_util.tree_map(f64, params),
+                           f64(scaling.x_shift), f64(scaling.x_scale), f64(scaling.y_shift),
+                           f64(scaling.y_scale))
+    se, ok = np.asarray(se), bool(ok)
+    template = to_user_scale(model, params, scaling)
+    _, unravel = ravel_pytree(jax.tree_util.tree_map(jnp.asarray, template))
+    return {k: np.asarray(v) for k, v in model.named(unravel(jnp.asarray(se))).items()}, ok
+
+
+COVERAGE_TRUTH = {"gate.beta1": [[2.0], [0.0]], "gate.beta0": [0.5, 0.0],
+                  "expert.a": [[2.0], [-1.0]], "expert.b": [1.0, -0.5], "noise.var": [0.1, 0.2]}
+
+
+def coverage_study(n: int = 1000, replicates: int = 200, seed: int = 0, n_init: int = 5,
+                   level_z: float = 1.96) -> dict:
+    """How often estimate +- level_z SE covers the truth, per parameter, over `replicates`
+    data sets of n rows from COVERAGE_TRUTH (two softmax-gated Gaussian linear experts,
+    x ~ U(-1, 1)), each fitted by `table_fit.fit_table`. Labels are matched to the truth by
+    the experts (for k = 2 a swap negates the gate row, whose SE is unchanged)."""
+    from moestat.table_fit import fit_table
+
+    model = MixtureOfExperts.create("softmax", "linear", "gaussian", n_experts=2, n_features=1)
+    truth = model.from_named(COVERAGE_TRUTH)
+    want = {k: np.asarray(v) for k, v in COVERAGE_TRUTH.items()}
+    rng = np.random.default_rng(seed)
+    hits = {k: [] for k in want}
+    failed = 0
+    for r in range(replicates):
+        X = rng.uniform(-1, 1, (n, 1))
+        y = np.asarray(model.sample(jax.random.PRNGKey(seed * 100_003 + r), truth, X))
+        fit = fit_table(model, X, y, n_init=n_init, seed=r)
+        if not fit.standard_errors_ok:
+            failed += 1
+            continue
+        est, se = model.named(fit.params), fit.standard_errors
+        swap = (np.abs(est["expert.b"][::-1] - want["expert.b"]).sum()
+                < np.abs(est["expert.b"] - want["expert.b"]).sum())
+        for k in want:
+            e, s = est[k], se[k]
+            if swap:
+                e, s = (e[::-1], s[::-1]) if not k.startswith("gate") else (-e, s)
+            free = s > 0  # the gauge row's SE is 0: not a parameter
+            hits[k].append((np.abs(e - want[k]) <= level_z * s)[free])
+    per = {k: float(np.mean(np.concatenate(v))) for k, v in hits.items() if v}
+    pooled = float(np.mean(np.concatenate([np.concatenate(v) for v in hits.values() if v])))
+    return {"n": n, "replicates": replicates, "singular": failed, "pooled": pooled,
+            "per_parameter": per}
