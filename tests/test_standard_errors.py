@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from moestat.model import MixtureOfExperts
-from moestat.standard_errors import coverage_study
+from moestat.model_checks import coverage_study
 from moestat.table_fit import fit_table
 
 

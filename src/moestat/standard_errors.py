@@ -13,7 +13,7 @@ expert, fewer rows than parameters — the information says nothing about some d
 SE is then NaN (JSON null) and `ok` is False, rather than numbers from a pseudo-inverse.
 
 Intervals estimate +- 1.96 SE cover the truth at about the nominal rate when the model is
-regular and n is large; `docs/results.md` ("Standard errors: coverage") measures it.
+regular and n is large; `model_checks.coverage_study` measures it (docs/results.md).
 """
 
 from __future__ import annotations
@@ -72,42 +72,3 @@ def standard_errors(model: MixtureOfExperts, params: MoEParams, scaling: Scaling
     _, unravel = ravel_pytree(jax.tree_util.tree_map(jnp.asarray, template))
     return {k: np.asarray(v) for k, v in model.named(unravel(jnp.asarray(se))).items()}, ok
 
-
-COVERAGE_TRUTH = {"gate.beta1": [[2.0], [0.0]], "gate.beta0": [0.5, 0.0],
-                  "expert.a": [[2.0], [-1.0]], "expert.b": [1.0, -0.5], "noise.var": [0.1, 0.2]}
-
-
-def coverage_study(n: int = 1000, replicates: int = 200, seed: int = 0, n_init: int = 5,
-                   level_z: float = 1.96) -> dict:
-    """How often estimate +- level_z SE covers the truth, per parameter, over `replicates`
-    data sets of n rows from COVERAGE_TRUTH (two softmax-gated Gaussian linear experts,
-    x ~ U(-1, 1)), each fitted by `table_fit.fit_table`. Labels are matched to the truth by
-    the experts (for k = 2 a swap negates the gate row, whose SE is unchanged)."""
-    from moestat.table_fit import fit_table
-
-    model = MixtureOfExperts.create("softmax", "linear", "gaussian", n_experts=2, n_features=1)
-    truth = model.from_named(COVERAGE_TRUTH)
-    want = {k: np.asarray(v) for k, v in COVERAGE_TRUTH.items()}
-    rng = np.random.default_rng(seed)
-    hits = {k: [] for k in want}
-    failed = 0
-    for r in range(replicates):
-        X = rng.uniform(-1, 1, (n, 1))
-        y = np.asarray(model.sample(jax.random.PRNGKey(seed * 100_003 + r), truth, X))
-        fit = fit_table(model, X, y, n_init=n_init, seed=r)
-        if not fit.standard_errors_ok:
-            failed += 1
-            continue
-        est, se = model.named(fit.params), fit.standard_errors
-        swap = (np.abs(est["expert.b"][::-1] - want["expert.b"]).sum()
-                < np.abs(est["expert.b"] - want["expert.b"]).sum())
-        for k in want:
-            e, s = est[k], se[k]
-            if swap:
-                e, s = (e[::-1], s[::-1]) if not k.startswith("gate") else (-e, s)
-            free = s > 0  # the gauge row's SE is 0: not a parameter
-            hits[k].append((np.abs(e - want[k]) <= level_z * s)[free])
-    per = {k: float(np.mean(np.concatenate(v))) for k, v in hits.items() if v}
-    pooled = float(np.mean(np.concatenate([np.concatenate(v) for v in hits.values() if v])))
-    return {"n": n, "replicates": replicates, "singular": failed, "pooled": pooled,
-            "per_parameter": per}
