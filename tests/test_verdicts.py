@@ -82,6 +82,21 @@ def test_an_init_floor_is_not_estimated_whatever_its_slope():
     below = clean(floor_ratio=FLOOR_RATIO - 1e-9)
     assert judge_slope(fast, -0.5, evidence=below).verdict == HOLDS
     assert judge_slope(fast, -0.5, evidence=clean(floor_ratio=np.nan)).verdict == NOT_ESTIMATED
+    # the band is two-sided: just below 1 / FLOOR_RATIO still the start's perturbation
+    near = clean(floor_ratio=1 / FLOOR_RATIO - 1e-9)
+    assert judge_slope(fast, -0.5, evidence=near).verdict == NOT_ESTIMATED
+
+
+def test_fits_far_from_a_tiny_start_are_judged_unless_their_error_grows_with_n():
+    """Final / start error far above 1: the fits left a start closer to the truth than their
+    statistical error. A shrinking error is the estimator's rate (judged); a growing one is a
+    divergence (not estimated)."""
+    fast = losses(-0.5, 5)
+    moved = clean(floor_ratio=10.0)
+    assert judge_slope(fast, -0.5, evidence=moved).verdict == HOLDS
+    diverging = Evidence(**{**moved.__dict__, "grows": True})
+    v = judge_slope(fast, -0.5, evidence=diverging)
+    assert v.verdict == NOT_ESTIMATED and "move away from the truth" in v.reason
 
 
 def test_fits_at_max_iter_make_any_claim_inconclusive():

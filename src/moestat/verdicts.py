@@ -4,8 +4,13 @@
 A claim is judged on a run's numbers, the rules in this order:
 
 1. `not estimated` — the fits started near the truth and, at the largest n, the median over
-   replicates of (final error / start error) is above FLOOR_RATIO: the error is the start's
-   perturbation (or grows from it), not a rate.
+   replicates of (final error / start error) lies between FLOOR_RATIO and 1 / FLOOR_RATIO: the
+   error is the start's perturbation, not a rate; or it is above 1 / FLOOR_RATIO and the median
+   error grows from the smallest n to the largest: the fits move away from the truth as n
+   grows (diverging along a flat direction), not a rate. A ratio above 1 / FLOOR_RATIO with an
+   error that shrinks with n means the fits moved well away from a start that was closer to the
+   truth than their statistical error (a tiny start perturbation): that error is the
+   estimator's own, and the slope judges it.
 2. `inconclusive` — more than MAX_AT_MAX_ITER of the claim's fits stopped at max_iter: the
    estimator was not reached, whatever the slope.
 3. the interval rule of the claim's kind, on 95 % intervals:
@@ -27,7 +32,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-FLOOR_RATIO = 0.5  # median final / start error above this at the largest n: not estimated
+FLOOR_RATIO = 0.5  # median final / start error in (FLOOR_RATIO, 1 / FLOOR_RATIO) at the
+# largest n: the error is the start's perturbation (rule 1)
 MAX_AT_MAX_ITER = 0.05  # more than this fraction of fits at max_iter: inconclusive
 MAX_DECIDING_FACTOR = 10.0  # an interval to shrink more than this: "no practical data decides"
 
@@ -44,24 +50,27 @@ class Verdict:
 class Evidence:
     """What the gates look at for one (setting, metric): fits, fits at max_iter, the median
     final / start error ratio at the largest n (None: no near-truth start recorded), the
-    replicates per n and the decades of n spanned."""
+    replicates per n, the decades of n spanned, and whether the median error at the largest n
+    exceeds that at the smallest."""
 
     n_fits: int
     n_at_max_iter: int
     floor_ratio: float | None
     replicates: int
     decades: float
+    grows: bool = False
 
 
 def gate(evidence: Evidence, label: str = "") -> Verdict | None:
     """Rules 1 and 2 for one side of a claim; None when both pass."""
     e = evidence
     where = f"{label}: " if label else ""
-    if e.floor_ratio is not None and not e.floor_ratio <= FLOOR_RATIO:
-        what = ("the error stays at the start's perturbation" if e.floor_ratio <= 1.5 else
-                "the fits move away from the truth, not toward it")
-        return Verdict(NOT_ESTIMATED, f"{where}median final / start error {e.floor_ratio:.2f} "
-                       f"> {FLOOR_RATIO} at the largest n: {what}")
+    r = e.floor_ratio
+    if r is not None and not (r <= FLOOR_RATIO or (r >= 1 / FLOOR_RATIO and not e.grows)):
+        what = ("the fits move away from the truth as n grows" if r >= 1 / FLOOR_RATIO else
+                "the error stays at the start's perturbation")
+        return Verdict(NOT_ESTIMATED, f"{where}median final / start error {r:.2f} at the "
+                       f"largest n: {what}")
     if e.n_at_max_iter > MAX_AT_MAX_ITER * e.n_fits:
         return Verdict(INCONCLUSIVE, f"{where}{e.n_at_max_iter} of {e.n_fits} fits stopped at "
                        f"max_iter (> {MAX_AT_MAX_ITER:.0%}): the estimator was not reached")

@@ -58,9 +58,13 @@ class MetricRuns:
 
     def evidence(self) -> Evidence:
         floor = self.floor()
+        rows = np.flatnonzero(self.finite_rows())
+        grows = bool(rows.size >= 2 and self.final_median(self.ns[rows[-1]])
+                     > self.final_median(self.ns[rows[0]]))
         return Evidence(n_fits=self.n_fits, n_at_max_iter=int(self.at_max_iter.sum()),
                         floor_ratio=None if floor is None else floor["ratio"],
-                        replicates=int(self.losses.shape[1]), decades=self.decades)
+                        replicates=int(self.losses.shape[1]), decades=self.decades,
+                        grows=grows)
 
 
 def metric_runs(cols: dict, config: ExperimentConfig, setting: str, metric: str) -> MetricRuns:
