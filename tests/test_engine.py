@@ -323,6 +323,7 @@ def dask_cluster():
         yield cluster.scheduler_address, client
 
 
+@pytest.mark.slow  # ~17 s: a Dask LocalCluster; run with -m slow
 def test_dask_cluster_gives_identical_results(reference, dask_cluster, tiny, tmp_path):
     address, client = dask_cluster
     assert address.startswith("tcp://127.0.0.1:") and len(client.run(os.getpid)) == 2
