@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -128,3 +129,19 @@ def test_no_warning_when_converged():
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         MixtureOfExpertsRegressor(n_experts=2, n_init=2, random_state=0).fit(X, y)
+
+
+def test_select_keeps_the_number_of_experts_bic_prefers():
+    """Two well-separated experts (the shipped example table): BIC over k = 1..3 keeps 2, and
+    the estimator is that fit (n_experts, params_, selection_ table with every k)."""
+    import csv
+
+    rows = list(csv.DictReader(open(Path(__file__).resolve().parents[1] / "examples" /
+                                    "two_experts.csv")))
+    X = np.array([[float(r["x"])] for r in rows])[:600]
+    y = np.array([float(r["y"]) for r in rows])[:600]
+    est = MixtureOfExpertsRegressor(n_init=3, random_state=0).select(X, y, experts=[1, 2, 3])
+    assert est.selection_["selected_k"] == 2 == est.n_experts
+    assert [r["k"] for r in est.selection_["table"]] == [1, 2, 3]
+    assert est.params_["expert.a"].shape == (2, 1)
+    assert est.loglik_ == est.selection_["table"][1]["loglik"]

@@ -22,7 +22,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -30,7 +30,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from moestat.errors import InputError
 from moestat.fit import REASONS, DegenerateFitWarning, FitOptions
 from moestat.model import MixtureOfExperts
-from moestat.table_fit import build_model, fit_table, underdetermined_message
+from moestat.table_fit import (
+    build_model,
+    check_criterion,
+    criteria,
+    fit_table,
+    underdetermined_message,
+)
 
 
 class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
@@ -130,6 +136,34 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
         if self.degenerate_:
             warnings.warn("degenerate fit: " + ", ".join(REASONS[r] for r in self.degenerate_),
                           DegenerateFitWarning, stacklevel=2)
+        return self
+
+    def select(self, X, y, experts=range(1, 7), criterion="bic", sample_weight=None):
+        """Fit each number of experts in `experts` and keep the one `criterion` ("bic", "icl"
+        or "aic"; lower is better) prefers: returns self fitted with it (n_experts set to it),
+        with selection_ = {"criterion", "table": [{"k", "loglik", "bic", "icl", "aic",
+        "n_parameters"}], "selected_k"} — what `moestat fit --experts 1..6` prints. Warnings
+        of the kept fit are re-issued; the others' are dropped."""
+        check_criterion(criterion)
+        ks = sorted({int(k) for k in experts})
+        if not ks or ks[0] < 1:
+            raise InputError(f"experts must be numbers >= 1, got {list(experts)!r}")
+        fitted, caught = [], []
+        for k in ks:
+            with warnings.catch_warnings(record=True) as w:
+                warnings.simplefilter("always")
+                fitted.append(clone(self).set_params(n_experts=k).fit(X, y, sample_weight))
+            caught.append(w)
+        n = int(np.shape(X)[0])
+        table = [criteria(est.fitted_, n) for est in fitted]
+        if criterion == "icl" and any(row["icl"] is None for row in table):
+            raise InputError("criterion 'icl' needs a mixture model (regression models have "
+                             "no responsibilities)")
+        best = int(np.argmin([row[criterion] for row in table]))
+        self.__dict__.update(fitted[best].__dict__)
+        self.selection_ = {"criterion": criterion, "table": table, "selected_k": ks[best]}
+        for w in caught[best]:
+            warnings.warn(w.message, w.category, stacklevel=2)
         return self
 
     @property
