@@ -14,8 +14,8 @@ from rich.console import Console
 from typer.exceptions import TyperException
 
 from moestat import interrupts
-from moestat.errors import InputError, check_seed
-from moestat.files import strict_json, write_text_atomic
+from moestat.errors import InputError
+from moestat.files import strict_json
 from moestat.render import (
     cell_progress,
     import_plotting_meanwhile,
@@ -78,59 +78,11 @@ def fit(
         help="draw the fit (.png, .pdf or .svg): data, expert means and gate weights")] = None,
 ):
     """Fit one MoE model to a user's table; print parameters, log-likelihood, BIC."""
-    from moestat.data import read_table
-    from moestat.fit import FitOptions
-    from moestat.table_fit import (
-        build_model,
-        check_criterion,
-        fit_table,
-        parse_experts,
-        select_experts,
-        underdetermined_message,
-    )
+    from moestat.fit_command import run_fit
 
-    check_seed(seed)
-    if save is not None and save.is_dir():
-        raise InputError(f"--save {save} is a directory; name a file")
-    if plot is not None:
-        from moestat.fit_plot import check_plot_path
-
-        check_plot_path(plot)
-    for name, value in (("--n-init", n_init), ("--max-iter", max_iter)):
-        if value < 1:
-            raise InputError(f"{name} must be >= 1, got {value}")
-    if not tol > 0:
-        raise InputError(f"--tol must be > 0, got {tol}")
-    ks = parse_experts(experts)
-    if len(ks) > 1:
-        check_criterion(criterion)
-    feats = None if features is None else [f.strip() for f in features.split(",") if f.strip()]
-    table = read_table(data, target, feats)
-    models = [build_model(k, table.X.shape[1], gate=gate, expert=expert, noise=noise,
-                          estimator=estimator) for k in ks]
-    for model in models:
-        n_params = model.n_free_parameters()
-        if len(table.y) < n_params:  # a whole table too small to say anything
-            raise InputError(underdetermined_message(len(table.y), n_params, model))
-    options = {"estimator": estimator, "n_init": n_init,
-               "options": FitOptions(max_iter=max_iter, tol=tol), "seed": seed}
-    selection = None
-    if len(models) == 1:
-        fitted = fit_table(models[0], table.X, table.y, **options)
-    else:
-        fitted, selection = select_experts(models, table.X, table.y, criterion=criterion,
-                                           **options)
-    out = {"data": str(data), "target": table.target, "features": list(table.features),
-           **fitted.summary(len(table.y), estimator), "seed": seed}
-    if selection is not None:
-        out["selection"] = selection
-    if save is not None:
-        write_text_atomic(save, strict_json(out, indent=2) + "\n")
-    if plot is not None:
-        from moestat.fit_plot import plot_fit
-
-        plot_fit(plot, fitted.model, fitted.params, table.X, table.y, table.features,
-                 table.target)
+    out = run_fit(data, target, experts=experts, criterion=criterion, features=features,
+                  gate=gate, expert=expert, noise=noise, estimator=estimator, n_init=n_init,
+                  max_iter=max_iter, tol=tol, seed=seed, save=save, plot=plot)
     if as_json:
         print(strict_json(out))
         return

@@ -33,6 +33,7 @@ from moestat.model import MixtureOfExperts
 from moestat.table_fit import (
     build_model,
     check_criterion,
+    choose,
     criteria,
     fit_table,
     underdetermined_message,
@@ -156,10 +157,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
             caught.append(w)
         n = int(np.shape(X)[0])
         table = [criteria(est.fitted_, n) for est in fitted]
-        if criterion == "icl" and any(row["icl"] is None for row in table):
-            raise InputError("criterion 'icl' needs a mixture model (regression models have "
-                             "no responsibilities)")
-        best = int(np.argmin([row[criterion] for row in table]))
+        best = choose(table, criterion)
         self.__dict__.update(fitted[best].__dict__)
         self.selection_ = {"criterion": criterion, "table": table, "selected_k": ks[best]}
         for w in caught[best]:

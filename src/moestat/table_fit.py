@@ -210,12 +210,17 @@ def select_experts(models: list[MixtureOfExperts], X, y, sample_weight=None, *,
     fits = [fit_table(m, X, y, sample_weight, **fit_options) for m in models]
     n = int(np.shape(y)[0])
     table = [criteria(f, n) for f in fits]
+    best = choose(table, criterion)
+    return fits[best], {"criterion": criterion, "table": table,
+                        "selected_k": table[best]["k"]}
+
+
+def choose(table: list[dict], criterion: str) -> int:
+    """Index of the row of `criteria` rows that `criterion` prefers (the smallest value)."""
     if criterion == "icl" and any(row["icl"] is None for row in table):
         raise InputError("criterion 'icl' needs a mixture model (regression models have no "
                          "responsibilities)")
-    best = int(np.argmin([row[criterion] for row in table]))
-    return fits[best], {"criterion": criterion, "table": table,
-                        "selected_k": table[best]["k"]}
+    return int(np.argmin([row[criterion] for row in table]))
 
 
 def parse_experts(text: str) -> list[int]:

@@ -1,0 +1,73 @@
+"""`moestat fit`: one table, one model (or a range of numbers of experts), checked before any
+work; the fitted model as plain data, optionally saved and drawn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from moestat.errors import InputError, check_seed
+from moestat.files import strict_json, write_text_atomic
+
+
+def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bic",
+            features: str | None = None, gate: str = "softmax", expert: str = "linear",
+            noise: str = "gaussian", estimator: str = "em", n_init: int = 20,
+            max_iter: int = 500, tol: float = 1e-8, seed: int = 0, save: Path | None = None,
+            plot: Path | None = None) -> dict:
+    """Validate every argument, read the table, fit (each k of a range, keeping the one
+    `criterion` prefers), write `save` and `plot`; returns `TableFit.summary` plus the data's
+    names, the seed and, for a range, "selection"."""
+    from moestat.data import read_table
+    from moestat.fit import FitOptions
+    from moestat.table_fit import (
+        build_model,
+        check_criterion,
+        fit_table,
+        parse_experts,
+        select_experts,
+        underdetermined_message,
+    )
+
+    check_seed(seed)
+    if save is not None and save.is_dir():
+        raise InputError(f"--save {save} is a directory; name a file")
+    if plot is not None:
+        from moestat.fit_plot import check_plot_path
+
+        check_plot_path(plot)
+    for name, value in (("--n-init", n_init), ("--max-iter", max_iter)):
+        if value < 1:
+            raise InputError(f"{name} must be >= 1, got {value}")
+    if not tol > 0:
+        raise InputError(f"--tol must be > 0, got {tol}")
+    ks = parse_experts(experts)
+    if len(ks) > 1:
+        check_criterion(criterion)
+    feats = None if features is None else [f.strip() for f in features.split(",") if f.strip()]
+    table = read_table(data, target, feats)
+    models = [build_model(k, table.X.shape[1], gate=gate, expert=expert, noise=noise,
+                          estimator=estimator) for k in ks]
+    for model in models:
+        n_params = model.n_free_parameters()
+        if len(table.y) < n_params:  # a whole table too small to say anything
+            raise InputError(underdetermined_message(len(table.y), n_params, model))
+    options = {"estimator": estimator, "n_init": n_init,
+               "options": FitOptions(max_iter=max_iter, tol=tol), "seed": seed}
+    selection = None
+    if len(models) == 1:
+        fitted = fit_table(models[0], table.X, table.y, **options)
+    else:
+        fitted, selection = select_experts(models, table.X, table.y, criterion=criterion,
+                                           **options)
+    out = {"data": str(data), "target": table.target, "features": list(table.features),
+           **fitted.summary(len(table.y), estimator), "seed": seed}
+    if selection is not None:
+        out["selection"] = selection
+    if save is not None:
+        write_text_atomic(save, strict_json(out, indent=2) + "\n")
+    if plot is not None:
+        from moestat.fit_plot import plot_fit
+
+        plot_fit(plot, fitted.model, fitted.params, table.X, table.y, table.features,
+                 table.target)
+    return out
