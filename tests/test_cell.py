@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from moestat import InputError
+from moestat import InputError, memory
 from moestat.experiments import cell as sweep_cell
 from moestat.experiments import grid, resources
 from moestat.experiments.config import Setting, parse_config
@@ -113,7 +113,7 @@ def test_a_cell_over_the_memory_budget_runs_in_replicate_blocks(monkeypatch):
     assert_same_rows(blocked, whole)
     monkeypatch.setenv("MOESTAT_MEMORY_GB", "lots")
     with pytest.raises(InputError, match="MOESTAT_MEMORY_GB must be a number"):
-        resources.memory_budget()
+        memory.budget()
 
 
 def _multistart_config(best_of: int | None):

@@ -11,7 +11,14 @@ import pytest
 
 from moestat.estimator import MixtureOfExpertsRegressor
 from moestat.model import MixtureOfExperts
-from moestat.standardise import Scaling, follows_x, follows_y, scaling_for, to_user_scale
+from moestat.standardise import (
+    DataScaleWarning,
+    Scaling,
+    follows_x,
+    follows_y,
+    scaling_for,
+    to_user_scale,
+)
 
 
 def _data(n=400, seed=3):
@@ -58,25 +65,51 @@ def test_parts_that_cannot_follow_keep_the_users_scale(gate, expert, x_kept, y_k
     assert (s.y_shift == 0 and s.y_scale == 1) == y_kept
 
 
-def test_a_feature_scaled_by_1e3_gives_the_same_model_in_original_units():
-    """Fit x and 1e3 x + 5: slopes scale by 1e-3, intercepts absorb the shift, and the
-    log-likelihood, predictions and gate weights agree. Both fits see the same standardised
-    problem (up to rounding in the column's mean and sd), so 1e-6 relative is ample; a wrong
-    back-map would be off by orders of magnitude."""
+@pytest.mark.parametrize("scale,shift", [(1e3, 5.0), (1e-300, 0.0)])
+def test_a_feature_scaled_by_1e3_gives_the_same_model_in_original_units(scale, shift):
+    """Fit x and 1e3 x + 5 (and 1e-300 x, whose squares underflow): slopes scale by 1/scale,
+    intercepts absorb the shift, and the log-likelihood, predictions and gate weights agree.
+    Both fits see the same standardised problem (up to rounding in the column's mean and sd),
+    so 1e-6 relative is ample; a wrong back-map would be off by orders of magnitude."""
     X, y = _data()
     fits = []
-    for scale, shift in [(1.0, 0.0), (1e3, 5.0)]:
+    for scale_, shift_ in [(1.0, 0.0), (scale, shift)]:
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # neither fit may be degenerate or unconverged
             fits.append(MixtureOfExpertsRegressor(n_experts=2, n_init=4, random_state=0)
-                        .fit(scale * X + shift, y))
+                        .fit(scale_ * X + shift_, y))
     a, b = fits
     assert b.loglik_ == pytest.approx(a.loglik_, rel=1e-6)
-    np.testing.assert_allclose(b.params_["gate.beta1"] * 1e3, a.params_["gate.beta1"],
+    np.testing.assert_allclose(b.params_["gate.beta1"] * scale, a.params_["gate.beta1"],
                                rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(b.params_["expert.a"] * 1e3, a.params_["expert.a"], rtol=1e-5)
-    np.testing.assert_allclose(b.params_["expert.b"] + 5 * b.params_["expert.a"][:, 0],
+    np.testing.assert_allclose(b.params_["expert.a"] * scale, a.params_["expert.a"], rtol=1e-5)
+    np.testing.assert_allclose(b.params_["expert.b"] + shift * b.params_["expert.a"][:, 0],
                                a.params_["expert.b"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(b.params_["noise.var"], a.params_["noise.var"], rtol=1e-5)
-    np.testing.assert_allclose(b.predict(1e3 * X + 5), a.predict(X), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(b.predict_proba(1e3 * X + 5), a.predict_proba(X), atol=1e-7)
+    np.testing.assert_allclose(b.predict(scale * X + shift), a.predict(X), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(b.predict_proba(scale * X + shift), a.predict_proba(X),
+                               atol=1e-7)
+
+
+@pytest.mark.parametrize("scale,flagged", [(1e6, True), (1e-3, True), (30.0, False)])
+def test_a_feature_kept_far_from_unit_scale_is_named(scale, flagged):
+    """A quadratic gate keeps x on the user's scale: a standard deviation outside [1e-2, 1e2]
+    is named (the box |beta| <= 50 and the solvers assume unit scale), one inside is not; a
+    model that standardises x never names it."""
+    X, y = _data()
+    quadratic = MixtureOfExperts.create("quadratic_softmax", "linear", "gaussian", n_experts=2,
+                                        n_features=1)
+    s = scaling_for(quadratic, scale * X, y, np.ones(len(y)))
+    assert [j for j, _ in s.off_scale] == ([0] if flagged else [])
+    if flagged:
+        (text,) = s.warnings(["income"], "y")
+        assert text.startswith("'income' keeps its scale (standard deviation") and "rescale" in text
+    softmax = MixtureOfExperts.create("softmax", "linear", "gaussian", n_experts=2, n_features=1)
+    assert scaling_for(softmax, scale * X, y, np.ones(len(y))).off_scale == ()
+
+
+def test_the_estimator_warns_about_a_feature_it_cannot_standardise():
+    X, y = _data(n=200)
+    with pytest.warns(DataScaleWarning, match="'x0' keeps its scale"):
+        MixtureOfExpertsRegressor(n_experts=2, gate="quadratic_softmax", n_init=2,
+                                  random_state=0).fit(1e6 * X, y)

@@ -3,8 +3,6 @@ exit 2, nothing written (experiments/validation.py and the schema)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from tests.truths import TWO_EXPERTS
 
@@ -77,24 +75,63 @@ def test_refused_before_any_cell(tmp_path, capsys, label, text, message):
     assert not out.exists()  # nothing written
 
 
-def test_a_cell_beyond_the_memory_budget_is_refused_at_once(tmp_path, capsys):
-    """n = 1e8 rows of 1024 features (~800 GB a replicate): refused with the figure in well
-    under a second after the imports, before anything is simulated."""
-    d = 1024
-    row = "[" + ", ".join(["0.0"] * d) + "]"
-    text = (BASE.replace("n = [300, 600]", "n = [100000000]")
-            + f'n_experts = 2\nn_features = {d}\n[settings.truth]\n'
+HUGE_FEATURES = 1024
+
+
+def huge_config() -> str:
+    """n = 1e8 rows of 1024 features: ~800 GB of data a replicate."""
+    row = "[" + ", ".join(["0.0"] * HUGE_FEATURES) + "]"
+    return (BASE.replace("n = [300, 600]", "n = [100000000]")
+            + f'n_experts = 2\nn_features = {HUGE_FEATURES}\n[settings.truth]\n'
             f'"gate.beta1" = [{row}, {row}]\n"gate.beta0" = [0.0, 0.0]\n'
             f'"expert.a" = [{row}, {row}]\n"expert.b" = [1.0, -1.0]\n"noise.var" = [1.0, 1.0]\n')
-    from moestat import cli  # imported before the clock starts
 
-    assert cli
-    t0 = time.perf_counter()
-    code, err, out = run_main(tmp_path, capsys, text)
-    seconds = time.perf_counter() - t0
-    assert code == 2 and "settings.exact: one replicate at n = 100000000 needs about" in err
+
+def test_a_cell_beyond_the_memory_budget_is_refused_at_once(tmp_path, capsys):
+    """Refused with the cell and the size its rows alone need, before anything is simulated."""
+    code, err, out = run_main(tmp_path, capsys, huge_config())
+    assert code == 2 and "settings.exact: one replicate at n = 100000000 needs at least" in err
     assert "GB, above the memory budget" in err and not out.exists()
-    assert seconds < 5  # generous on a loaded 2-core machine; typically ~0.2 s
+
+
+def test_the_memory_refusal_comes_before_jax_is_imported(tmp_path):
+    """What makes the refusal take well under a second: the command line reads the config and
+    sizes its rows without importing JAX (~1 s of imports). A fresh interpreter runs the
+    command and reports whether JAX was imported."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "huge.toml"
+    path.write_text(huge_config())
+    code = ("import sys; from moestat import cli; "
+            f"rc = cli.main(['run', {str(path)!r}, '--out', {str(tmp_path / 'o')!r}]); "
+            "print(rc, 'jax' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert r.stdout.split() == ["2", "False"], (r.stdout, r.stderr)
+    assert "needs at least" in r.stderr and not (tmp_path / "o").exists()
+
+
+def test_a_model_whose_fit_needs_more_than_its_rows_is_refused_by_the_full_estimate(
+        tmp_path, capsys, monkeypatch):
+    """Rows within the budget, the fit's own arrays (gate Hessian, statistics) beyond it: the
+    validation pass's estimate (fit.bytes_per_fit) refuses it, saying "about"."""
+    from moestat.experiments.config import parse_config
+    from moestat.experiments.config_reading import read_toml
+    from moestat.experiments.settings import fitted_model
+    from moestat.fit import bytes_per_fit
+    from moestat.memory import rows_bytes
+
+    text = config()
+    path = tmp_path / "probe.toml"
+    path.write_text(text)
+    setting = parse_config(read_toml(path)).settings[0]
+    rows, full = rows_bytes(600, 1, 2), bytes_per_fit(fitted_model(setting), 600)
+    assert rows < full
+    monkeypatch.setenv("MOESTAT_MEMORY_GB", repr((rows + full) / 2 / 2**30))
+    code, err, out = run_main(tmp_path, capsys, text)
+    assert code == 2 and "settings.exact: one replicate at n = 600 needs about" in err, err
+    assert not out.exists()
 
 
 EXAMPLE = "examples/two_experts.csv"

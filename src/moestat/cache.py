@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import jax
+from moestat.jax_options import set_option
 
 MIN_COMPILE_SECONDS = 0.3  # cache only programs that are slow to compile
 
@@ -37,7 +37,7 @@ def enable_compilation_cache() -> str | None:
         return None
     global _ACTIVE
     _ACTIVE = where
-    jax.config.update("jax_compilation_cache_dir", where)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    set_option("jax_compilation_cache_dir", where)
+    set_option("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+    set_option("jax_persistent_cache_min_entry_size_bytes", 0)
     return where

@@ -124,10 +124,7 @@ def run_sweep(
 ):
     """Run a sweep (in-process, on --workers N local processes, or on a Dask cluster with
     --scheduler); writes cells, summary.json and rates.png, and prints the rate table."""
-    from moestat.experiments.backends import DaskCluster, InProcess, ProcessPool
-    from moestat.experiments.config import is_classification, read_toml
-    from moestat.experiments.grid import cells
-    from moestat.experiments.runner import prepare_out, resolve, run_sweep, write_summary
+    from moestat.experiments.config import is_classification, load_for_run, read_toml
     from moestat.shipped import config_path
 
     if workers < 0:
@@ -138,6 +135,11 @@ def run_sweep(
             raise InputError("--workers / --scheduler apply to rate studies; a classification "
                              "experiment runs in-process")
         return _run_classification(config, out, preset, resume)
+    load_for_run(config, preset, seed)  # the checks that need no JAX, before importing it
+    from moestat.experiments.backends import DaskCluster, InProcess, ProcessPool
+    from moestat.experiments.grid import cells
+    from moestat.experiments.runner import prepare_out, resolve, run_sweep, write_summary
+
     if scheduler is None:
         backend = ProcessPool(workers) if workers > 0 else InProcess()
     elif scheduler == "local":

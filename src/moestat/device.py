@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import os
 
-import jax
-
 from moestat.errors import InputError
+from moestat.jax_options import set_option
 
 CHOICES = ("auto", "cpu", "gpu")
 ENV = "MOESTAT_DEVICE"
@@ -28,8 +27,10 @@ def select_device(choice: str | None = None) -> str:
         raise InputError(f"--device must be one of {', '.join(CHOICES)}, got {choice!r}")
     os.environ[ENV] = choice
     if choice == "cpu":
-        jax.config.update("jax_platforms", "cpu")
+        set_option("jax_platforms", "cpu")
     elif choice == "gpu":
+        import jax
+
         try:
             gpus = jax.devices("gpu")
         except RuntimeError:

@@ -28,16 +28,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from moestat.errors import InputError
+from moestat.expert_selection import check_criterion, choose, criteria
 from moestat.fit import REASONS, DegenerateFitWarning, FitOptions
 from moestat.model import MixtureOfExperts
-from moestat.table_fit import (
-    build_model,
-    check_criterion,
-    choose,
-    criteria,
-    fit_table,
-    underdetermined_message,
-)
+from moestat.standardise import DataScaleWarning
+from moestat.table_fit import build_model, fit_table, underdetermined_message
 
 
 class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
@@ -137,6 +132,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
         if self.degenerate_:
             warnings.warn("degenerate fit: " + ", ".join(REASONS[r] for r in self.degenerate_),
                           DegenerateFitWarning, stacklevel=2)
+        names = list(getattr(self, "feature_names_in_", [f"x{j}" for j in range(d)]))
+        for text in fitted.scaling.warnings(names, "y"):
+            warnings.warn(text, DataScaleWarning, stacklevel=2)
         return self
 
     def select(self, X, y, experts=range(1, 7), criterion="bic", sample_weight=None):

@@ -17,18 +17,9 @@ def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bi
     """Validate every argument, read the table, fit (each k of a range, keeping the one
     `criterion` prefers), write `save` and `plot`; returns `TableFit.summary` plus the data's
     names, the seed and, for a range, "selection"."""
-    from moestat.data import read_table
-    from moestat.fit import FitOptions
-    from moestat.table_fit import (
-        build_model,
-        check_criterion,
-        fit_table,
-        parse_experts,
-        select_experts,
-        underdetermined_message,
-    )
+    from moestat.expert_selection import check_criterion, parse_experts
 
-    check_seed(seed)
+    check_seed(seed)  # every argument first: a refusal comes before JAX is imported
     if save is not None and save.is_dir():
         raise InputError(f"--save {save} is a directory; name a file")
     if plot is not None:
@@ -43,8 +34,14 @@ def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bi
     ks = parse_experts(experts)
     if len(ks) > 1:
         check_criterion(criterion)
+    from moestat.data import read_table
+
     feats = None if features is None else [f.strip() for f in features.split(",") if f.strip()]
     table = read_table(data, target, feats)
+    from moestat.expert_selection import select_experts
+    from moestat.fit import FitOptions
+    from moestat.table_fit import build_model, fit_table, underdetermined_message
+
     models = [build_model(k, table.X.shape[1], gate=gate, expert=expert, noise=noise,
                           estimator=estimator) for k in ks]
     for model in models:
@@ -60,7 +57,8 @@ def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bi
         fitted, selection = select_experts(models, table.X, table.y, criterion=criterion,
                                            **options)
     out = {"data": str(data), "target": table.target, "features": list(table.features),
-           **fitted.summary(len(table.y), estimator), "seed": seed}
+           **fitted.summary(len(table.y), estimator, table.features, table.target),
+           "seed": seed}
     if selection is not None:
         out["selection"] = selection
     if save is not None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import jax
 import numpy as np
 
+from moestat.expert_selection import criteria
 from moestat.model import MixtureOfExperts
-from moestat.table_fit import criteria, fit_table
+from moestat.table_fit import fit_table
 
 COVERAGE_TRUTH = {"gate.beta1": [[2.0], [0.0]], "gate.beta0": [0.5, 0.0],
                   "expert.a": [[2.0], [-1.0]], "expert.b": [1.0, -0.5], "noise.var": [0.1, 0.2]}

@@ -12,9 +12,13 @@ from rich.table import Table as RichTable
 
 
 def _fmt(v) -> str:
+    """Scalars to 6 significant digits, arrays to 4 (a slope of 3e-6 on a feature of scale
+    1e6 is shown, not rounded to 0); non-finite entries as "-"."""
     a = np.asarray(v)
-    return np.array2string(a, precision=4, suppress_small=True, separator=", ") if a.ndim \
-        else f"{float(a):.6g}"
+    if not a.ndim:
+        return f"{float(a):.6g}"
+    return np.array2string(a, separator=", ", formatter={
+        "float_kind": lambda x: f"{x:.4g}" if np.isfinite(x) else "-"})
 
 
 def rate_table(rep: dict) -> RichTable:
@@ -142,6 +146,8 @@ def print_fit(console: Console, out: dict) -> None:
     if se and not out["standard_errors_ok"]:
         console.print("[yellow]no standard errors: the observed information is singular "
                       "(a parameter on its bound, an empty or separated expert)[/yellow]")
+    for w in out.get("warnings", []):
+        console.print(f"[yellow]warning: {w}[/yellow]")
     if out["degenerate"]:
         from moestat.fit import REASONS
 

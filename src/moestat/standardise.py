@@ -21,7 +21,13 @@ up to rounding, but the box applies to the standardised problem.
 
 A model with a part that cannot follow (a quadratic or cosine gate, a polynomial expert,
 ridge experts for the response, a frozen expert fixed on the user's scale) keeps that scale:
-its `Scaling` is the identity on x, on y, or on both.
+its `Scaling` is the identity on x, on y, or on both, and a kept column whose standard
+deviation lies outside UNIT_SCALE is named in `Scaling.off_scale` (the fit reports it: the box
+and the solvers assume unit scale, so such a fit may be poor; at 1e-2 a logit change of one
+already needs |beta| = 100, beyond the box).
+
+Standard deviations are computed on columns divided by their largest deviation first, so a
+feature of scale 1e-300 (whose squares underflow) is standardised like any other.
 """
 
 from __future__ import annotations
@@ -32,6 +38,12 @@ import numpy as np
 
 from moestat.model import MixtureOfExperts, MoEParams
 
+UNIT_SCALE = (1e-2, 1e2)  # standard deviations a column kept on the user's scale may have
+
+
+class DataScaleWarning(UserWarning):
+    """Issued by the estimator for a column kept far from unit scale (`Scaling.off_scale`)."""
+
 
 @dataclass(frozen=True)
 class Scaling:
@@ -41,6 +53,15 @@ class Scaling:
     x_scale: np.ndarray
     y_shift: float = 0.0
     y_scale: float = 1.0
+    off_scale: tuple = ()  # (column, sd): kept on the user's scale, sd outside UNIT_SCALE;
+    # column j for feature j, None for the target
+
+    def warnings(self, features, target: str) -> list[str]:
+        """One line per `off_scale` column, named by `features` / `target`."""
+        return [f"{target if j is None else features[j]!r} keeps its scale (standard "
+                f"deviation {sd:.3g}) because the model cannot be fitted on standardised "
+                f"{'targets' if j is None else 'features'}; the coefficient box and the solvers "
+                "assume unit scale: rescale it for a reliable fit" for j, sd in self.off_scale]
 
     @property
     def identity(self) -> bool:
@@ -60,22 +81,35 @@ def follows_y(model: MixtureOfExperts) -> bool:
     return model.frozen is None and model.expert.y_fields is not None
 
 
+def spread(a: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean and standard deviation of each column of `a` (n, ...) (weights summing
+    to 1), computed on deviations divided by their largest, so tiny scales do not underflow."""
+    mean = w @ a
+    dev = a - mean
+    top = np.max(np.abs(dev), axis=0)
+    unit = np.where(top > 0, top, 1.0)
+    return mean, top * np.sqrt(w @ (dev / unit) ** 2)
+
+
 def scaling_for(model: MixtureOfExperts, X, y, weights) -> Scaling:
     """Weighted means and standard deviations of the columns the model can follow (a constant
-    column keeps scale 1)."""
+    column keeps scale 1); the kept columns whose scale is far from 1 in `off_scale`."""
     X, y, w = (np.asarray(a, dtype=np.float64) for a in (X, y, weights))
     w = w / w.sum()
     d = X.shape[1]
     x_shift, x_scale, y_shift, y_scale = np.zeros(d), np.ones(d), 0.0, 1.0
+    x_mean, x_sd = spread(X, w)
+    y_mean, y_sd = spread(y, w)
     if follows_x(model):
-        x_shift = w @ X
-        sd = np.sqrt(w @ (X - x_shift) ** 2)
-        x_scale = np.where(sd > 0, sd, 1.0)
+        x_shift, x_scale = x_mean, np.where(x_sd > 0, x_sd, 1.0)
     if follows_y(model):
-        y_shift = float(w @ y)
-        sd = float(np.sqrt(w @ (y - y_shift) ** 2))
-        y_scale = sd if sd > 0 else 1.0
-    return Scaling(x_shift, x_scale, y_shift, y_scale)
+        y_shift, y_scale = float(y_mean), float(y_sd) if y_sd > 0 else 1.0
+    lo, hi = UNIT_SCALE
+    off = [(j, float(v)) for j, v in enumerate(x_sd) if v > 0 and not lo <= v <= hi
+           and not follows_x(model)]
+    if y_sd > 0 and not lo <= y_sd <= hi and not follows_y(model):
+        off.append((None, float(y_sd)))
+    return Scaling(x_shift, x_scale, y_shift, y_scale, tuple(off))
 
 
 def to_user_scale(model: MixtureOfExperts, params: MoEParams, s: Scaling) -> MoEParams:

@@ -58,8 +58,9 @@ from pydantic import (
     model_validator,
 )
 
-from moestat.errors import SEED_MAX, InputError
+from moestat.errors import SEED_MAX, InputError, check_seed
 from moestat.experiments.config_reading import read_toml, validate
+from moestat.memory import refuse_oversized_settings
 
 
 class Strict(BaseModel):
@@ -373,3 +374,16 @@ def parse_config(data: dict, source: str = "config") -> ExperimentConfig:
 def load_config(path: str | Path) -> ExperimentConfig:
     """Read and validate a TOML experiment file; one-line InputError on any problem."""
     return parse_config(read_toml(path), str(path))
+
+
+def load_for_run(path: str | Path, preset: str | None = None,
+                 seed: int | None = None) -> ExperimentConfig:
+    """The config a run of `path` uses (preset applied, seed overridden), with the checks
+    that need no JAX: the schema, the seed, and each setting's rows at the largest n within
+    the memory budget. The command line calls it before importing JAX."""
+    config = load_config(path).with_preset(preset)
+    if seed is not None:
+        check_seed(seed)
+        config = config.model_copy(update={"seed": seed})
+    refuse_oversized_settings(config.settings, max(config.n_values()))
+    return config

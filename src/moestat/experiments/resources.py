@@ -1,9 +1,9 @@
 """What a sweep process may use: memory per cell and compiled programs kept alive.
 
 * A cell runs its replicates in consecutive blocks that each fit the memory budget
-  ($MOESTAT_MEMORY_GB, default a quarter of the physical memory), estimated per replicate by
-  `fit.bytes_per_fit`. Replicates are independent, so the rows equal a one-block run's
-  (counts and flags exactly, floats to rounding).
+  (`memory.budget`: $MOESTAT_MEMORY_GB, default a quarter of the physical memory), estimated
+  per replicate by `fit.bytes_per_fit`. Replicates are independent, so the rows equal a
+  one-block run's (counts and flags exactly, floats to rounding).
 * Compiled executables are dropped in groups once MAX_LIVE_SHAPES (setting, padded size)
   pairs have been used: a long sweep that kept them all ran out of memory mappings (LLVM
   "Cannot allocate memory", vm.max_map_count) after ~200 cells, and dropping them at every new
@@ -13,12 +13,10 @@
 
 from __future__ import annotations
 
-import os
-
 import jax
 
-from moestat.errors import InputError
 from moestat.fit import bytes_per_fit
+from moestat.memory import budget
 from moestat.model import MixtureOfExperts
 
 MAX_LIVE_SHAPES = 32  # (setting, rows) pairs whose executables a sweep process keeps at once
@@ -26,23 +24,9 @@ _LIVE_SHAPES: set = set()
 _ON_CLEAR: list = []  # callbacks run when the executables are dropped
 
 
-def memory_budget() -> float:
-    """Bytes one cell may use: $MOESTAT_MEMORY_GB, else a quarter of the physical memory."""
-    gb = os.environ.get("MOESTAT_MEMORY_GB")
-    if gb:
-        try:
-            value = float(gb)
-        except ValueError:
-            raise InputError(f"MOESTAT_MEMORY_GB must be a number, got {gb!r}") from None
-        if not value > 0:
-            raise InputError(f"MOESTAT_MEMORY_GB must be > 0, got {gb!r}")
-        return value * 2**30
-    return 0.25 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
 def replicate_blocks(reps: list[int], model: MixtureOfExperts, n: int) -> list[list[int]]:
-    """The cell's replicates in consecutive blocks that each fit in memory_budget()."""
-    size = max(1, int(memory_budget() // bytes_per_fit(model, n)))
+    """The cell's replicates in consecutive blocks that each fit in memory.budget()."""
+    size = max(1, int(budget() // bytes_per_fit(model, n)))
     return [reps[i:i + size] for i in range(0, len(reps), size)]
 
 

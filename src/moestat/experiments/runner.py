@@ -9,21 +9,20 @@ import numpy as np
 import tomli_w
 
 from moestat import interrupts
-from moestat.errors import InputError, check_seed
+from moestat.errors import InputError
 from moestat.experiments import init_scales
 from moestat.experiments.backends import InProcess
 from moestat.experiments.claims import judge
 from moestat.experiments.config import (
     RESOLVED,
     ExperimentConfig,
-    load_config,
+    load_for_run,
     parse_config,
     read_toml,
 )
 from moestat.experiments.grid import cells
 from moestat.experiments.metric_runs import MetricRuns, metric_runs
 from moestat.experiments.metrics import check_metrics
-from moestat.experiments.resources import memory_budget
 from moestat.experiments.store import (
     cell_key,
     config_hash,
@@ -38,16 +37,13 @@ from moestat.experiments.store import (
 from moestat.experiments.validation import check_runnable
 from moestat.files import strict_json, write_text_atomic
 from moestat.fit import REASONS
+from moestat.memory import budget
 from moestat.rates import fit_rate, local_slope_intervals, local_slopes, power_vs_log
 
 
 def resolve(config_path: str | Path, preset: str | None = None,
             seed: int | None = None) -> ExperimentConfig:
-    config = load_config(config_path).with_preset(preset)
-    if seed is not None:
-        check_seed(seed)
-        config = config.model_copy(update={"seed": seed})
-    config = init_scales.expand(config)
+    config = init_scales.expand(load_for_run(config_path, preset, seed))
     check_runnable(config)  # before the metrics, whose check traces the losses
     check_metrics(config)
     return config
@@ -87,7 +83,7 @@ def run_sweep(config: ExperimentConfig, out: Path, backend=None,
     aside first, reported through `on_damaged(names)`, and recomputed; cell files of another
     config are moved to foreign/, and cells that failed before are computed again, each said
     through `on_note(text)`."""
-    memory_budget()  # a bad MOESTAT_MEMORY_GB is refused here, not as failed cells
+    budget()  # a bad MOESTAT_MEMORY_GB is refused here, not as failed cells
     remove_temporaries(out)
     damaged = quarantine_damaged(out)
     if damaged and on_damaged:

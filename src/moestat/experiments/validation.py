@@ -10,9 +10,9 @@ import numpy as np
 
 from moestat.errors import InputError
 from moestat.experiments.config import ExperimentConfig, NDependent, Setting
-from moestat.experiments.resources import memory_budget
 from moestat.experiments.settings import SettingModels, build, fitted_model
 from moestat.fit import bytes_per_fit
+from moestat.memory import refuse_over_budget
 from moestat.model import MixtureOfExperts
 
 X_LIMIT = 1e150  # |x| beyond which x^2 overflows float64 (the estimator's limit too)
@@ -89,8 +89,4 @@ def _check_memory(model: MixtureOfExperts, grid: list[int], where: str) -> None:
     """One replicate of the largest cell must fit the budget: blocks split replicates, never
     rows (padding only raises smaller n to sizes of the grid)."""
     n = max(grid)
-    need, budget = bytes_per_fit(model, n), memory_budget()
-    if need > budget:
-        raise InputError(f"{where}: one replicate at n = {n} needs about {need / 2**30:.1f} GB, "
-                         f"above the memory budget of {budget / 2**30:.1f} GB "
-                         "(MOESTAT_MEMORY_GB)")
+    refuse_over_budget(where, n, bytes_per_fit(model, n))

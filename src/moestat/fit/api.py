@@ -37,6 +37,7 @@ from moestat.fit.lse import solver as lse_solver
 from moestat.fit.mle import mean_loglik, mle
 from moestat.fit.result import FitOptions, FitResult
 from moestat.fit.sgd import sgd
+from moestat.memory import rows_bytes
 from moestat.model import MixtureOfExperts, MoEParams
 
 ESTIMATOR_FUNCTIONS = {"em": em, "mle": mle, "lse": lse, "sgd": sgd}
@@ -282,4 +283,4 @@ def bytes_per_fit(model: MixtureOfExperts, n: int) -> int:
     m = len(model.gate.logit_monomials(d)) if model.gate.logit_monomials else d + 1
     n_D = data_columns(model)
     n_D = n_D if n_D <= MAX_DATA_COLUMNS else 0  # beyond the bound EM runs per sample
-    return 8 * n * (d + 2 + 8 * K + K * K * m + P + 2 * n_D)
+    return rows_bytes(n, d, K) + 8 * n * (K * K * m + P + 2 * n_D)
