@@ -35,10 +35,11 @@ def test_fit_json_and_save(tmp_path):
 
 def test_fit_selects_the_number_of_experts_and_draws_the_fit(tmp_path):
     """The shipped two-expert table (well separated, 2000 rows): BIC over k = 1..3 picks 2,
-    the JSON carries the criteria table and the standard errors, and the figure is written."""
-    figure = tmp_path / "fit.png"
+    the JSON carries the criteria table, the standard errors and the 3-expert fit's dendrogram
+    (whose top level is that fit: same log-likelihood), and both figures are written."""
+    figure, tree_figure = tmp_path / "fit.png", tmp_path / "tree.svg"
     r = run("fit", EXAMPLE, "--target", "y", "--experts", "1..3", "--n-init", "4", "--json",
-            "--plot", figure)
+            "--plot", figure, "--dendrogram", tree_figure)
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
     sel = res["selection"]
@@ -48,6 +49,11 @@ def test_fit_selects_the_number_of_experts_and_draws_the_fit(tmp_path):
     assert all(row["icl"] >= row["bic"] for row in sel["table"])  # ICL adds an entropy
     assert res["standard_errors_ok"] and set(res["standard_errors"]) == set(res["parameters"])
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    tree = sel["dendrogram"]
+    assert tree["from_k"] == 3 and [lv["k"] for lv in tree["levels"]] == [3, 2, 1]
+    top = tree["levels"][0]["mean_loglik"] * res["n_samples"]
+    assert abs(top - sel["table"][2]["loglik"]) < 1e-6 * abs(top)
+    assert len(tree["linkage"]) == 2 and "<svg" in tree_figure.read_text()
 
 
 def test_fit_table_output():
@@ -100,6 +106,14 @@ CASES = [
      "cannot write in /proc"),
     ("plot to missing directory", "x,z,y\n" + GOOD_ROWS,
      ["--target", "y", "--plot", "/nonexistent-dir/fit.png"], "does not exist"),
+    ("dendrogram format", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--dendrogram", "t.jpg"],
+     "--dendrogram t.jpg: the file name must end in .png"),
+    ("dendrogram of a sigmoid gate", "x,z,y\n" + GOOD_ROWS,
+     ["--target", "y", "--gate", "sigmoid", "--estimator", "lse", "--dendrogram", "t.png"],
+     "needs a mixture with the"
+     " softmax gate"),
+    ("dic with a quadratic gate", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--experts", "1..2",
+     "--criterion", "dic", "--gate", "quadratic_softmax"], "needs a mixture with the softmax"),
     ("unknown gate", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--gate", "foo"],
      "unknown gate 'foo'"),
     ("unknown expert", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--expert", "foo"],

@@ -59,8 +59,8 @@ def fit(
     experts: Annotated[str, typer.Option(
         help="number of experts k, or a range such as 1..6: fit each, keep the one "
              "--criterion prefers")] = "2",
-    criterion: Annotated[str, typer.Option(help="with a range of --experts: bic, icl or "
-                                                 "aic")] = "bic",
+    criterion: Annotated[str, typer.Option(help="with a range of --experts: bic, icl, aic, "
+                                                 "or dic (the dendrogram's)")] = "bic",
     features: Annotated[str | None, typer.Option(help="comma-separated feature columns "
                                                  "(default: all others)")] = None,
     gate: Annotated[str, typer.Option(help="gate, e.g. softmax, topk_softmax:2")] = "softmax",
@@ -76,21 +76,26 @@ def fit(
     save: Annotated[Path | None, typer.Option(help="write the fitted model as JSON")] = None,
     plot: Annotated[Path | None, typer.Option(
         help="draw the fit (.png, .pdf or .svg): data, expert means and gate weights")] = None,
+    dendrogram: Annotated[Path | None, typer.Option(
+        help="draw the dendrogram of mixing measures of the (largest) fit and its DIC "
+             "(.png, .pdf or .svg; softmax gate)")] = None,
 ):
     """Fit one MoE model to a user's table; print parameters, log-likelihood, BIC."""
     from moestat.fit_command import run_fit
 
     out = run_fit(data, target, experts=experts, criterion=criterion, features=features,
                   gate=gate, expert=expert, noise=noise, estimator=estimator, n_init=n_init,
-                  max_iter=max_iter, tol=tol, seed=seed, save=save, plot=plot)
+                  max_iter=max_iter, tol=tol, seed=seed, save=save, plot=plot,
+                  dendrogram=dendrogram)
     if as_json:
         print(strict_json(out))
         return
     print_fit(console, out)
     if save is not None:
         console.print(f"saved to {save}")
-    if plot is not None:
-        console.print(f"figure: {plot}")
+    for figure in (plot, dendrogram):
+        if figure is not None:
+            console.print(f"figure: {figure}")
 
 
 def _run_classification(config: Path, out: Path | None, preset: str | None,

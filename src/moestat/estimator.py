@@ -27,8 +27,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from moestat.dendrogram import check_dendrogram_model
 from moestat.errors import InputError
-from moestat.expert_selection import check_criterion, choose, criteria
+from moestat.expert_selection import check_criterion, choose_experts
 from moestat.fit import REASONS, DegenerateFitWarning, FitOptions
 from moestat.model import MixtureOfExperts
 from moestat.standardise import DataScaleWarning
@@ -138,26 +139,28 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def select(self, X, y, experts=range(1, 7), criterion="bic", sample_weight=None):
-        """Fit each number of experts in `experts` and keep the one `criterion` ("bic", "icl"
-        or "aic"; lower is better) prefers: returns self fitted with it (n_experts set to it),
-        with selection_ = {"criterion", "table": [{"k", "loglik", "bic", "icl", "aic",
-        "n_parameters"}], "selected_k"} — what `moestat fit --experts 1..6` prints. Warnings
-        of the kept fit are re-issued; the others' are dropped."""
+        """Fit each number of experts in `experts` and keep the one `criterion` ("bic", "icl",
+        "aic": lower is better; "dic": the dendrogram of mixing measures of the largest fit)
+        prefers: returns self fitted with it (n_experts set to it), with selection_ =
+        {"criterion", "table": [{"k", "loglik", "bic", "icl", "aic", "n_parameters"}],
+        "selected_k", "dendrogram"} — what `moestat fit --experts 1..6` prints. Warnings of
+        the kept fit are re-issued; the others' are dropped."""
         check_criterion(criterion)
         ks = sorted({int(k) for k in experts})
         if not ks or ks[0] < 1:
             raise InputError(f"experts must be numbers >= 1, got {list(experts)!r}")
+        if criterion == "dic" and np.ndim(X) == 2:
+            check_dendrogram_model(self._build_model(np.shape(X)[1]))
         fitted, caught = [], []
         for k in ks:
             with warnings.catch_warnings(record=True) as w:
                 warnings.simplefilter("always")
                 fitted.append(clone(self).set_params(n_experts=k).fit(X, y, sample_weight))
             caught.append(w)
-        n = int(np.shape(X)[0])
-        table = [criteria(est.fitted_, n) for est in fitted]
-        best = choose(table, criterion)
+        best, selection = choose_experts([est.fitted_ for est in fitted],
+                                              int(np.shape(X)[0]), criterion)
         self.__dict__.update(fitted[best].__dict__)
-        self.selection_ = {"criterion": criterion, "table": table, "selected_k": ks[best]}
+        self.selection_ = selection
         for w in caught[best]:
             warnings.warn(w.message, w.category, stacklevel=2)
         return self

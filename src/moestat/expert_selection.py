@@ -1,7 +1,9 @@
-"""Choosing the number of experts: fit k = 1, 2, ... and compare BIC, ICL and AIC.
+"""Choosing the number of experts: fit k = 1, 2, ... and compare BIC, ICL and AIC, and read
+the dendrogram of mixing measures of the largest fit (its DIC; moestat/dendrogram.py).
 
 BIC = -2 log L + P log n, AIC = -2 log L + 2 P, ICL = BIC + 2 sum_t entropy(tau_t) (Biernacki,
-Celeux and Govaert 2000), P the free parameters; the smallest value is preferred. The argument
+Celeux and Govaert 2000), P the free parameters; the smallest value is preferred. DIC chooses
+among the dendrogram's levels whose k was fitted, and the fit with that k is kept. The argument
 checks import nothing heavy, so `moestat fit` refuses a bad --experts or --criterion before
 JAX is imported.
 """
@@ -42,7 +44,7 @@ def criteria(fit, n_samples: int) -> dict:
             "aic": -2 * fit.loglik + 2 * p, "n_parameters": p}
 
 
-SELECTION_CRITERIA = ("bic", "icl", "aic")
+SELECTION_CRITERIA = ("bic", "icl", "aic", "dic")
 
 
 def check_criterion(criterion: str) -> None:
@@ -54,21 +56,51 @@ def check_criterion(criterion: str) -> None:
 def select_experts(models: list, X, y, sample_weight=None, *, criterion: str = "bic",
                    **fit_options) -> tuple:
     """Fit each model (one per number of experts; `table_fit.fit_table`) and keep the one the
-    criterion prefers; returns (that TableFit, {"criterion", "table": [criteria rows],
-    "selected_k"})."""
+    criterion prefers; returns (that TableFit, `choose_experts`'s selection)."""
     from moestat.table_fit import fit_table
 
     check_criterion(criterion)
+    if criterion == "dic":
+        from moestat.dendrogram import check_dendrogram_model
+
+        check_dendrogram_model(models[-1])
     fits = [fit_table(m, X, y, sample_weight, **fit_options) for m in models]
-    n = int(np.shape(y)[0])
-    table = [criteria(f, n) for f in fits]
-    best = choose(table, criterion)
-    return fits[best], {"criterion": criterion, "table": table,
-                        "selected_k": table[best]["k"]}
+    best, selection = choose_experts(fits, int(np.shape(y)[0]), criterion)
+    return fits[best], selection
+
+
+def fit_dendrogram(fit) -> dict | None:
+    """The dendrogram of a TableFit (mean log-likelihoods on the user's scale), or None for a
+    model it is not defined for."""
+    from moestat.dendrogram import dendrogram, dendrogram_defined
+
+    if not dendrogram_defined(fit.model):
+        return None
+    return dendrogram(fit.model, fit.result.params, *fit.data,
+                      loglik_shift=-float(np.log(fit.scaling.y_scale)))
+
+
+def choose_experts(fits: list, n_samples: int, criterion: str) -> tuple[int, dict]:
+    """(index of the kept fit, {"criterion", "table": [criteria rows], "selected_k",
+    "dendrogram": {"levels", "selected_k", "omega", "linkage", "from_k"} or None}) for fits
+    ordered by k; the dendrogram is that of the largest fit."""
+    table = [criteria(f, n_samples) for f in fits]
+    tree = fit_dendrogram(fits[-1])
+    if tree is not None:
+        tree["from_k"] = fits[-1].model.n_experts
+    if criterion == "dic":
+        ks = [row["k"] for row in table]
+        level = min((r for r in tree["levels"] if r["k"] in ks), key=lambda r: r["dic"])
+        best = ks.index(level["k"])
+    else:
+        best = choose(table, criterion)
+    return best, {"criterion": criterion, "table": table, "selected_k": table[best]["k"],
+                  "dendrogram": tree}
 
 
 def choose(table: list[dict], criterion: str) -> int:
-    """Index of the row of `criteria` rows that `criterion` prefers (the smallest value)."""
+    """Index of the row of `criteria` rows that `criterion` (bic, icl, aic) prefers (the
+    smallest value)."""
     if criterion == "icl" and any(row["icl"] is None for row in table):
         raise InputError("criterion 'icl' needs a mixture model (regression models have no "
                          "responsibilities)")

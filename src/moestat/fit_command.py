@@ -13,19 +13,22 @@ def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bi
             features: str | None = None, gate: str = "softmax", expert: str = "linear",
             noise: str = "gaussian", estimator: str = "em", n_init: int = 20,
             max_iter: int = 500, tol: float = 1e-8, seed: int = 0, save: Path | None = None,
-            plot: Path | None = None) -> dict:
+            plot: Path | None = None, dendrogram: Path | None = None) -> dict:
     """Validate every argument, read the table, fit (each k of a range, keeping the one
-    `criterion` prefers), write `save` and `plot`; returns `TableFit.summary` plus the data's
-    names, the seed and, for a range, "selection"."""
+    `criterion` prefers), write `save`, `plot` and `dendrogram`; returns `TableFit.summary`
+    plus the data's names, the seed and, for a range, "selection" (with the largest fit's
+    dendrogram of mixing measures); for one k with `dendrogram`, "dendrogram"."""
     from moestat.expert_selection import check_criterion, parse_experts
 
     check_seed(seed)  # every argument first: a refusal comes before JAX is imported
     if save is not None and save.is_dir():
         raise InputError(f"--save {save} is a directory; name a file")
-    if plot is not None:
-        from moestat.fit_plot import check_plot_path
+    from moestat.fit_plot import check_plot_path
 
+    if plot is not None:
         check_plot_path(plot)
+    if dendrogram is not None:
+        check_plot_path(dendrogram, "--dendrogram")
     for name, value in (("--n-init", n_init), ("--max-iter", max_iter)):
         if value < 1:
             raise InputError(f"{name} must be >= 1, got {value}")
@@ -44,6 +47,10 @@ def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bi
 
     models = [build_model(k, table.X.shape[1], gate=gate, expert=expert, noise=noise,
                           estimator=estimator) for k in ks]
+    if dendrogram is not None or (len(ks) > 1 and criterion == "dic"):
+        from moestat.dendrogram import check_dendrogram_model
+
+        check_dendrogram_model(models[-1])
     for model in models:
         n_params = model.n_free_parameters()
         if len(table.y) < n_params:  # a whole table too small to say anything
@@ -61,6 +68,12 @@ def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bi
            "seed": seed}
     if selection is not None:
         out["selection"] = selection
+        tree = selection["dendrogram"]
+    elif dendrogram is not None:
+        from moestat.expert_selection import fit_dendrogram
+
+        tree = out["dendrogram"] = fit_dendrogram(fitted)
+        tree["from_k"] = fitted.model.n_experts
     if save is not None:
         write_text_atomic(save, strict_json(out, indent=2) + "\n")
     if plot is not None:
@@ -68,4 +81,9 @@ def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bi
 
         plot_fit(plot, fitted.model, fitted.params, table.X, table.y, table.features,
                  table.target)
+    if dendrogram is not None:
+        from moestat.fit_plot import plot_dendrogram
+
+        plot_dendrogram(dendrogram, tree, f"{data.name}: {table.target} on "
+                                          f"{', '.join(table.features)}")
     return out

@@ -1,4 +1,5 @@
-"""A picture of a fitted model (`moestat fit ... --plot FILE`).
+"""A picture of a fitted model (`moestat fit ... --plot FILE`) and of its dendrogram of mixing
+measures (`--dendrogram FILE`).
 
 One feature: the data, each expert's mean h_i(x) (line width by its average gate weight) and,
 below, the gate weights w_i(x), on a grid over the data's range. Several features: fitted
@@ -19,20 +20,60 @@ from moestat.files import write_atomic
 FORMATS = (".png", ".pdf", ".svg")
 
 
-def check_plot_path(path: Path) -> None:
+def check_plot_path(path: Path, flag: str = "--plot") -> None:
     """Refuse, before any work, a path the figure could not be written to."""
     if path.suffix.lower() not in FORMATS:
-        raise InputError(f"--plot {path}: the file name must end in {', '.join(FORMATS)}")
+        raise InputError(f"{flag} {path}: the file name must end in {', '.join(FORMATS)}")
     if path.is_dir():
-        raise InputError(f"--plot {path} is a directory; name a file")
+        raise InputError(f"{flag} {path} is a directory; name a file")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise InputError(f"--plot {path}: directory {parent} does not exist")
+        raise InputError(f"{flag} {path}: directory {parent} does not exist")
     try:  # a trial file: permissions alone do not tell (root, read-only file systems)
         with tempfile.NamedTemporaryFile(dir=parent):
             pass
     except OSError as e:
-        raise InputError(f"--plot {path}: cannot write in {parent} ({e.strerror})") from None
+        raise InputError(f"{flag} {path}: cannot write in {parent} ({e.strerror})") from None
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:].lower(), dpi=120))
+    plt.close(fig)
+    return path
+
+
+def plot_dendrogram(path: Path, tree: dict, title: str = "") -> Path:
+    """Left: the dendrogram (leaves: the fitted experts with their weights p_i; heights
+    p_i p_j / (p_i + p_j) ||theta_i - theta_j||^2). Right: DIC against the number of atoms,
+    the selected level marked (moestat/dendrogram.py)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.cluster.hierarchy import dendrogram as draw
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2),
+                                      gridspec_kw={"width_ratios": [1.6, 1]})
+    labels = [f"{i + 1}\np={p:.2f}" for i, p in enumerate(tree["weights"])]
+    draw(np.asarray(tree["linkage"], float), ax=left, labels=labels, color_threshold=0,
+         above_threshold_color="0.25", leaf_font_size=8)
+    left.set_ylabel("merge height")
+    left.set_title(f"dendrogram of the {tree['from_k']}-expert fit", fontsize=9)
+    ks = [r["k"] for r in tree["levels"]]
+    dic = np.array([r["dic"] for r in tree["levels"]])
+    right.plot(ks, dic - dic.min(), "o-", color="0.25")
+    right.plot([tree["selected_k"]], [0.0], "o", color="tab:red", ms=10, mfc="none",
+               label=f"selected k = {tree['selected_k']}")
+    right.set_yscale("symlog", linthresh=1.0)
+    right.set_xlabel("number of atoms")
+    right.set_ylabel(f"DIC - min DIC   (DIC = -(height + {tree['omega']:.2f} x mean "
+                     "log-lik.))", fontsize=8)
+    right.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
 
 
 def plot_fit(path: Path, model, params, X, y, features, target) -> Path:
@@ -76,7 +117,4 @@ def plot_fit(path: Path, model, params, X, y, features, target) -> Path:
     bottom.set_ylim(-0.02, 1.02)
     bottom.legend(fontsize=8, ncol=min(weights.shape[1], 6))
     fig.suptitle(model.describe(), fontsize=9)
-    fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:].lower(), dpi=120))
-    plt.close(fig)
-    return path
+    return _save(fig, path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from moestat.expert_selection import criteria
+from moestat.expert_selection import SELECTION_CRITERIA, choose_experts
 from moestat.model import MixtureOfExperts
 from moestat.table_fit import fit_table
 
@@ -67,7 +67,7 @@ def lines_truth(k: int) -> dict:
 def selection_study(k_true=(2, 3, 4), ns=(200, 1000, 5000), replicates: int = 20,
                     k_max: int = 6, seed: int = 0, n_init: int = 5) -> list[dict]:
     """Per (k*, n): the share of `replicates` data sets on which each criterion over
-    k = 1..k_max selects k*, and the selected k's (for a table)."""
+    k = 1..k_max selects k* (DIC: the dendrogram of the k_max fit), and the selected k's."""
     rows = []
     for kt in k_true:
         truth_model = MixtureOfExperts.create("softmax", "linear", "gaussian", n_experts=kt,
@@ -77,14 +77,15 @@ def selection_study(k_true=(2, 3, 4), ns=(200, 1000, 5000), replicates: int = 20
                                           n_features=1) for k in range(1, k_max + 1)]
         for n in ns:
             rng = np.random.default_rng([seed, kt, n])
-            picked = {c: [] for c in ("bic", "icl", "aic")}
+            picked = {c: [] for c in SELECTION_CRITERIA}
             for r in range(replicates):
                 X = rng.uniform(-1, 1, (n, 1))
                 key = jax.random.PRNGKey(int(rng.integers(2**31)))
                 y = np.asarray(truth_model.sample(key, truth, X))
-                table = [criteria(fit_table(m, X, y, n_init=n_init, seed=r), n) for m in models]
+                fits = [fit_table(m, X, y, n_init=n_init, seed=r) for m in models]
                 for c in picked:
-                    picked[c].append(int(table[int(np.argmin([t[c] for t in table]))]["k"]))
+                    _, selection = choose_experts(fits, n, c)
+                    picked[c].append(int(selection["selected_k"]))
             rows.append({"k_true": kt, "n": n, "replicates": replicates,
                          **{f"{c}_correct": float(np.mean(np.array(v) == kt))
                             for c, v in picked.items()},

@@ -126,6 +126,16 @@ def print_fit(console: Console, out: dict) -> None:
             t.add_row(str(r["k"]), f"{r['loglik']:.6g}", f"{r['bic']:.6g}", _g(r["icl"]),
                       f"{r['aic']:.6g}", str(r["n_parameters"]))
         console.print(t)
+    tree = (out.get("selection") or {}).get("dendrogram") or out.get("dendrogram")
+    if tree:
+        t = RichTable("atoms", "height of the next merge", "mean log-likelihood", "DIC",
+                      title=f"dendrogram of mixing measures of the {tree['from_k']}-expert fit:"
+                            f" DIC prefers {tree['selected_k']} (omega = log n = "
+                            f"{tree['omega']:.3g})")
+        for r in tree["levels"]:
+            t.add_row(str(r["k"]), f"{r['height']:.4g}", f"{r['mean_loglik']:.6g}",
+                      f"{r['dic']:.6g}")
+        console.print(t)
     console.print(f"[bold]{out['model']}[/bold]  ({estimator}, {n} rows, target "
                   f"{table_target!r}, features {out['features']})")
     t = RichTable("parameter", "value", "standard error")
