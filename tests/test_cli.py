@@ -57,9 +57,10 @@ def test_fit_selects_the_number_of_experts_and_draws_the_fit(tmp_path):
 
 
 def test_fit_table_output():
-    r = run("fit", EXAMPLE, "--target", "y", "--experts", "2")
+    r = run("fit", EXAMPLE, "--target", "y", "--experts", "2", "--bootstrap", "20")
     assert r.returncode == 0, r.stderr
     assert "gate.beta1" in r.stdout and "BIC" in r.stdout and "converged" in r.stdout
+    assert "bootstrap SE (20 refits)" in r.stdout
 
 
 def test_list():
@@ -114,6 +115,8 @@ CASES = [
      " softmax gate"),
     ("dic with a quadratic gate", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--experts", "1..2",
      "--criterion", "dic", "--gate", "quadratic_softmax"], "needs a mixture with the softmax"),
+    ("one bootstrap sample", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--bootstrap", "1"],
+     "--bootstrap must be 0 (off) or >= 2, got 1"),
     ("unknown gate", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--gate", "foo"],
      "unknown gate 'foo'"),
     ("unknown expert", "x,z,y\n" + GOOD_ROWS, ["--target", "y", "--expert", "foo"],

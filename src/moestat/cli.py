@@ -76,6 +76,9 @@ def fit(
     save: Annotated[Path | None, typer.Option(help="write the fitted model as JSON")] = None,
     plot: Annotated[Path | None, typer.Option(
         help="draw the fit (.png, .pdf or .svg): data, expert means and gate weights")] = None,
+    bootstrap: Annotated[int, typer.Option(
+        help="also standard errors by the parametric bootstrap with this many refits "
+             "(0: off)")] = 0,
     dendrogram: Annotated[Path | None, typer.Option(
         help="draw the dendrogram of mixing measures of the (largest) fit and its DIC "
              "(.png, .pdf or .svg; softmax gate)")] = None,
@@ -86,7 +89,7 @@ def fit(
     out = run_fit(data, target, experts=experts, criterion=criterion, features=features,
                   gate=gate, expert=expert, noise=noise, estimator=estimator, n_init=n_init,
                   max_iter=max_iter, tol=tol, seed=seed, save=save, plot=plot,
-                  dendrogram=dendrogram)
+                  dendrogram=dendrogram, bootstrap=bootstrap)
     if as_json:
         print(strict_json(out))
         return

@@ -19,6 +19,13 @@ compile moestat's programs. Three profiles, measured on the 2-core machine
   starts for every shipped setting; the key programs are integer threefry (exact under any
   options).
 
+* "table" (a user's table of at most TABLE_ROWS rows, `table_fit.fit_table`): the "fit"
+  options and `xla_backend_optimization_level=1`. A cold `moestat fit` of a small table is
+  mostly compiling; LLVM's level 1 compiles the emEM program in about two thirds of the time
+  of its default level and runs it as fast (level 0 compiles faster still but runs the fit
+  4-5x slower: 3.5 s instead of 0.75 s for 1,000 rows); measured in docs/performance.md.
+  Sweeps keep "fit", so their results are unchanged.
+
 The options are decided once per process and profile at the first compile (after `--device`
 has chosen the backend): on the CPU when this jaxlib accepts them (a trial compile), else None
 — XLA's defaults (a GPU, or a jaxlib without the option).
@@ -34,7 +41,14 @@ PROFILES = {
     "fit": {"xla_cpu_use_fusion_emitters": False},
     "data": {"xla_backend_optimization_level": 2},
     "small": {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 2},
+    "table": {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 1},
 }
+TABLE_ROWS = 4096  # a user's table up to this many (padded) rows compiles with "table"
+
+
+def table_profile(rows: int) -> str:
+    """The profile of a user's table fit with `rows` (padded) rows."""
+    return "table" if rows <= TABLE_ROWS else "fit"
 
 
 @functools.cache

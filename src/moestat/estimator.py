@@ -172,6 +172,19 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "params_")
         return self.fitted_.standard_errors
 
+    def bootstrap_se(self, n_samples: int = 200, random_state=None) -> dict:
+        """Standard errors of params_ by the parametric bootstrap: n_samples responses drawn
+        from the fit at the training X, each refitted from the estimate (one batched
+        program); also stored as params_bootstrap_se_ (and the refits used as
+        n_bootstrap_used_)."""
+        check_is_fitted(self, "params_")
+        if int(n_samples) < 2:
+            raise InputError(f"n_samples must be >= 2, got {n_samples}")
+        seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
+        self.params_bootstrap_se_, self.n_bootstrap_used_ = \
+            self.fitted_.bootstrap_standard_errors(int(n_samples), seed)
+        return self.params_bootstrap_se_
+
     # ---- prediction ---------------------------------------------------------------------------
     def _X(self, X):
         check_is_fitted(self, "params_")

@@ -60,21 +60,23 @@ def _key(name: str, static, args) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def call_exported(directory: str | None, name: str, static, build, *args):
+def call_exported(directory: str | None, name: str, static, build, *args,
+                  profile: str = "fit"):
     """`build()(*args)`, from the exported program on disk when there is one (else traced,
     exported and written there). `build` returns the function to jit; `static` (hashable,
     with a stable repr) names everything the traced program depends on besides the shapes
-    of `args`. directory None: plain jit, nothing on disk."""
+    of `args`; `profile` the compile options (moestat/compiling.py). directory None: plain
+    jit, nothing on disk."""
     if directory is None:
-        return jit(build())(*args)
+        return jit(build(), profile)(*args)
     _register_pytrees()
     path = Path(directory) / "exported" / (_key(name, static, args) + SUFFIX)
-    if path not in _LOADED:
-        _LOADED[path] = jit(_load_or_export(path, build, args).call)
-    return _LOADED[path](*args)
+    if (path, profile) not in _LOADED:
+        _LOADED[path, profile] = jit(_load_or_export(path, build, args).call, profile)
+    return _LOADED[path, profile](*args)
 
 
-_LOADED: dict = {}  # path -> the jitted call of its exported program (this process)
+_LOADED: dict = {}  # (path, profile) -> the jitted call of its exported program
 
 
 def _load_or_export(path: Path, build, args):

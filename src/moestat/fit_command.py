@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from moestat.errors import InputError, check_seed
 from moestat.files import strict_json, write_text_atomic
 
@@ -13,11 +15,13 @@ def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bi
             features: str | None = None, gate: str = "softmax", expert: str = "linear",
             noise: str = "gaussian", estimator: str = "em", n_init: int = 20,
             max_iter: int = 500, tol: float = 1e-8, seed: int = 0, save: Path | None = None,
-            plot: Path | None = None, dendrogram: Path | None = None) -> dict:
+            plot: Path | None = None, dendrogram: Path | None = None,
+            bootstrap: int = 0) -> dict:
     """Validate every argument, read the table, fit (each k of a range, keeping the one
     `criterion` prefers), write `save`, `plot` and `dendrogram`; returns `TableFit.summary`
     plus the data's names, the seed and, for a range, "selection" (with the largest fit's
-    dendrogram of mixing measures); for one k with `dendrogram`, "dendrogram"."""
+    dendrogram of mixing measures); for one k with `dendrogram`, "dendrogram"; with
+    `bootstrap` > 0, "bootstrap" (parametric-bootstrap SEs of the kept fit)."""
     from moestat.expert_selection import check_criterion, parse_experts
 
     check_seed(seed)  # every argument first: a refusal comes before JAX is imported
@@ -32,6 +36,8 @@ def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bi
     for name, value in (("--n-init", n_init), ("--max-iter", max_iter)):
         if value < 1:
             raise InputError(f"{name} must be >= 1, got {value}")
+    if bootstrap == 1 or bootstrap < 0:
+        raise InputError(f"--bootstrap must be 0 (off) or >= 2, got {bootstrap}")
     if not tol > 0:
         raise InputError(f"--tol must be > 0, got {tol}")
     ks = parse_experts(experts)
@@ -66,6 +72,10 @@ def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bi
     out = {"data": str(data), "target": table.target, "features": list(table.features),
            **fitted.summary(len(table.y), estimator, table.features, table.target),
            "seed": seed}
+    if bootstrap:
+        se, used = fitted.bootstrap_standard_errors(bootstrap, seed)
+        out["bootstrap"] = {"samples": bootstrap, "used": used,
+                            "standard_errors": {k: np.asarray(v).tolist() for k, v in se.items()}}
     if selection is not None:
         out["selection"] = selection
         tree = selection["dendrogram"]

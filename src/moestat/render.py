@@ -138,11 +138,14 @@ def print_fit(console: Console, out: dict) -> None:
         console.print(t)
     console.print(f"[bold]{out['model']}[/bold]  ({estimator}, {n} rows, target "
                   f"{table_target!r}, features {out['features']})")
-    t = RichTable("parameter", "value", "standard error")
+    boot = out.get("bootstrap")
+    t = RichTable("parameter", "value", "standard error",
+                  *([f"bootstrap SE ({boot['used']} refits)"] if boot else []))
     se = out.get("standard_errors") or {}
     for k, v in out["parameters"].items():
         t.add_row(k, _fmt(np.asarray(v)),
-                  _fmt(np.asarray(se[k], dtype=float)) if k in se else "")
+                  _fmt(np.asarray(se[k], dtype=float)) if k in se else "",
+                  *([_fmt(np.asarray(boot["standard_errors"][k], dtype=float))] if boot else []))
     console.print(t)
     console.print(f"log-likelihood {out['loglik']:.6g}   BIC {out['bic']:.6g}   "
                   f"AIC {out['aic']:.6g}   parameters {out['n_parameters']}")

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from moestat.cache import active_directory
+from moestat.compiling import table_profile
 from moestat.errors import InputError
 from moestat.fit import FitOptions, FitResult, fit_random
 from moestat.fit.api import EXPLORE_FACTOR, check_estimator_for
@@ -83,6 +84,8 @@ class TableFit:
     n_reached_best: int
     n_explored: int
     data: tuple  # (X', y', weights) standardised and padded, as fitted
+    estimator: str = "em"
+    options: FitOptions | None = None
 
     @functools.cached_property
     def _standard_errors(self) -> tuple[dict, bool]:
@@ -90,6 +93,15 @@ class TableFit:
 
         return standard_errors(self.model, self.result.params, self.scaling, *self.data,
                                active_directory())
+
+    def bootstrap_standard_errors(self, samples: int = 200, seed: int = 0) -> tuple[dict, int]:
+        """Parametric-bootstrap SEs on the user's scale and the number of refits used
+        (moestat/standard_errors.py)."""
+        from moestat.standard_errors import bootstrap_standard_errors
+
+        return bootstrap_standard_errors(self.model, self.result.params, self.scaling,
+                                         *self.data, samples=samples, seed=seed,
+                                         estimator=self.estimator, options=self.options)
 
     @property
     def standard_errors(self) -> dict:
@@ -155,7 +167,8 @@ def fit_table(model: MixtureOfExperts, X, y, sample_weight=None, *, estimator: s
     result, objectives = fit_random(model, Xp, yp, jax.random.PRNGKey(seed), int(n_init),
                                     estimator=estimator, weights=wp,
                                     options=options or FitOptions(), explore=explore,
-                                    program_cache=active_directory())
+                                    program_cache=active_directory(),
+                                    profile=table_profile(len(yp)))
     result, objectives = jax.device_get((result, objectives))
     if not np.isfinite(result.objective):
         raise InputError("every restart ended with a non-finite objective; check the data")
@@ -169,4 +182,4 @@ def fit_table(model: MixtureOfExperts, X, y, sample_weight=None, *, estimator: s
     objective = objective * scaling.y_scale**2 if least_squares else loglik / float(w.sum())
     user = jax.tree_util.tree_map(np.asarray, to_user_scale(model, result.params, scaling))
     return TableFit(model, user, scaling, result, loglik, objective, objectives, reached,
-                    int(explore) * int(n_init), (Xp, yp, wp))
+                    int(explore) * int(n_init), (Xp, yp, wp), estimator, options)

@@ -231,17 +231,20 @@ def _random_fits(model, estimator, options, n_init: int, explore: int):
 
 
 @functools.lru_cache(maxsize=128)
-def _compiled_random(model, estimator, options, n_init: int, explore: int):
-    return jit(_random_fits(model, estimator, options, n_init, explore))
+def _compiled_random(model, estimator, options, n_init: int, explore: int,
+                     profile: str = "fit"):
+    return jit(_random_fits(model, estimator, options, n_init, explore), profile)
 
 
 def fit_random(model: MixtureOfExperts, X, y, key, n_init: int = 5, *, estimator: str = "em",
                weights=None, bounds=None, options: FitOptions = DEFAULT_OPTIONS,
-               explore: int = EXPLORE_FACTOR, program_cache: str | None = None):
+               explore: int = EXPLORE_FACTOR, program_cache: str | None = None,
+               profile: str = "fit"):
     """Data-driven random starts, emEM-style (`_random_fits`; explore = 1: n_init starts,
     each run to convergence); returns (best FitResult, objectives of the n_init converged runs
     (n_init,)). program_cache: a directory where the traced program is kept between processes
-    (moestat/exported_programs.py; default bounds only)."""
+    (moestat/exported_programs.py; default bounds only); profile: the compile options
+    (moestat/compiling.py)."""
     if n_init < 1:
         raise InputError(f"n_init must be >= 1, got {n_init}")
     if explore < 1:
@@ -252,8 +255,8 @@ def fit_random(model: MixtureOfExperts, X, y, key, n_init: int = 5, *, estimator
         from moestat.exported_programs import call_exported
 
         return call_exported(program_cache, "fit_random", static,
-                             lambda: _random_fits(*static), X, y, weights, key)
-    return _compiled_random(*static)(X, y, weights, key, bounds)
+                             lambda: _random_fits(*static), X, y, weights, key, profile=profile)
+    return _compiled_random(*static, profile)(X, y, weights, key, bounds)
 
 
 def best_of_starts(results: FitResult, xp=np) -> FitResult:
