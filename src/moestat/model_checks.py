@@ -1,7 +1,9 @@
 """Simulation checks of the tools for users' data, on data from known models:
 
-coverage_study   how often estimate +- 1.96 SE (moestat/standard_errors.py) covers the truth;
-selection_study  how often BIC, ICL and AIC over k = 1..k_max pick the true number of experts.
+coverage_study   how often estimate +- 1.96 SE (moestat/standard_errors.py) covers the truth
+                 (coverage_figure draws it against n);
+selection_study  how often BIC, ICL, AIC and the dendrogram's DIC pick the true number of
+                 experts.
 
 Both fit with `table_fit.fit_table`, as `moestat fit` does; docs/results.md reports them.
 """
@@ -52,6 +54,35 @@ def coverage_study(n: int = 1000, replicates: int = 200, seed: int = 0, n_init: 
     return {"n": n, "replicates": replicates, "singular": failed, "pooled": pooled,
             "per_parameter": per}
 
+
+
+def coverage_figure(rows: list[dict], path) -> None:
+    """Coverage of each parameter's 95 % interval against n (one `coverage_study` row per n),
+    with the nominal 95 % and the 90-98 % band the check accepts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from moestat.files import write_atomic
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    ns = [r["n"] for r in rows]
+    ax.axhspan(90, 98, color="0.9", label="accepted: 90-98 %")
+    ax.axhline(95, color="0.4", lw=0.8, ls="--", label="nominal 95 %")
+    for name in rows[0]["per_parameter"]:
+        ax.plot(ns, [100 * r["per_parameter"][name] for r in rows], "o-", ms=4, label=name)
+    ax.plot(ns, [100 * r["pooled"] for r in rows], "s-", color="k", lw=2, label="pooled")
+    ax.set_xscale("log")
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.set_xlabel("n")
+    ax.set_ylabel("coverage of estimate +- 1.96 SE (%)")
+    ax.set_title(f"observed-information intervals, {rows[0]['replicates']} data sets per n",
+                 fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    plt.close(fig)
 
 
 def lines_truth(k: int) -> dict:
