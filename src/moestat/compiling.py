@@ -19,15 +19,16 @@ compile moestat's programs. Three profiles, measured on the 2-core machine
   starts for every shipped setting; the key programs are integer threefry (exact under any
   options).
 
-* "table_small", "table" (a user's table, `table_fit.fit_table`, of at most 256 and at most
-  TABLE_ROWS padded rows): the "fit" options and LLVM's optimisation level 0, resp. 1. A cold
-  `moestat fit` of a small table is mostly compiling the emEM program. Measured in fresh
-  processes on the idle machine (k = 2; compile / run): 256 rows, XLA's default 7.2-7.5 s /
-  0.14 s, level 1 6.1-6.3 s / 0.16 s, level 0 2.0-3.1 s / 0.36-0.41 s; 1,024 rows (k = 3)
-  default 7.6 s / 0.52 s, level 1 5.6 s / 0.77 s, level 0 3.2 s / 2.4 s; 4,096 rows level 1
-  4.2 s / 1.31 s against 5.5 s / 1.34 s. So level 0 where the run stays a fraction of a second
-  and level 1 up to TABLE_ROWS; beyond, the run dominates and "fit" is kept. Same optimum
-  (log-likelihoods equal to 1e-9). Sweeps keep "fit", so their results are unchanged.
+* "table" (a user's table of at most TABLE_ROWS padded rows, `table_fit.fit_table`): the
+  "fit" options and LLVM's optimisation level 1. A cold `moestat fit` of a small table is
+  mostly compiling the emEM program. Measured in fresh processes on the idle machine (k = 2;
+  compile / run): 256 rows, XLA's default 7.2-7.5 s / 0.14 s, level 1 6.1-6.3 s / 0.16 s,
+  level 0 2.0-3.1 s / 0.36-0.41 s; 1,024 rows (k = 3) default 7.6 s / 0.52 s, level 1 5.6 s /
+  0.77 s, level 0 3.2 s / 2.4 s; 4,096 rows level 1 4.2 s / 1.31 s against 5.5 s / 1.34 s.
+  Level 0 was tried for tables up to 256 rows: over the peer benchmark's 11 small and medium
+  cases it saved 2.6 s of empty-cache time in total and cost 4 s of warm time (every run pays
+  the slower code, and its SE program too), so level 1 it is. Same optimum (log-likelihoods
+  equal to 1e-9). Sweeps keep "fit", so their results are unchanged.
 
 The options are decided once per process and profile at the first compile (after `--device`
 has chosen the backend): on the CPU when this jaxlib accepts them (a trial compile), else None
@@ -44,17 +45,13 @@ PROFILES = {
     "fit": {"xla_cpu_use_fusion_emitters": False},
     "data": {"xla_backend_optimization_level": 2},
     "small": {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 2},
-    "table_small": {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 0},
     "table": {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 1},
 }
-SMALL_TABLE_ROWS = 256  # a user's table up to this many (padded) rows: "table_small"
-TABLE_ROWS = 4096  # up to this many: "table"; beyond: "fit"
+TABLE_ROWS = 4096  # a user's table up to this many (padded) rows compiles with "table"
 
 
 def table_profile(rows: int) -> str:
     """The profile of a user's table fit with `rows` (padded) rows."""
-    if rows <= SMALL_TABLE_ROWS:
-        return "table_small"
     return "table" if rows <= TABLE_ROWS else "fit"
 
 
