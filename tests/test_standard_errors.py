@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from moestat.model import MixtureOfExperts
-from moestat.model_checks import coverage_study
+from moestat.model_checks import coverage_figure, coverage_study
 from moestat.table_fit import fit_table
 
 
@@ -60,6 +60,14 @@ def test_singular_information_gives_no_standard_errors():
     fit = fit_table(model, x[:, None], y, n_init=2, seed=0)
     assert not fit.standard_errors_ok
     assert all(np.all(np.isnan(v)) for v in fit.standard_errors.values())
+
+
+def test_the_coverage_figure_is_written(tmp_path):
+    """Rows shaped like coverage_study's (no fits needed) give a PNG."""
+    rows = [{"n": n, "replicates": 200, "singular": 0, "pooled": 0.94,
+             "per_parameter": {"expert.a": 0.95, "noise.var": 0.91}} for n in (200, 1000)]
+    coverage_figure(rows, tmp_path / "coverage.png")
+    assert (tmp_path / "coverage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow
