@@ -46,7 +46,8 @@ def _save(fig, path: Path) -> Path:
 
 
 def plot_dendrogram(path: Path, tree: dict, title: str = "") -> Path:
-    """Left: the dendrogram (leaves: the fitted experts with their weights p_i; heights
+    """Left: the dendrogram (leaves: the fitted experts with their weights p_i, the gate
+    weights at the mean of x; heights
     p_i p_j / (p_i + p_j) ||theta_i - theta_j||^2). Right: DIC against the number of atoms,
     the selected level marked (moestat/dendrogram.py)."""
     import matplotlib
@@ -61,6 +62,7 @@ def plot_dendrogram(path: Path, tree: dict, title: str = "") -> Path:
     draw(np.asarray(tree["linkage"], float), ax=left, labels=labels, color_threshold=0,
          above_threshold_color="0.25", leaf_font_size=8)
     left.set_ylabel("merge height")
+    left.set_xlabel("expert, p = its gate weight at the mean of x", fontsize=8)
     left.set_title(f"dendrogram of the {tree['from_k']}-expert fit", fontsize=9)
     ks = [r["k"] for r in tree["levels"]]
     dic = np.array([r["dic"] for r in tree["levels"]])
@@ -68,6 +70,7 @@ def plot_dendrogram(path: Path, tree: dict, title: str = "") -> Path:
     right.plot([tree["selected_k"]], [0.0], "o", color="tab:red", ms=10, mfc="none",
                label=f"selected k = {tree['selected_k']}")
     right.set_yscale("symlog", linthresh=1.0)
+    right.set_xticks(ks)
     right.set_xlabel("number of atoms")
     right.set_ylabel(f"DIC - min DIC   (DIC = -(height + {tree['omega']:.2f} x mean "
                      "log-lik.))", fontsize=8)
