@@ -75,6 +75,7 @@ def coverage_figure(rows: list[dict], path) -> None:
     ax.plot(ns, [100 * r["pooled"] for r in rows], "s-", color="k", lw=2, label="pooled")
     ax.set_xscale("log")
     ax.set_xticks(ns, [str(n) for n in ns])
+    ax.minorticks_off()
     ax.set_xlabel("n")
     ax.set_ylabel("coverage of estimate +- 1.96 SE (%)")
     ax.set_title(f"observed-information intervals, {rows[0]['replicates']} data sets per n",
