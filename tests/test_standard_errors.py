@@ -10,17 +10,23 @@ from moestat.model_checks import coverage_figure, coverage_study
 from moestat.table_fit import fit_table
 
 
+def _one_expert_fit():
+    """(x, y, fit): 300 rows of a straight line with noise sd 0.3, x of scale 1e3 shifted by
+    40, fitted with one expert."""
+    rng = np.random.default_rng(4)
+    x = 1e3 * rng.normal(size=300) + 40.0
+    y = 0.002 * x + 1.0 + 0.3 * rng.normal(size=300)
+    model = MixtureOfExperts.create("softmax", "linear", "gaussian", n_experts=1, n_features=1)
+    return x, y, fit_table(model, x[:, None], y, n_init=1, seed=0)
+
+
 def test_one_expert_gives_the_closed_form_of_gaussian_linear_regression():
     """k = 1 is Gaussian linear regression: at the MLE the observed information gives
     Cov(a, b) = s2 (Z^T Z)^-1 with s2 the MLE variance, and SE(s2) = s2 sqrt(2 / n), on the
     user's scale (x of scale 1e3, shifted: the back-map of the standardised fit must carry
     them). Exact up to the fit's tolerance (1e-6 relative)."""
-    rng = np.random.default_rng(4)
-    n = 300
-    x = 1e3 * rng.normal(size=n) + 40.0
-    y = 0.002 * x + 1.0 + 0.3 * rng.normal(size=n)
-    model = MixtureOfExperts.create("softmax", "linear", "gaussian", n_experts=1, n_features=1)
-    fit = fit_table(model, x[:, None], y, n_init=1, seed=0)
+    x, y, fit = _one_expert_fit()
+    n = len(y)
     assert fit.standard_errors_ok
     Z = np.column_stack([x, np.ones(n)])
     coef, *_ = np.linalg.lstsq(Z, y, rcond=None)
@@ -37,12 +43,7 @@ def test_the_parametric_bootstrap_agrees_with_the_closed_form_for_one_expert():
     """k = 1, the same regression as above: 400 refits of responses drawn from the fit give
     SEs within 15 % of the closed form (the Monte Carlo error of an SD from 400 draws is
     ~3.5 %: 15 % is about four of them), every refit used; the gauge row's SE is 0."""
-    rng = np.random.default_rng(4)
-    n = 300
-    x = 1e3 * rng.normal(size=n) + 40.0
-    y = 0.002 * x + 1.0 + 0.3 * rng.normal(size=n)
-    model = MixtureOfExperts.create("softmax", "linear", "gaussian", n_experts=1, n_features=1)
-    fit = fit_table(model, x[:, None], y, n_init=1, seed=0)
+    _, _, fit = _one_expert_fit()
     boot, used = fit.bootstrap_standard_errors(samples=400, seed=1)
     assert used == 400
     exact = fit.standard_errors

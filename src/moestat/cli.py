@@ -94,11 +94,9 @@ def fit(
         print(strict_json(out))
         return
     print_fit(console, out)
-    if save is not None:
-        console.print(f"saved to {save}")
-    for figure in (plot, dendrogram):
-        if figure is not None:
-            console.print(f"figure: {figure}")
+    for label, path in (("saved to", save), ("figure:", plot), ("figure:", dendrogram)):
+        if path is not None:
+            console.print(f"{label} {path}")
 
 
 def _run_classification(config: Path, out: Path | None, preset: str | None,

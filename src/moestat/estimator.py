@@ -158,7 +158,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
                 fitted.append(clone(self).set_params(n_experts=k).fit(X, y, sample_weight))
             caught.append(w)
         best, selection = choose_experts([est.fitted_ for est in fitted],
-                                              int(np.shape(X)[0]), criterion)
+                                         int(np.shape(X)[0]), criterion)
         self.__dict__.update(fitted[best].__dict__)
         self.selection_ = selection
         for w in caught[best]:

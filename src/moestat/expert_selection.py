@@ -70,32 +70,43 @@ def select_experts(models: list, X, y, sample_weight=None, *, criterion: str = "
 
 
 def fit_dendrogram(fit) -> dict | None:
-    """The dendrogram of a TableFit (mean log-likelihoods on the user's scale), or None for a
-    model it is not defined for."""
+    """The dendrogram of a TableFit (mean log-likelihoods on the user's scale; "from_k" its
+    number of experts), or None for a model it is not defined for."""
     from moestat.dendrogram import dendrogram, dendrogram_defined
 
     if not dendrogram_defined(fit.model):
         return None
-    return dendrogram(fit.model, fit.result.params, *fit.data,
+    tree = dendrogram(fit.model, fit.result.params, *fit.data,
                       loglik_shift=-float(np.log(fit.scaling.y_scale)))
+    return {**tree, "from_k": fit.model.n_experts}
+
+
+def selection_evidence(fits: list, n_samples: int) -> dict:
+    """{"table": [criteria rows], "dendrogram": that of the largest fit or None} for fits
+    ordered by k: what every criterion chooses from (`pick`)."""
+    return {"table": [criteria(f, n_samples) for f in fits],
+            "dendrogram": fit_dendrogram(fits[-1])}
+
+
+def pick(evidence: dict, criterion: str) -> int:
+    """Index of the fit `criterion` prefers: the smallest BIC / ICL / AIC, or for "dic" the
+    dendrogram level of least DIC among the fitted ks."""
+    table = evidence["table"]
+    if criterion != "dic":
+        return choose(table, criterion)
+    ks = [row["k"] for row in table]
+    levels = [r for r in evidence["dendrogram"]["levels"] if r["k"] in ks]
+    return ks.index(min(levels, key=lambda r: r["dic"])["k"])
 
 
 def choose_experts(fits: list, n_samples: int, criterion: str) -> tuple[int, dict]:
     """(index of the kept fit, {"criterion", "table": [criteria rows], "selected_k",
-    "dendrogram": {"levels", "selected_k", "omega", "linkage", "from_k"} or None}) for fits
-    ordered by k; the dendrogram is that of the largest fit."""
-    table = [criteria(f, n_samples) for f in fits]
-    tree = fit_dendrogram(fits[-1])
-    if tree is not None:
-        tree["from_k"] = fits[-1].model.n_experts
-    if criterion == "dic":
-        ks = [row["k"] for row in table]
-        level = min((r for r in tree["levels"] if r["k"] in ks), key=lambda r: r["dic"])
-        best = ks.index(level["k"])
-    else:
-        best = choose(table, criterion)
-    return best, {"criterion": criterion, "table": table, "selected_k": table[best]["k"],
-                  "dendrogram": tree}
+    "dendrogram": {"levels", "selected_k", "omega", "linkage", "weights", "from_k"} or None})
+    for fits ordered by k."""
+    evidence = selection_evidence(fits, n_samples)
+    best = pick(evidence, criterion)
+    return best, {"criterion": criterion, **evidence,
+                  "selected_k": evidence["table"][best]["k"]}
 
 
 def choose(table: list[dict], criterion: str) -> int:

@@ -53,7 +53,7 @@ def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bi
 
     models = [build_model(k, table.X.shape[1], gate=gate, expert=expert, noise=noise,
                           estimator=estimator) for k in ks]
-    if dendrogram is not None or (len(ks) > 1 and criterion == "dic"):
+    if dendrogram is not None:  # (a DIC choice is checked by select_experts, before fitting)
         from moestat.dendrogram import check_dendrogram_model
 
         check_dendrogram_model(models[-1])
@@ -83,7 +83,6 @@ def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bi
         from moestat.expert_selection import fit_dendrogram
 
         tree = out["dendrogram"] = fit_dendrogram(fitted)
-        tree["from_k"] = fitted.model.n_experts
     if save is not None:
         write_text_atomic(save, strict_json(out, indent=2) + "\n")
     if plot is not None:

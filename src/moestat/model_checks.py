@@ -13,7 +13,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from moestat.expert_selection import SELECTION_CRITERIA, choose_experts
+from moestat.expert_selection import SELECTION_CRITERIA, pick, selection_evidence
 from moestat.model import MixtureOfExperts
 from moestat.table_fit import fit_table
 
@@ -115,9 +115,9 @@ def selection_study(k_true=(2, 3, 4), ns=(200, 1000, 5000), replicates: int = 20
                 key = jax.random.PRNGKey(int(rng.integers(2**31)))
                 y = np.asarray(truth_model.sample(key, truth, X))
                 fits = [fit_table(m, X, y, n_init=n_init, seed=r) for m in models]
+                evidence = selection_evidence(fits, n)  # one table, one dendrogram
                 for c in picked:
-                    _, selection = choose_experts(fits, n, c)
-                    picked[c].append(int(selection["selected_k"]))
+                    picked[c].append(int(evidence["table"][pick(evidence, c)]["k"]))
             rows.append({"k_true": kt, "n": n, "replicates": replicates,
                          **{f"{c}_correct": float(np.mean(np.array(v) == kt))
                             for c, v in picked.items()},
