@@ -143,6 +143,10 @@ BAD = [
      "no setting 'nope'"),
     ("claim names no metric", CLAIMED.replace('metric = "D1"\nvalue', 'metric = "D2"\nvalue'),
      "has no metric 'D2'"),
+    ("claim names a start scale not run",
+     CLAIMED.replace('setting = "first"\nmetric = "D1"', 'setting = "first.init0.7"\n'
+                     'metric = "D1"'),
+     "no setting 'first.init0.7'"),
     ("claims without headline", CLAIMED.replace('headline = "median"\n', ""),
      "claims need `headline`"),
     ("data names no setting", CLAIMED.replace('data = "first"', 'data = "zzz"'),
@@ -159,3 +163,15 @@ def test_bad_claims_are_refused_with_one_line(tmp_path, label, text, message):
     with pytest.raises(InputError) as e:
         parse_config(read_toml(p), str(p))
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_claim_may_name_a_start_scale_copy(tmp_path):
+    """"first.init0.3" is made by init_scales: a claim may name it before it exists, and the
+    resolved config judges it on that copy."""
+    text = CLAIMED.replace('setting = "first"\nmetric = "D1"',
+                           'setting = "first.init0.3"\nmetric = "D1"')
+    p = tmp_path / "copy.toml"
+    p.write_text(text)
+    config = runner.resolve(p)
+    assert config.claims[0].setting == "first.init0.3"
+    assert "first.init0.3" in [s.name for s in config.settings]

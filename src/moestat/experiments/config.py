@@ -310,11 +310,15 @@ class ExperimentConfig(Strict):
     @model_validator(mode="after")
     def _claims_name_settings_and_metrics(self):
         names = [s.name for s in self.settings]
+        copies = [f"{s.name}.init{scale:g}" for s in self.settings
+                  if s.init.kind == "near_truth" for scale in self.init_scales
+                  if scale != s.init.scale]  # what init_scales.expand will add
         for i, c in enumerate(self.claims):
             for name in claim_settings(c):
-                if name not in names:
-                    raise ValueError(f"claims[{i}]: no setting {name!r}; settings: {names}")
-                if c.metric not in self.metrics_for(name):
+                if name not in names + copies:
+                    raise ValueError(f"claims[{i}]: no setting {name!r}; settings: "
+                                     f"{names + copies}")
+                if c.metric not in self.metrics_for(base_setting(name)):
                     raise ValueError(f"claims[{i}]: setting {name!r} has no metric "
                                      f"{c.metric!r}")
         if self.claims and self.headline is None:
