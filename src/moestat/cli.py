@@ -222,7 +222,8 @@ def compare(
 
 @app.command()
 def plot(
-    directory: Annotated[Path, typer.Argument(help="run directory")],
+    directory: Annotated[Path, typer.Argument(help="run directory (with --profile: or a "
+                                                   "config)")],
     output: Annotated[Path | None, typer.Option("-o", "--output",
                                                 help="figure file (.png, .svg, .pdf)")] = None,
     local_slopes: Annotated[bool, typer.Option(
@@ -230,11 +231,27 @@ def plot(
     slopes: Annotated[bool, typer.Option(
         "--slopes", help="add each metric's slope by setting (e.g. against a constant the "
         "settings step through)")] = False,
+    profile: Annotated[list[str] | None, typer.Option(
+        "--profile", help="instead: the least-squares profile along SETTING's split atom's "
+        "amplitude (repeatable; experiments/flat_profile.py)")] = None,
 ):
     """Log-log figure of a run: the headline statistic, fitted and theory lines per metric,
     each declared contrast in one panel (a classification run: accuracy against the training
     fraction)."""
     from moestat.experiments.config import holds_classification
+
+    if profile:  # DIRECTORY may name a config: the profile refits its data
+        from moestat.experiments.flat_profile import save_profile_figure
+        from moestat.experiments.runner import RESOLVED, load_resolved, resolve
+        from moestat.shipped import config_path
+
+        run_dir = (Path(directory) / RESOLVED).is_file()
+        config = load_resolved(directory) if run_dir else resolve(config_path(directory))
+        out = output or (Path(directory) if run_dir else Path(".")) / "profile.png"
+        for r in save_profile_figure(config, profile, out):
+            console.print(strict_json({k: v for k, v in r.items() if k not in ("t", "excess")}))
+        console.print(f"figure: {out}")
+        return
 
     if holds_classification(directory):
         from moestat.attention.experiment import save_figure

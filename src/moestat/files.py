@@ -36,6 +36,13 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_atomic(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def save_figure_atomic(fig, path: Path, dpi: int = 120) -> Path:
+    """A matplotlib figure written atomically, in the format its suffix names."""
+    path = Path(path)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:].lower(), dpi=dpi))
+    return path
+
+
 def strict_json(obj, **kw) -> str:
     """json.dumps with null where a float is not finite (plain json.dumps writes NaN and
     Infinity, which are not JSON)."""

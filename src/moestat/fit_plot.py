@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from moestat.errors import InputError
-from moestat.files import write_atomic
+from moestat.files import save_figure_atomic
 
 FORMATS = (".png", ".pdf", ".svg")
 
@@ -40,7 +40,7 @@ def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:].lower(), dpi=120))
+    save_figure_atomic(fig, path)
     plt.close(fig)
     return path
 

@@ -34,7 +34,7 @@ from moestat.experiments import runner
 from moestat.experiments.config import CLASSIFICATION_KIND, Strict, pick_preset
 from moestat.experiments.config_reading import read_toml, validate
 from moestat.experiments.store import cells_dir, config_hash, read_cell, write_cell
-from moestat.files import strict_json, write_atomic, write_text_atomic
+from moestat.files import save_figure_atomic, strict_json, write_text_atomic
 
 KIND = CLASSIFICATION_KIND
 Fraction = Annotated[float, Field(gt=0, le=1)]
@@ -231,7 +231,7 @@ def save_figure(out: Path, path: Path | None = None) -> Path:
     ax.set_title(rep["experiment"])
     ax.legend()
     fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:], dpi=120))
+    save_figure_atomic(fig, path)
     plt.close(fig)
     return path
 

@@ -198,12 +198,11 @@ def save_rate_figure(out: Path, path: Path, local: bool = False,
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise InputError(f"figure file must end in {', '.join(SUFFIXES)}, got {path.name!r}")
-    from moestat.files import write_atomic
+    from moestat.files import save_figure_atomic
 
     fig = rate_figure(out, local, summary, slopes)
     try:
-        write_atomic(path, lambda tmp: fig.savefig(tmp, format=path.suffix[1:],
-                                                          dpi=130))
+        save_figure_atomic(fig, path, dpi=130)
     finally:
         plt.close(fig)
     return path

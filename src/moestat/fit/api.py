@@ -62,8 +62,9 @@ def default_bounds(model: MixtureOfExperts, y, weights):
     return model.bounds(jnp.maximum(y_var, 1e-300))
 
 
-def _fit_one(model, estimator, options, X, y, weights, start, bounds):
-    """Traced body: run the estimator from `start`, then final objective and flags."""
+def fit_bounds(model, y, weights, options: FitOptions, bounds=None):
+    """`bounds` (default: the data's, default_bounds) with the expert box |coef| <=
+    options.expert_bound applied."""
     if bounds is None:
         bounds = default_bounds(model, y, weights)
     if options.expert_bound is not None:
@@ -72,6 +73,12 @@ def _fit_one(model, estimator, options, X, y, weights, start, bounds):
                       lambda v: jnp.maximum(v, -c), bounds[0].expert)),
                   bounds[1]._replace(expert=jax.tree_util.tree_map(
                       lambda v: jnp.minimum(v, c), bounds[1].expert)))
+    return bounds
+
+
+def _fit_one(model, estimator, options, X, y, weights, start, bounds):
+    """Traced body: run the estimator from `start`, then final objective and flags."""
+    bounds = fit_bounds(model, y, weights, options, bounds)
     start = project(model.canonicalize(start), bounds)
     params, n_iter, converged, history = ESTIMATOR_FUNCTIONS[estimator](
         model, X, y, weights, start, bounds, options)

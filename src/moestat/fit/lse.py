@@ -38,9 +38,11 @@ def solver(model: MixtureOfExperts, options: FitOptions) -> str:
 
 
 def lse(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
-        options: FitOptions):
+        options: FitOptions, constrain=None):
     """Returns (params, n_iter, converged, history); history holds minus the mean squared
-    error (so that every estimator maximises its objective)."""
+    error (so that every estimator maximises its objective). `constrain(params) -> params`,
+    when given, is applied to every iterate (a profile: some entries functions of others; the
+    entries it overwrites keep their start values)."""
     gate, expert = model.gate, model.expert
     total = jnp.sum(weights)
     sw = jnp.sqrt(weights)
@@ -51,7 +53,8 @@ def lse(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
 
     def to_params(vec):
         g, e = unravel(vec)
-        return params._replace(gate=gate.from_free(g), expert=expert.from_free(e))
+        p = params._replace(gate=gate.from_free(g), expert=expert.from_free(e))
+        return p if constrain is None else constrain(p)
 
     def residuals(vec):
         return sw * (y - model.mean(to_params(vec), X))
