@@ -175,3 +175,26 @@ def test_a_claim_may_name_a_start_scale_copy(tmp_path):
     config = runner.resolve(p)
     assert config.claims[0].setting == "first.init0.3"
     assert "first.init0.3" in [s.name for s in config.settings]
+
+
+def test_attention_synthetic_gates_fit_the_same_responses():
+    """The shipped attention_synthetic config writes the softmax truth's sigmoid
+    representation (scores g and -g) for its sigmoid settings, which read the softmax
+    setting's data stream: the simulated responses agree to rounding, so the gates are fitted
+    to the same data."""
+    from pathlib import Path
+
+    from moestat.experiments.grid import replicate_keys
+    from moestat.experiments.settings import built, truth_at
+    from moestat.experiments.simulation import simulate
+
+    root = Path(__file__).resolve().parents[1]
+    config = runner.resolve(root / "experiments" / "attention_synthetic.toml")
+    ys = []
+    for s in config.settings:
+        text = s.model_dump_json()
+        keys = replicate_keys(config.seed, s.data_stream, 500, [0, 1])
+        ys.append(np.asarray(simulate(built(text), keys, truth_at(text, 500), 500)[1]))
+    assert {s.data_stream for s in config.settings} == {"softmax_exact"}
+    for y in ys[1:]:
+        np.testing.assert_allclose(y, ys[0], rtol=0, atol=1e-12)

@@ -182,14 +182,17 @@ def test_quick_attention_digits_preset(tmp_path):
 
 @pytest.mark.slow
 def test_quick_attention_synthetic_preset(tmp_path):
-    """Both quadratic gates: the regression error and the singleton expert fall like
-    n^(-1/2) (median slopes within TOL; quick run: l2 -0.53 / -0.58, a@singleton -0.38 /
-    -0.53) and the over-fitted cell's share decreases (median slope in [-1.1, -0.1]; quick
-    run -0.57 / -0.41). The over-fitted linear experts themselves are a continuum and are not
-    measured (docs/design.md)."""
+    """Both quadratic gates on the same data: exact fits, every parameter and the regression
+    error at n^(-1/2) (median slopes within TOL); over-specified fits, the regression error
+    and the singleton expert within TOL of -1/2 and the over-fitted cell's share decreasing
+    (median slope in [-1.1, -0.1]). The over-fitted linear experts themselves are a continuum
+    and are not measured (docs/design.md)."""
     rates = _quick_report("attention_synthetic", tmp_path)
-    for setting in ("softmax", "sigmoid"):
-        for metric in ("l2", "a@singleton"):
-            r = rates[setting, metric]
+    for gate in ("softmax", "sigmoid"):
+        for metric in ("A", "a", "b", "l2"):
+            r = rates[f"{gate}_exact", metric]
             assert r["n_failed"] == 0 and abs(r["median_slope"] + 0.5) <= TOL, r
-        assert -1.1 <= rates[setting, "cell_l2@overfitted"]["median_slope"] <= -0.1
+        for metric in ("l2", "a@singleton"):
+            r = rates[f"{gate}_over", metric]
+            assert r["n_failed"] == 0 and abs(r["median_slope"] + 0.5) <= TOL, r
+        assert -1.1 <= rates[f"{gate}_over", "cell_l2@overfitted"]["median_slope"] <= -0.1
