@@ -51,3 +51,12 @@ def test_random_restarts_recover_k3_d2():
     assert np.abs(m_hat[:, perm] - m_true)[active].max() < 0.05
     # the best restart is the one reported
     assert float(result.objective) == float(np.nanmax(np.asarray(objectives)))
+
+
+def test_prng_key_is_jax_seeding_in_numpy():
+    """prng_key(seed) is jax.random.PRNGKey(seed)'s raw key (high and low 32-bit words), for
+    seeds below and above 2^32."""
+    from moestat.fit.init import prng_key
+
+    for seed in (0, 1, 12345, 2**32 - 1, 2**32 + 7, 2**62 + 3):
+        np.testing.assert_array_equal(prng_key(seed), np.asarray(jax.random.PRNGKey(seed)))

@@ -200,7 +200,7 @@ class MixtureOfExperts:
 
     def n_free_parameters(self) -> int:
         """Number of free (gauge-fixed) real parameters."""
-        free = jax.eval_shape(self.to_free, self.zeros())  # shapes only: nothing compiled
+        free = jax.eval_shape(lambda: self.to_free(self.zeros()))  # shapes only: nothing runs
         return int(sum(math.prod(v.shape) for v in jax.tree_util.tree_leaves(free)))
 
     # ---- the model --------------------------------------------------------------------------

@@ -72,9 +72,11 @@ def standard_errors(model: MixtureOfExperts, params: MoEParams, scaling: Scaling
                            f64(scaling.x_shift), f64(scaling.x_scale), f64(scaling.y_shift),
                            f64(scaling.y_scale), profile=table_profile(np.shape(X)[0]))
     se, ok = np.asarray(se), bool(ok)
-    template = to_user_scale(model, params, scaling)
-    _, unravel = ravel_pytree(jax.tree_util.tree_map(jnp.asarray, template))
-    return {k: np.asarray(v) for k, v in model.named(unravel(jnp.asarray(se))).items()}, ok
+    leaves, tree = jax.tree_util.tree_flatten(to_user_scale(model, params, scaling))
+    ends = np.cumsum([np.size(v) for v in leaves])  # ravel_pytree's order, in NumPy
+    parts = [se[e - np.size(v):e].reshape(np.shape(v)) for v, e in zip(leaves, ends, strict=True)]
+    return {k: np.asarray(v) for k, v in
+            model.named(jax.tree_util.tree_unflatten(tree, parts)).items()}, ok
 
 
 

@@ -21,6 +21,7 @@ from moestat.compiling import table_profile
 from moestat.errors import InputError
 from moestat.fit import FitOptions, FitResult, fit_random
 from moestat.fit.api import EXPLORE_FACTOR, check_estimator_for
+from moestat.fit.init import prng_key
 from moestat.model import MixtureOfExperts, MoEParams
 from moestat.padding import bucket_size, pad_rows
 from moestat.standardise import Scaling, loglik_to_user_scale, scaling_for, to_user_scale
@@ -164,7 +165,7 @@ def fit_table(model: MixtureOfExperts, X, y, sample_weight=None, *, estimator: s
         np.zeros(X.shape[1]), np.ones(X.shape[1]))
     Xs, ys = scaling.apply(X, y)
     Xp, yp, wp = pad_rows(Xs, ys, w, bucket_size(n))
-    result, objectives = fit_random(model, Xp, yp, jax.random.PRNGKey(seed), int(n_init),
+    result, objectives = fit_random(model, Xp, yp, prng_key(seed), int(n_init),
                                     estimator=estimator, weights=wp,
                                     options=options or FitOptions(), explore=explore,
                                     program_cache=active_directory(),

@@ -37,6 +37,13 @@ from moestat.fit.result import FitOptions
 from moestat.model import MixtureOfExperts, MoEParams
 
 
+def prng_key(seed: int) -> np.ndarray:
+    """jax.random.PRNGKey(seed)'s raw threefry key, (2,) uint32 — computed in NumPy, so that a
+    fresh process does not compile JAX's seeding programs for it (cold-start latency)."""
+    seed = int(seed)
+    return np.array([(seed >> 32) & 0xFFFFFFFF, seed & 0xFFFFFFFF], dtype=np.uint32)
+
+
 def default_assignment(k_true: int, k: int) -> np.ndarray:
     """Atoms 0..k*-1, then extra copies of true atoms 0, 1, ... in turn (sorted)."""
     if k < k_true:
