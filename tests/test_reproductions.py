@@ -74,15 +74,17 @@ def _quick_report(name, tmp_path):
     return {(r["setting"], r["metric"]): r for r in rates}
 
 
-def _check_common(name, rates):
+def _check_common(name, rates, slope="slope"):
+    """`slope`: "slope" (the mean's) or "median_slope" for a config whose declared headline
+    is the median."""
     for (setting, metric), r in rates.items():
         assert "error" not in r, r
         assert r["n_failed"] == 0, r
         if metric in ("hellinger", "l2") and r["theory"] == -0.5:  # not K_fit too small
-            assert abs(r["slope"] + 0.5) <= TOL, r
+            assert abs(r[slope] + 0.5) <= TOL, r
         if setting in EXACT_PARAMETRIC.get(name, []) and r["theory"] == -0.5:
             assert r["n_not_converged"] == 0, r
-            assert abs(r["slope"] + 0.5) <= TOL, r
+            assert abs(r[slope] + 0.5) <= TOL, r
         if metric in VORONOI and r["theory"] == -0.5 and "over" in setting:
             assert -1.1 <= r["median_slope"] <= -0.1, r
 
@@ -130,10 +132,17 @@ def test_quick_temperature_preset(tmp_path):
     (`*_scaled`) converge like -0.5 and do not depend on the start."""
     config, rates = _run_quick("temperature_gating", tmp_path)
     rates = {(r["setting"], r["metric"]): r for r in rates}
-    _check_common("temperature_gating", rates)
-    assert abs(rates["temperature", "beta1"]["slope"]) <= TOL
-    assert abs(rates["temperature", "D_r1_scaled"]["slope"] + 0.5) <= TOL
-    assert rates["temperature", "D_r1"]["slope"] > rates["temperature", "D_r1_scaled"]["slope"]
+    assert config.headline == "median"  # declared: the 0.2 starts' few degenerate fits
+    # (an expert without data; a non-finite D_r1_scaled in 3 of 520 fits of the full run)
+    # move the means, so the copies from those starts are held by their medians only
+    _check_common("temperature_gating", {k: r for k, r in rates.items() if ".init" not in k[0]},
+                  "median_slope")
+    slope = {k: r["median_slope"] for k, r in rates.items()}
+    for gate, metric in (("temperature", "D_r1_scaled"), ("activation", "D1")):
+        assert abs(slope[f"{gate}.init0.2", metric] + 0.5) <= TOL
+    assert abs(slope["temperature", "beta1"]) <= TOL
+    assert abs(slope["temperature", "D_r1_scaled"] + 0.5) <= TOL
+    assert slope["temperature", "D_r1"] > slope["temperature", "D_r1_scaled"]
     moves = {e["metric"]: e["moves"] for e in report(tmp_path, n_boot=200)["init_scales"]
              if e["setting"] == "temperature"}
     assert moves["beta1"] and moves["tau"]
