@@ -104,6 +104,12 @@ batch = 32
 """
 
 
+def _tiny_dict() -> dict:
+    import tomllib
+
+    return tomllib.loads(TINY)
+
+
 def test_digits_experiment_runs_reports_and_resumes(tmp_path, capsys):
     from moestat import cli
 
@@ -126,12 +132,61 @@ def test_digits_experiment_runs_reports_and_resumes(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["report", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] == summary["accuracy"]
+    diffs = summary["differences"]  # sigmoid - softmax, per fraction, over the 2 seeds
+    assert [(d["gate"], d["baseline"], d["fraction"], d["seeds"]) for d in diffs] == [
+        ("sigmoid", "softmax", f, 2) for f in (0.1, 1.0)]
+
+
+def test_paired_differences_are_per_seed_with_a_t_interval():
+    """mean of acc(arm, s) - acc(first arm, s) over the shared seeds, 95 % t-interval
+    (scipy's ttest_rel gives the same mean and interval), and the verdict from the interval."""
+    from scipy import stats
+
+    from moestat.attention.experiment import paired_differences, parse
+
+    config = parse({**_tiny_dict(), "gates": ["softmax", "sigmoid", "sigmoid_learned_bias"],
+                    "fractions": [0.5]})
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.8, 0.9, 12)
+    acc = {("softmax", 0.5): dict(enumerate(base)),
+           ("sigmoid", 0.5): dict(enumerate(base + 0.05 + rng.normal(0, 0.01, 12))),
+           ("sigmoid_learned_bias", 0.5): dict(enumerate(base + rng.normal(0, 0.01, 12)))}
+    acc["sigmoid", 0.5].pop(11)  # a seed one arm lacks is left out of its pairs
+    out = {d["gate"]: d for d in paired_differences(config, acc)}
+    ref = stats.ttest_rel([acc["sigmoid", 0.5][s] for s in range(11)], base[:11])
+    lo, hi = ref.confidence_interval(0.95)
+    assert out["sigmoid"]["seeds"] == 11
+    np.testing.assert_allclose(out["sigmoid"]["ci95"], [lo, hi], rtol=1e-9)
+    assert out["sigmoid"]["verdict"] == "higher"
+    assert out["sigmoid_learned_bias"]["verdict"] == "no difference detected"
+
+
+def test_breast_cancer_tokens_and_the_learned_bias_arm():
+    """One standardised token per feature (training split: mean 0, sd 1; the test split uses
+    the training statistics), both classes in both splits; the learned-bias arm's layers carry
+    a bias parameter initialised at -log(n_tokens), the fixed arm's none."""
+    from moestat.attention.experiment import ARMS, breast_cancer_tokens
+    from moestat.attention.train import make_classifier
+
+    X_train, y_train, X_test, y_test = breast_cancer_tokens(0.25)
+    assert X_train.shape == (426, 30, 1) and X_test.shape == (143, 30, 1)
+    np.testing.assert_allclose(X_train.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(X_train.std(axis=0), 1, atol=1e-4)
+    assert set(y_train) == set(y_test) == {0, 1}
+    for arm, learned in (("sigmoid", False), ("sigmoid_learned_bias", True)):
+        gate, flag = ARMS[arm]
+        model = make_classifier(30, 1, 2, gate, 8, 2, 1, flag)(jax.random.PRNGKey(0))
+        bias = model.blocks[0].attn.bias
+        assert (bias is not None) == learned
+        if learned:
+            np.testing.assert_allclose(float(bias), -math.log(30), rtol=1e-6)
 
 
 @pytest.mark.parametrize("text,message", [
     (TINY.replace("fractions = [0.1, 1.0]", "fractions = [0.0, 1.0]"), "fractions.0"),
     (TINY.replace("seeds = 2", "seeds = 0"), "seeds"),
     (TINY.replace('gates = ["softmax", "sigmoid"]', 'gates = ["relu"]'), "gates.0"),
+    ('dataset = "iris"\n' + TINY, "dataset"),
     (TINY + "unknown = 1\n", "unknown: unknown key"),
 ])
 def test_bad_classification_configs_exit_2_with_one_line(tmp_path, capsys, text, message):

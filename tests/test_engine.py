@@ -273,7 +273,7 @@ def test_shipped_configs_validate():
         kinds.append(kind)
         for preset in (None, "quick", "full"):
             (classification.resolve if kind == CLASSIFICATION_KIND else resolve)(path, preset)
-    assert kinds.count(CLASSIFICATION_KIND) == 1  # attention_digits
+    assert kinds.count(CLASSIFICATION_KIND) == 2  # attention_digits, attention_breast_cancer
 
 
 def _table(out):

@@ -87,8 +87,20 @@ def accuracy_table(rep: dict) -> RichTable:
     return t
 
 
+def differences_table(rep: dict) -> RichTable:
+    t = RichTable("arm", "minus", "fraction", "seeds", "mean difference", "95% CI", "verdict",
+                  title=f"{rep['experiment']}: paired accuracy differences (same seeds)")
+    for e in rep["differences"]:
+        t.add_row(e["gate"], e["baseline"], f"{100 * e['fraction']:g} %", str(e["seeds"]),
+                  f"{e['mean']:+.4f}", f"[{e['ci95'][0]:+.4f}, {e['ci95'][1]:+.4f}]",
+                  e["verdict"])
+    return t
+
+
 def print_classification(console: Console, rep: dict) -> None:
     console.print(accuracy_table(rep))
+    if rep.get("differences"):
+        console.print(differences_table(rep))
     for gate, f in rep["smallest_fraction_reaching_target"].items():
         console.print(f"{gate}: " + (f"reaches {rep['target_accuracy']:g} from {100 * f:g} % of "
                                      "the training data" if f is not None else

@@ -1,20 +1,25 @@
 """Sample efficiency of softmax vs sigmoid attention on real data (docs/results.md).
 
-A config with `kind = "attention_classification"` (experiments/attention_digits.toml) trains
-the encoder classifier (transformer.py) on fractions of scikit-learn's bundled digits training
-split, for each gate and seed, and reports test accuracy per (gate, fraction): mean, sd, and
-the smallest fraction whose mean accuracy reaches `target_accuracy`.
+A config with `kind = "attention_classification"` (experiments/attention_digits.toml,
+attention_breast_cancer.toml) trains the encoder classifier (transformer.py) on fractions of a
+scikit-learn bundled data set's training split, for each arm (attention recipe: softmax,
+sigmoid with the bias fixed at -log(n_tokens), sigmoid with that bias learned) and seed, and
+reports test accuracy per (arm, fraction): mean, sd, the smallest fraction whose mean accuracy
+reaches `target_accuracy`, and each arm's paired difference from the first arm (same seeds)
+with its 95 % t-interval.
 
-Data: the 1797 8x8 digit images (pixel values 0..16, scaled to [0, 1]); a fixed stratified
-split (test_size, random_state 0) into train and test; each image cut into 2x2 patches read
-row by row: 16 tokens of 4 values. Seed s draws its stratified subset of the training split
+Data: digits — the 1797 8x8 images (pixel values 0..16, scaled to [0, 1]), each cut into 2x2
+patches read row by row: 16 tokens of 4 values; breast_cancer — 569 tumours, 30 features, one
+token per feature, standardised by the training split. A fixed stratified split (test_size,
+random_state 0) into train and test. Seed s draws its stratified subset of the training split
 (train_test_split(train_size=fraction, stratify, random_state=s)) and initialises the model
-and the minibatches from PRNGKey(s); 100 % uses the whole split (seeds differ only in
-initialisation and batches).
+and the minibatches from PRNGKey(s), under every arm; 100 % uses the whole split (seeds differ
+only in initialisation and batches).
 
-Run directory: config.resolved.toml, cells/<key>.parquet (one per (gate, fraction): a row per
+Run directory: config.resolved.toml, cells/<key>.parquet (one per (arm, fraction): a row per
 seed, written atomically, resumable, checksummed like rate-study cells), summary.json
-(`report --json`: {"experiment", "accuracy": [{gate, fraction, mean, sd, seeds}, ...], ...}),
+(`report --json`: {"experiment", "accuracy": [{gate, fraction, mean, sd, seeds}, ...],
+"differences": [{gate, baseline, fraction, seeds, mean, ci95, verdict}, ...], ...}),
 accuracy.png.
 """
 
@@ -28,7 +33,6 @@ import numpy as np
 from pydantic import Field
 
 from moestat import __version__
-from moestat.attention.layer import GATES
 from moestat.attention.train import TrainSettings, make_classifier, train_and_test
 from moestat.experiments import runner
 from moestat.experiments.config import CLASSIFICATION_KIND, Strict, pick_preset
@@ -38,13 +42,17 @@ from moestat.files import save_figure_atomic, strict_json, write_text_atomic
 
 KIND = CLASSIFICATION_KIND
 Fraction = Annotated[float, Field(gt=0, le=1)]
+# an arm is an attention recipe: (layer gate, learnable sigmoid bias). "sigmoid": the bias
+# fixed at -log(n_tokens); "sigmoid_learned_bias": the same bias as a trained parameter
+ARMS = {"softmax": ("softmax", False), "sigmoid": ("sigmoid", False),
+        "sigmoid_learned_bias": ("sigmoid", True)}
+Arm = Literal["softmax", "sigmoid", "sigmoid_learned_bias"]
 
 
 class ModelSettings(Strict):
     width: Annotated[int, Field(ge=4, le=1024)] = 32
     heads: Annotated[int, Field(ge=1, le=64)] = 4
     layers: Annotated[int, Field(ge=1, le=24)] = 2
-    learnable_bias: bool = False  # sigmoid only: train the bias (init -log n_tokens)
 
 
 class Training(Strict):
@@ -65,8 +73,8 @@ class ClassificationConfig(Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
     kind: Literal["attention_classification"]
     description: str = ""
-    dataset: Literal["digits"] = "digits"
-    gates: Annotated[list[Literal["softmax", "sigmoid"]], Field(min_length=1)] = list(GATES)
+    dataset: Literal["digits", "breast_cancer"] = "digits"
+    gates: Annotated[list[Arm], Field(min_length=1)] = ["softmax", "sigmoid"]
     fractions: Annotated[list[Fraction], Field(min_length=1)]
     seeds: Annotated[int, Field(ge=1, le=1000)] = 5
     test_size: Annotated[float, Field(gt=0, lt=1)] = 0.25
@@ -101,15 +109,36 @@ PATCH = 2
 def digits_tokens(test_size: float):
     """(X_train, y_train, X_test, y_test); X (n, 16, 4): 2x2 patches of the 8x8 image in [0, 1]."""
     from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
 
     d = load_digits()
     img = d.images.astype(np.float32) / 16.0
     side = img.shape[1] // PATCH
     tokens = img.reshape(-1, side, PATCH, side, PATCH).transpose(0, 1, 3, 2, 4)
     tokens = tokens.reshape(len(img), side * side, PATCH * PATCH)
+    return _split(tokens, d.target, test_size)
+
+
+def breast_cancer_tokens(test_size: float):
+    """(X_train, y_train, X_test, y_test); X (n, 30, 1): one token per feature (the learned
+    positions say which), standardised by the training split's mean and sd."""
+    from sklearn.datasets import load_breast_cancer
+
+    d = load_breast_cancer()
+    X_train, y_train, X_test, y_test = _split(d.data.astype(np.float32), d.target, test_size)
+    mu, sd = X_train.mean(axis=0), X_train.std(axis=0)
+    return (((X_train - mu) / sd)[..., None], y_train, ((X_test - mu) / sd)[..., None],
+            y_test)
+
+
+DATASETS = {"digits": digits_tokens, "breast_cancer": breast_cancer_tokens}
+
+
+def _split(X, y, test_size: float):
+    """The fixed stratified train / test split (random_state 0)."""
+    from sklearn.model_selection import train_test_split
+
     X_train, X_test, y_train, y_test = train_test_split(
-        tokens, d.target, test_size=test_size, stratify=d.target, random_state=0)
+        X, y, test_size=test_size, stratify=y, random_state=0)
     return X_train, y_train, X_test, y_test
 
 
@@ -126,12 +155,15 @@ def subsets(y_train, fraction: float, seeds) -> list[np.ndarray]:
 
 # ---- running --------------------------------------------------------------------------------
 def run_cell(config: ClassificationConfig, gate: str, fraction: float, data) -> dict:
+    """Every seed of one (arm, fraction); seed s uses the same subset, initialisation key and
+    minibatch key under every arm (paired)."""
     X_train, y_train, X_test, y_test = data
     seeds = list(range(config.seeds))
     idx = subsets(y_train, fraction, seeds)
     m = config.model
-    make = make_classifier(X_train.shape[1], X_train.shape[2], 10, gate, m.width, m.heads,
-                           m.layers, m.learnable_bias and gate == "sigmoid")
+    layer_gate, learned = ARMS[gate]
+    make = make_classifier(X_train.shape[1], X_train.shape[2], int(np.max(y_train)) + 1,
+                           layer_gate, m.width, m.heads, m.layers, learned)
     t = config.training
     acc, seconds, loss = train_and_test(
         make, np.stack([X_train[i] for i in idx]), np.stack([y_train[i] for i in idx]),
@@ -161,7 +193,7 @@ def run(config: ClassificationConfig, out: Path, on_cell=None) -> int:
     chash = config_hash(config)
     todo = [(g, f) for g in config.gates for f in config.fractions
             if not (cells_dir(out) / f"{cell_key(chash, g, f)}.parquet").exists()]
-    data = digits_tokens(config.test_size) if todo else None
+    data = DATASETS[config.dataset](config.test_size) if todo else None
     total, done = len(config.gates) * len(config.fractions), 0
     for gate, fraction in todo:
         rows = run_cell(config, gate, fraction, data)
@@ -192,6 +224,14 @@ def report(out: Path) -> dict:
                             "seeds": int(acc.size), "n_train": int(rows["n_train"][0]),
                             "seconds_per_epoch": float(np.mean(rows["seconds_per_epoch"])),
                             "train_seconds": float(np.mean(rows["train_seconds"]))})
+    seeds_acc = {}  # (gate, fraction) -> {seed: accuracy}
+    for gate in config.gates:
+        for f in config.fractions:
+            path = cells_dir(out) / f"{cell_key(chash, gate, f)}.parquet"
+            table = read_cell(path) if path.exists() else None
+            if table is not None:
+                rows = table.to_pydict()
+                seeds_acc[gate, f] = dict(zip(rows["seed"], rows["accuracy"], strict=True))
     reach = {}
     for gate in config.gates:
         ok = sorted(e["fraction"] for e in entries
@@ -200,7 +240,29 @@ def report(out: Path) -> dict:
     return {"experiment": config.name, "kind": KIND, "complete": missing == 0,
             "cells_done": len(entries), "cells_total": len(entries) + missing,
             "target_accuracy": config.target_accuracy, "accuracy": entries,
-            "smallest_fraction_reaching_target": reach}
+            "smallest_fraction_reaching_target": reach,
+            "differences": paired_differences(config, seeds_acc)}
+
+
+def paired_differences(config: ClassificationConfig, seeds_acc: dict) -> list[dict]:
+    """Per fraction and arm other than the first: accuracy(arm) - accuracy(first arm) over the
+    seeds both ran (same subset, initialisation and batches), its mean and 95 % t-interval."""
+    from scipy import stats
+
+    base, out = config.gates[0], []
+    for gate in config.gates[1:]:
+        for f in config.fractions:
+            a, b = seeds_acc.get((gate, f)), seeds_acc.get((base, f))
+            if not a or not b:
+                continue
+            d = np.array([a[s] - b[s] for s in sorted(set(a) & set(b))])
+            half = (float(stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size))
+                    if d.size > 1 else float("nan"))
+            lo, hi = float(d.mean() - half), float(d.mean() + half)
+            verdict = "higher" if lo > 0 else "lower" if hi < 0 else "no difference detected"
+            out.append({"gate": gate, "baseline": base, "fraction": f, "seeds": int(d.size),
+                        "mean": float(d.mean()), "ci95": [lo, hi], "verdict": verdict})
+    return out
 
 
 def write_summary(out: Path) -> dict:
@@ -210,8 +272,9 @@ def write_summary(out: Path) -> dict:
 
 
 def save_figure(out: Path, path: Path | None = None) -> Path:
-    """Test accuracy (mean +/- sd over seeds) against the training fraction, one line per
-    gate, log x-axis; the target accuracy dotted."""
+    """Left: test accuracy (mean +/- sd over seeds) against the training fraction, one line
+    per arm, log x-axis, the target accuracy dotted. Right: each arm's paired difference from
+    the first arm with its 95 % interval."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -219,7 +282,7 @@ def save_figure(out: Path, path: Path | None = None) -> Path:
 
     rep = report(out)
     path = Path(path or Path(out) / "accuracy.png")
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, (ax, dx) = plt.subplots(1, 2, figsize=(10.5, 4))
     for gate in dict.fromkeys(e["gate"] for e in rep["accuracy"]):
         es = sorted((e for e in rep["accuracy"] if e["gate"] == gate), key=lambda e: e["fraction"])
         ax.errorbar([100 * e["fraction"] for e in es], [e["mean"] for e in es],
@@ -230,6 +293,20 @@ def save_figure(out: Path, path: Path | None = None) -> Path:
     ax.set_ylabel("test accuracy (mean +/- sd over seeds)")
     ax.set_title(rep["experiment"])
     ax.legend()
+    for gate in dict.fromkeys(e["gate"] for e in rep["differences"]):
+        es = sorted((e for e in rep["differences"] if e["gate"] == gate),
+                    key=lambda e: e["fraction"])
+        m = np.array([e["mean"] for e in es])
+        err = np.array([[e["mean"] - e["ci95"][0], e["ci95"][1] - e["mean"]] for e in es]).T
+        dx.errorbar([100 * e["fraction"] for e in es], m, yerr=err, marker="o", capsize=3,
+                    label=f"{gate} - {es[0]['baseline']}")
+    dx.axhline(0.0, c="grey", lw=0.8)
+    dx.set_xscale("log")
+    dx.set_xlabel("training data used (% of the training split)")
+    dx.set_ylabel("paired accuracy difference (mean, 95% CI)")
+    dx.set_title("same seeds: subset, initialisation, batches")
+    if rep["differences"]:
+        dx.legend()
     fig.tight_layout()
     save_figure_atomic(fig, path)
     plt.close(fig)
