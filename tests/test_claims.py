@@ -189,7 +189,8 @@ def test_attention_synthetic_gates_fit_the_same_responses():
     from moestat.experiments.simulation import simulate
 
     root = Path(__file__).resolve().parents[1]
-    config = runner.resolve(root / "experiments" / "attention_synthetic.toml")
+    path = root / "experiments" / "attention_synthetic.toml"
+    config = parse_config(read_toml(path), str(path))
     ys = []
     for s in config.settings:
         text = s.model_dump_json()
