@@ -63,7 +63,8 @@ def with_amplitude(params, i: int, j: int, t):
     """params with copy j's gate set to copy i's (equal weights) and b_j to
     b_i (1 - t) / (1 + t), so that amplitude(b, i, j) = t."""
     g, b = params.gate, params.expert.b
-    gate = g._replace(beta1=g.beta1.at[j].set(g.beta1[i]), beta0=g.beta0.at[j].set(g.beta0[i]))
+    gate = g._replace(**{f: v.at[j].set(v[i]) for f, v in zip(g._fields, g, strict=True)
+                         if jnp.ndim(v) >= 1 and jnp.shape(v)[0] == b.shape[0]})
     b = b.at[j].set(b[i] * (1 - t) / (1 + t))
     return params._replace(gate=gate, expert=params.expert._replace(b=b))
 
@@ -102,6 +103,9 @@ def profile(config: ExperimentConfig, setting_name: str, n: int, replicate: int 
     i, j = split_copies(setting)
     text = setting.model_dump_json()
     models, truth = built(text), truth_at(text, n)
+    if "b" not in models.fit_model.zeros().expert._fields:
+        raise InputError(f"setting {setting_name!r}: a profile needs experts with an "
+                         f"intercept b (got {setting.expert!r})")
     keys = replicate_keys(config.seed, setting.data_stream, n, [replicate])
     X, y, start, _ = simulate(models, keys, truth, n)
     X, y = X[0], y[0]
