@@ -240,15 +240,11 @@ def plot(
     fraction)."""
     from moestat.experiments.config import holds_classification
 
-    if profile:  # DIRECTORY may name a config: the profile refits its data
-        from moestat.experiments.flat_profile import save_profile_figure
-        from moestat.experiments.runner import RESOLVED, load_resolved, resolve
-        from moestat.shipped import config_path
+    if profile:
+        from moestat.experiments.flat_profile import profile_command
 
-        run_dir = (Path(directory) / RESOLVED).is_file()
-        config = load_resolved(directory) if run_dir else resolve(config_path(directory))
-        out = output or (Path(directory) if run_dir else Path(".")) / "profile.png"
-        for r in save_profile_figure(config, profile, out):
+        out, rows = profile_command(directory, profile, output)
+        for r in rows:
             console.print(strict_json({k: v for k, v in r.items() if k not in ("t", "excess")}))
         console.print(f"figure: {out}")
         return
@@ -304,26 +300,10 @@ def identifiability(
 ):
     """Check the papers' identifiability conditions numerically and print the rate class.
     With --frozen-noise: is a frozen expert distinguishable from the prompt family?"""
-    from moestat.identifiability import (
-        THRESHOLD,
-        check_activation,
-        check_expert,
-        check_random_frozen,
-    )
+    from moestat.identifiability import THRESHOLD, check_from_options
 
-    if (expert is None) == (activation is None):
-        raise InputError("give exactly one of --expert or --activation")
-    if frozen_noise is not None:
-        if expert is None:
-            raise InputError("--frozen-noise needs --expert (the prompt expert)")
-        if n_features < 1:
-            raise InputError(f"--n-features must be >= 1, got {n_features}")
-        report = check_random_frozen(frozen_expert or expert, frozen_noise, expert, noise,
-                                     n_features, seed)
-    elif expert:
-        report = check_expert(expert, seed=seed)
-    else:
-        report = check_activation(activation, seed=seed)
+    report = check_from_options(expert, activation, frozen_noise, frozen_expert, noise,
+                                n_features, seed)
     if as_json:
         print(strict_json({**report.as_dict(), "threshold": THRESHOLD}))
         return

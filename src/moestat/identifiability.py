@@ -263,3 +263,23 @@ def check_random_frozen(frozen_expert: str, frozen_noise: str, expert_spec: str,
     params = {f: rng.standard_normal(s[1:]) for f, s in fe.shapes(1, n_features).items()}
     frozen = FrozenExpert.create(fe.label, frozen_noise, params, 1.0)
     return check_distinguishable(frozen, expert_spec, noise_spec, seed=seed)
+
+
+def check_from_options(expert: str | None, activation: str | None, frozen_noise: str | None,
+                       frozen_expert: str | None, noise: str, n_features: int, seed: int):
+    """The check `moestat identifiability` asks for: exactly one of expert / activation;
+    with frozen_noise, the frozen expert's distinguishability from the prompt family."""
+    from moestat.errors import InputError
+
+    if (expert is None) == (activation is None):
+        raise InputError("give exactly one of --expert or --activation")
+    if frozen_noise is not None:
+        if expert is None:
+            raise InputError("--frozen-noise needs --expert (the prompt expert)")
+        if n_features < 1:
+            raise InputError(f"--n-features must be >= 1, got {n_features}")
+        return check_random_frozen(frozen_expert or expert, frozen_noise, expert, noise,
+                                   n_features, seed)
+    if expert:
+        return check_expert(expert, seed=seed)
+    return check_activation(activation, seed=seed)

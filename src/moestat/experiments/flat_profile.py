@@ -143,7 +143,7 @@ def profile_ns(config: ExperimentConfig) -> list[int]:
 
 def save_profile_figure(config: ExperimentConfig, settings: list[str], out) -> list[dict]:
     """Profiles of replicate 0 of each setting at profile_ns, in one panel (a colour per
-    setting, darker for larger n; the fit's t_hat marked); returns the profiles."""
+    setting, darker for larger n); returns the profiles."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -171,3 +171,19 @@ def save_profile_figure(config: ExperimentConfig, settings: list[str], out) -> l
     save_figure_atomic(fig, out)
     plt.close(fig)
     return results
+
+
+def profile_command(directory, settings: list[str], output=None):
+    """`moestat plot DIRECTORY --profile S ...`: DIRECTORY is a run directory (its resolved
+    config) or a config (a file or a shipped name), whose data the profile refits. Returns
+    (figure path, profiles); the figure defaults to DIRECTORY/profile.png, or ./profile.png
+    for a config."""
+    from pathlib import Path
+
+    from moestat.experiments.runner import RESOLVED, load_resolved, resolve
+    from moestat.shipped import config_path
+
+    run_dir = (Path(directory) / RESOLVED).is_file()
+    config = load_resolved(directory) if run_dir else resolve(config_path(directory))
+    out = Path(output) if output else (Path(directory) if run_dir else Path(".")) / "profile.png"
+    return out, save_profile_figure(config, settings, out)
