@@ -16,16 +16,9 @@ from typer.exceptions import TyperException
 from moestat import interrupts
 from moestat.errors import InputError
 from moestat.files import strict_json
-from moestat.render import (
-    cell_progress,
-    import_plotting_meanwhile,
-    print_classification,
-    print_comparison,
-    print_fit,
-    print_identifiability,
-    print_per_n,
-    print_report,
-)
+from moestat.lazy import lazy_module
+
+render = lazy_module("moestat.render")  # tables and progress (rich): loaded at first use
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Statistics of mixture-of-experts models.",
@@ -93,7 +86,7 @@ def fit(
     if as_json:
         print(strict_json(out))
         return
-    print_fit(console, out)
+    render.print_fit(console, out)
     for label, path in (("saved to", save), ("figure:", plot), ("figure:", dendrogram)):
         if path is not None:
             console.print(f"{label} {path}")
@@ -106,11 +99,12 @@ def _run_classification(config: Path, out: Path | None, preset: str | None,
     cfg = ex.resolve(config, preset)
     out = out or Path("runs") / cfg.name
     ex.prepare_out(cfg, out, resume)
-    with cell_progress(console, cfg.name, len(cfg.gates) * len(cfg.fractions)) as advance:
+    n_cells = len(cfg.gates) * len(cfg.fractions)
+    with render.cell_progress(console, cfg.name, n_cells) as advance:
         ex.run(cfg, out, advance)
     rep = ex.write_summary(out)
     figure = ex.save_figure(out)
-    print_classification(console, rep)
+    render.print_classification(console, rep)
     console.print(f"results: {out}/cells  summary: {out}/summary.json  figure: {figure}")
 
 
@@ -159,8 +153,8 @@ def run_sweep(
     out = out or Path("runs") / cfg.name
     prepare_out(cfg, out, resume)
     interrupts.stop_between_cells()
-    with cell_progress(console, cfg.name, len(cells(cfg)),
-                       then=import_plotting_meanwhile) as advance:
+    with render.cell_progress(console, cfg.name, len(cells(cfg)),
+                              then=render.import_plotting_meanwhile) as advance:
         run_sweep(cfg, out, backend, advance,
                   lambda names: console.print(
                       f"[yellow]moved {len(names)} damaged cell file(s) to {out}/corrupt/ "
@@ -170,7 +164,7 @@ def run_sweep(
     from moestat.experiments.plot import save_rate_figure
 
     figure = save_rate_figure(out, out / "rates.png", summary=rep)
-    print_report(console, rep)
+    render.print_report(console, rep)
     console.print(f"results: {out}/cells  summary: {out}/summary.json  figure: {figure}")
 
 
@@ -189,16 +183,16 @@ def report(
         setting, _, metric = per_n.partition(":")
         if not setting or not metric:
             raise InputError(f"--per-n takes SETTING:METRIC, got {per_n!r}")
-        return _emit(per_n_table(directory, setting, metric), as_json, print_per_n)
+        return _emit(per_n_table(directory, setting, metric), as_json, render.print_per_n)
     from moestat.experiments.config import holds_classification
 
     if holds_classification(directory):
         from moestat.attention.experiment import report as accuracy_report
 
-        return _emit(accuracy_report(directory), as_json, print_classification)
+        return _emit(accuracy_report(directory), as_json, render.print_classification)
     from moestat.experiments.runner import report as make_report
 
-    _emit(make_report(directory), as_json, print_report)
+    _emit(make_report(directory), as_json, render.print_report)
 
 
 @app.command()
@@ -217,7 +211,8 @@ def compare(
     if (setting is None) != (metric is None):
         raise InputError("give --setting and --metric together")
     _emit(cmp.same_rows(run_a, run_b) if setting is None
-          else {"paired": cmp.paired(run_a, run_b, setting, metric)}, as_json, print_comparison)
+          else {"paired": cmp.paired(run_a, run_b, setting, metric)}, as_json,
+          render.print_comparison)
 
 
 @app.command()
@@ -307,7 +302,7 @@ def identifiability(
     if as_json:
         print(strict_json({**report.as_dict(), "threshold": THRESHOLD}))
         return
-    print_identifiability(console, report, THRESHOLD)
+    render.print_identifiability(console, report, THRESHOLD)
 
 
 @app.command()

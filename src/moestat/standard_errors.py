@@ -64,13 +64,13 @@ def standard_errors(model: MixtureOfExperts, params: MoEParams, scaling: Scaling
     """({name: SE array shaped like the parameter}, ok) for the fit `params` of the
     standardised data X, y (padded rows carry weight 0)."""
     from moestat.compiling import table_profile
-    from moestat.exported_programs import call_exported
+    from moestat.program_store import call_stored
 
     f64 = functools.partial(jnp.asarray, dtype=jnp.float64)
-    se, ok = call_exported(program_cache, "standard_errors", (model,), lambda: _program(model),
-                           f64(X), f64(y), f64(weights), jax.tree_util.tree_map(f64, params),
-                           f64(scaling.x_shift), f64(scaling.x_scale), f64(scaling.y_shift),
-                           f64(scaling.y_scale), profile=table_profile(np.shape(X)[0]))
+    se, ok = call_stored(program_cache, "standard_errors", (model,), lambda: _program(model),
+                         f64(X), f64(y), f64(weights), jax.tree_util.tree_map(f64, params),
+                         f64(scaling.x_shift), f64(scaling.x_scale), f64(scaling.y_shift),
+                         f64(scaling.y_scale), profile=table_profile(np.shape(X)[0]))
     se, ok = np.asarray(se), bool(ok)
     leaves, tree = jax.tree_util.tree_flatten(to_user_scale(model, params, scaling))
     ends = np.cumsum([np.size(v) for v in leaves])  # ravel_pytree's order, in NumPy

@@ -253,7 +253,7 @@ def fit_random(model: MixtureOfExperts, X, y, key, n_init: int = 5, *, estimator
     """Data-driven random starts, emEM-style (`_random_fits`; explore = 1: n_init starts,
     each run to convergence); returns (best FitResult, objectives of the n_init converged runs
     (n_init,)). program_cache: a directory where the traced program is kept between processes
-    (moestat/exported_programs.py; default bounds only); profile: the compile options
+    (moestat/program_store.py; default bounds only); profile: the compile options
     (moestat/compiling.py)."""
     if n_init < 1:
         raise InputError(f"n_init must be >= 1, got {n_init}")
@@ -262,10 +262,10 @@ def fit_random(model: MixtureOfExperts, X, y, key, n_init: int = 5, *, estimator
     X, y, weights = _prepare(model, estimator, X, y, weights)
     static = (model, estimator, options, int(n_init), int(explore))
     if program_cache is not None and bounds is None:
-        from moestat.exported_programs import call_exported
+        from moestat.program_store import call_stored
 
-        return call_exported(program_cache, "fit_random", static,
-                             lambda: _random_fits(*static), X, y, weights, key, profile=profile)
+        return call_stored(program_cache, "fit_random", static,
+                           lambda: _random_fits(*static), X, y, weights, key, profile=profile)
     return _compiled_random(*static, profile)(X, y, weights, key, bounds)
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from moestat.fit.loop import iterate
 from moestat.fit.result import FitOptions
@@ -44,6 +43,8 @@ def sgd(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
     n_batches = n_rows // batch
     total = jnp.sum(weights)
     lo, hi = model.to_free(bounds[0]), model.to_free(bounds[1])
+    import optax  # here: `moestat fit`'s EM does not load it (docs/design.md, cold start)
+
     opt = optax.sgd(options.learning_rate)
 
     def mean_loss(free, idx):

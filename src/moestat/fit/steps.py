@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import optax
 from jax.flatten_util import ravel_pytree
 
 from moestat import component_reductions as reductions
@@ -159,15 +158,22 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
                                 ridge, halvings,
                                 None if accept is not None else RESOLVABLE * total_w)
 
-    for i in range(n_steps):  # a few steps (default 1): unrolled
-        params = one_step(params, log_w if i == 0 else None)
-    return params
+    if n_steps < 1:
+        return params
+    params = one_step(params, log_w)
+    if n_steps == 1:
+        return params
+    # the further steps as one loop: unrolled, each step's code (its line search's while loop
+    # included) would be repeated in the program
+    return jax.lax.fori_loop(1, n_steps, lambda _, p: one_step(p, None), params)
 
 
 def projected_lbfgs(loss, lo, hi):
     """One projected L-BFGS iteration (optax, zoom line search) of `loss(free)`, clipping the
     iterate into [lo, hi]. Returns (init(free) -> state, step(free, state) -> (free, state,
     loss at the input point)). Non-finite gradient entries are zeroed."""
+    import optax  # here: `moestat fit`'s EM does not load it (docs/design.md, cold start)
+
     opt = optax.lbfgs()
     value_and_grad = optax.value_and_grad_from_state(loss)
 

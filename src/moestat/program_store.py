@@ -1,0 +1,134 @@
+"""Compiled fit programs kept on disk between processes, so that a fresh process skips
+tracing, lowering and the XLA cache's look-up.
+
+The persistent XLA cache (moestat/cache.py) saves a program's compile, but a fresh process
+must still trace and lower the program to find it there (~3 s for the emEM fit of
+`moestat fit` before anything was kept; ~0.25 s of lowering with the traced program kept as a
+`jax.export` artefact). The store keeps the compiled executable itself
+(`jax.experimental.serialize_executable`, with its input and output tree structure): a fresh
+process loads it and calls it, nothing traced or lowered.
+
+File: <cache dir>/programs/<key>.xla, where the key hashes the program's name and static
+arguments, the argument shapes and dtypes, the compile profile and its options, jax's and
+jaxlib's versions, the device kind and the host CPU's feature flags (an executable compiled
+for one CPU is not loaded on another that shares the directory), and moestat's own source
+(every .py file of the package), so that any change to the code that traced it makes a new
+entry. Before the first load, jaxlib's LAPACK kernels are loaded (`_initialize_kernels`).
+Writes are atomic; an unreadable entry is compiled again and overwritten. The entries
+are the user's own cache, written by moestat (they are unpickled: do not point the cache at a
+directory others can write). Used only where the XLA cache is on (the command line, sweep
+workers).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import pickle
+from pathlib import Path
+
+import jax
+from jax.experimental import serialize_executable
+
+from moestat.compiling import PROFILES, jit
+
+SUFFIX = ".xla"
+
+
+@functools.cache
+def source_hash() -> str:
+    """SHA-256 over moestat's .py files (path and content), in path order."""
+    root = Path(__file__).parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+@functools.cache
+def host_signature() -> str:
+    """The versions and machine an executable is valid for: jax, jaxlib, the device kind and
+    (Linux) the CPU's feature flags."""
+    flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        pass
+    import jaxlib
+
+    return repr((jax.__version__, jaxlib.__version__, jax.devices()[0].device_kind, flags))
+
+
+def _key(name: str, static, args, profile: str) -> str:
+    shapes = [(a.shape, str(a.dtype)) for a in jax.tree_util.tree_leaves(args)]
+    text = repr((name, static, shapes, profile, PROFILES[profile], host_signature(),
+                 source_hash()))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def call_stored(directory: str | None, name: str, static, build, *args,
+                profile: str = "fit"):
+    """`build()(*args)`, by the compiled program on disk when there is one (else compiled and
+    written there). `build` returns the function to jit; `static` (hashable, with a stable
+    repr) names everything the traced program depends on besides the shapes of `args`;
+    `profile` the compile options (moestat/compiling.py). directory None: plain jit, nothing
+    on disk."""
+    if directory is None:
+        return jit(build(), profile)(*args)
+    path = Path(directory) / "programs" / (_key(name, static, args, profile) + SUFFIX)
+    if path not in _LOADED:
+        _LOADED[path] = _load(path) or _compile_and_store(path, build, args, profile)
+    return _LOADED[path](*args)
+
+
+_LOADED: dict = {}  # path -> the loaded compiled program
+
+
+def _load(path: Path):
+    if not path.exists():
+        return None
+    try:
+        _initialize_kernels()
+        payload, in_tree, out_tree = pickle.loads(path.read_bytes())
+        return serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
+    except Exception:  # noqa: BLE001 - a damaged or foreign entry: compile it again
+        return None
+
+
+@functools.cache
+def _initialize_kernels() -> None:
+    """jaxlib's LAPACK kernels (custom calls of the fit's linear solves), which jax loads only
+    while lowering a program that uses them: a loaded executable that calls them before they
+    are loaded crashes the process. An ImportError (a jax without this hook) makes every
+    entry a miss: compiled instead of loaded."""
+    from jax._src.lax.linalg import initialize_lapack
+
+    initialize_lapack()
+
+
+def _compile_and_store(path: Path, build, args, profile: str):
+    compiled = _compile_fresh(jit(build(), profile).lower(*args))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(pickle.dumps(serialize_executable.serialize(compiled)))
+    os.replace(tmp, path)
+    return compiled
+
+
+def _compile_fresh(lowered):
+    """lowered.compile() by XLA itself, the persistent cache bypassed: an executable that the
+    cache supplied serialises without some of its kernels (jaxlib 0.10: its load then fails
+    with "Function ..._kernel not found"), so what the store keeps is always compiled here."""
+    from jax.experimental.compilation_cache import compilation_cache
+
+    enabled = jax.config.jax_enable_compilation_cache
+    compilation_cache.reset_cache()
+    jax.config.update("jax_enable_compilation_cache", False)
+    try:
+        return lowered.compile()
+    finally:
+        jax.config.update("jax_enable_compilation_cache", enabled)
+        compilation_cache.reset_cache()

@@ -1,0 +1,87 @@
+"""Compiled fit programs kept on disk between processes (moestat/program_store.py)."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from moestat import program_store
+from moestat.fit import fit_random
+from moestat.model import MixtureOfExperts
+
+
+def _fit(cache):
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, 256)
+    y = np.where(rng.uniform(size=256) < 0.5, 2 * x, -x) + 0.1 * rng.normal(size=256)
+    model = MixtureOfExperts.create("softmax", "linear", "gaussian", n_experts=2, n_features=1)
+    result, objectives = fit_random(model, x[:, None], y, jax.random.PRNGKey(1), 2, explore=2,
+                                    program_cache=cache)
+    return float(result.loglik), np.asarray(objectives)
+
+
+def test_stored_program_gives_the_traced_programs_fit_and_survives_damage(tmp_path):
+    """Traced (no store), compiled and stored, loaded from disk as a fresh process would, and
+    compiled again over a damaged entry: the same fit every time (the same program compiled
+    with the same options; 1e-12 allows for nothing but rounding)."""
+    direct = _fit(None)
+    stored = _fit(str(tmp_path))
+    entries = list((tmp_path / "programs").glob("*" + program_store.SUFFIX))
+    assert len(entries) == 1
+    program_store._LOADED.clear()  # as a fresh process: loaded from disk
+    loaded = _fit(str(tmp_path))
+    entries[0].write_bytes(b"damaged")
+    program_store._LOADED.clear()
+    rebuilt = _fit(str(tmp_path))
+    assert entries[0].read_bytes() != b"damaged"
+    for other in (stored, loaded, rebuilt):
+        np.testing.assert_allclose(other[0], direct[0], rtol=1e-12)
+        np.testing.assert_allclose(other[1], direct[1], rtol=1e-12)
+
+
+def test_the_key_names_the_profile_and_the_shapes():
+    """Two profiles or two shapes of the same program are two entries."""
+    x = jax.numpy.zeros((4, 1))
+    key = program_store._key
+    keys = {key("p", (1,), (x,), "fit"), key("p", (1,), (x,), "table"),
+            key("p", (1,), (jax.numpy.zeros((8, 1)),), "fit")}
+    assert len(keys) == 3
+
+
+def test_a_fresh_process_runs_the_stored_program(tmp_path):
+    """`moestat fit` in fresh processes sharing a cache: the second loads the stored programs
+    (their files untouched) and gives the same fit. A loaded program calls jaxlib's LAPACK
+    kernels without a lowering having loaded them first (the case `_initialize_kernels`
+    exists for: the process crashed). Then the store is emptied: compiled and stored again,
+    then loaded, the same fit."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, 120)
+    y = np.where(rng.uniform(size=120) < 0.5, 2 * x, -x) + 0.1 * rng.normal(size=120)
+    table = tmp_path / "t.csv"
+    table.write_text("x,y\n" + "\n".join(f"{a:.17g},{b:.17g}" for a, b in zip(x, y, strict=True)))
+    env = {**os.environ, "MOESTAT_CACHE_DIR": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "moestat", "fit", str(table), "--target", "y", "--experts",
+           "2", "--n-init", "3", "--json"]
+
+    def run():
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr[-500:]
+        return json.loads(done.stdout)
+
+    first = run()
+    stored = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache" / "programs").iterdir()}
+    assert len(stored) == 2  # the fit and its standard errors
+    second = run()
+    assert {p: p.stat().st_mtime_ns for p in stored} == stored
+    for path in stored:
+        path.unlink()
+    run()  # compiled and stored again
+    fourth = run()
+    for other in (second, fourth):
+        assert other["loglik"] == first["loglik"]
+        assert other["standard_errors"] == first["standard_errors"]
