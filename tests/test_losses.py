@@ -269,3 +269,23 @@ def test_cell_l2_ignores_how_a_cell_splits_its_atom():
     assert float(cell["cell_l2@overfitted"]) < 1e-12 < float(cell["cell_l2@singleton"])
     np.testing.assert_allclose(cell["cell_l2@singleton"], L.l2_error(k3, moved, truth, X),
                                rtol=1e-12)
+
+
+def test_split_cells_counts_true_atoms_served_by_several_active_atoms():
+    """T1 of topk_softmax (k* = 3, K = 2) fitted with k = 4, K_fit = 2: the split start (true
+    atom 3 copied twice, both in the top two somewhere) is stuck (1); the truth plus a copy of
+    atom 3 whose logit is 40 below (never in the top two: switched off) has escaped (0)."""
+    named = {"gate.beta1": [[-3.0], [3.0], [0.0]], "gate.beta0": [-2.0, -2.0, 0.0],
+             "expert.a": [[1.0], [-1.0], [0.0]], "expert.b": [-2.0, -2.0, 2.0],
+             "noise.var": [0.25, 0.25, 0.25]}
+    topk3, topk4 = (MixtureOfExperts.create("topk_softmax:2", "linear", "gaussian",
+                                            n_experts=k, n_features=1) for k in (3, 4))
+    truth = topk3.from_named(named)
+    X = jnp.linspace(-1, 1, 201)[:, None]
+    split = near_truth(topk4, truth, jax.random.PRNGKey(0), 0.0, assignment=[0, 1, 2, 2])
+    assert float(L.split_cells(topk4, split, truth, X)) == 1.0
+    off = topk4.canonicalize(topk4.from_named(
+        {"gate.beta1": [[-3.0], [3.0], [0.0], [0.0]], "gate.beta0": [-2.0, -2.0, 0.0, -40.0],
+         "expert.a": [[1.0], [-1.0], [0.0], [0.0]], "expert.b": [-2.0, -2.0, 2.0, 2.0],
+         "noise.var": [0.25, 0.25, 0.25, 0.25]}))
+    assert float(L.split_cells(topk4, off, truth, X)) == 0.0

@@ -296,3 +296,18 @@ def l2_error(model, fitted, truth, X_eval, truth_model=None):
     tm = truth_model or _with_k(model, jax.tree_util.tree_leaves(truth.expert)[0].shape[0])
     diff = model.mean(fitted, X_eval) - tm.mean(truth, X_eval)
     return jnp.sqrt(jnp.mean(diff**2))
+
+
+ACTIVE_SHARE = 0.01  # an atom whose mean gate weight over P_x is below this is switched off
+
+
+def split_cells(model, fitted, truth, X_eval) -> jax.Array:
+    """The number of true atoms whose Voronoi cell holds two or more active fitted atoms (mean
+    gate weight over X_eval (N, d) at least ACTIVE_SHARE): 0 when the fit uses one atom per
+    true atom and switches its spare atoms off ("escaped" from a split start), >= 1 when a
+    true atom is still served by several atoms ("stuck" in the split). A count, not a loss:
+    it is reported per n, never fitted as a rate."""
+    cells, *_ = match(model, fitted, truth)  # (k, k*)
+    active = jnp.mean(model.gate_weights(fitted, X_eval)[:, : model.n_experts], axis=0)
+    active = (active >= ACTIVE_SHARE).astype(cells.dtype)
+    return jnp.sum(active @ cells >= 2).astype(float)

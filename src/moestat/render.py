@@ -121,6 +121,14 @@ def print_report(console: Console, rep: dict) -> None:
         console.print(init_scales_table(rep))
     if rep.get("claims"):
         console.print(claims_table(rep))
+    if rep.get("splits"):
+        t = RichTable("setting", "n", "fits", "stuck (a true atom served by >= 2 active atoms)",
+                      "escaped (one active atom per true atom)",
+                      title=f"{rep['experiment']}: split starts, stuck or escaped")
+        for r in rep["splits"]:
+            t.add_row(r["setting"], str(r["n"]), str(r["fits"]), str(r["stuck"]),
+                      str(r["escaped"]))
+        console.print(t)
     for w in rep.get("warnings", []):
         console.print(f"[yellow]warning: {w}[/yellow]")
 

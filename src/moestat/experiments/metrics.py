@@ -24,7 +24,8 @@ from moestat.model import MoEParams
 
 VORONOI = {"D1": L.d1, "D2": L.d2, "D_LSE": L.d_lse}  # and D_r<r> for any r > 0
 CELL_L2 = ("cell_l2", "cell_l2@singleton", "cell_l2@overfitted")  # compared with the truth
-FUNCTION_ERRORS = ("hellinger", "l2", *CELL_L2)
+COUNTS = ("split_cells",)  # per-fit counts: reported per n, not fitted as rates
+FUNCTION_ERRORS = ("hellinger", "l2", *CELL_L2, *COUNTS)
 
 
 def _keys(fn, model) -> list[str]:
@@ -44,6 +45,8 @@ def available_metrics(models: SettingModels) -> list[str]:
         if m.gate.scale_invariant:
             names += [x.replace("@", L.SCALED + "@") if "@" in x else x + L.SCALED
                       for x in names if x.startswith(("D", "beta1"))]
+    if m.frozen is None:
+        names += list(COUNTS)
     if m.kind == "regression":
         names += ["l2"] + ([] if m.frozen is not None else list(CELL_L2))
     else:
@@ -96,6 +99,8 @@ def metric_fn(models: SettingModels, metrics: list[str]):
             out["hellinger"] = L.hellinger(m, fitted, truth, X_eval, truth_model=tm)
         if "l2" in metrics:
             out["l2"] = L.l2_error(m, fitted, truth, X_eval, truth_model=tm)
+        if "split_cells" in metrics:
+            out["split_cells"] = L.split_cells(m, fitted, truth, X_eval)
         if any(x in metrics for x in CELL_L2):
             out.update(L.cell_l2_errors(m, fitted, truth, X_eval, truth_model=tm))
         return {k: out[k] for k in metrics}

@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 
 from moestat.errors import InputError  # noqa: E402
 from moestat.experiments.config import ContrastClaim  # noqa: E402
+from moestat.experiments.metrics import COUNTS  # noqa: E402
 from moestat.experiments.runner import expected_keys, load_resolved, report  # noqa: E402
 from moestat.experiments.store import read_rows  # noqa: E402
 
@@ -125,7 +126,7 @@ def _log_axes(ax, title, stat):
 def _setting_panel(ax, sname, config, cols, rep, stat, **_):
     if sname not in cols["setting"]:
         ax.text(0.5, 0.5, "no finished cells", transform=ax.transAxes, ha="center")
-    for i, metric in enumerate(config.metrics_for(sname)):
+    for i, metric in enumerate(m for m in config.metrics_for(sname) if m not in COUNTS):
         _series(ax, cols, sname, metric, stat, COLOURS[i % len(COLOURS)], metric,
                 rep.get((sname, metric)))
     _log_axes(ax, f"{config.name}: {sname}", stat)

@@ -22,7 +22,7 @@ from moestat.experiments.config import (
 )
 from moestat.experiments.grid import cells
 from moestat.experiments.metric_runs import MetricRuns, metric_runs
-from moestat.experiments.metrics import check_metrics
+from moestat.experiments.metrics import COUNTS, check_metrics
 from moestat.experiments.store import (
     cell_key,
     config_hash,
@@ -152,6 +152,8 @@ def report(out: Path, n_boot: int = 2000) -> dict:
                 continue
             for metric in config.metrics_for(s.name):
                 r = runs[(s.name, metric)] = metric_runs(cols, config, s.name, metric)
+                if metric in COUNTS:
+                    continue
                 try:
                     entry = rate_entry(config, s.name, metric, r, n_boot)
                 except InputError as e:
@@ -165,7 +167,23 @@ def report(out: Path, n_boot: int = 2000) -> dict:
             "cells_failed": st["cells_failed"], "headline": config.headline, "rates": rates,
             "claims": claims,
             "contrasts": contrasts, "init_scales": init_scales.effects(config, runs),
+            "splits": split_counts(runs),
             "warnings": [] if table is None else fit_warnings(config, cols)}
+
+
+def split_counts(runs: dict) -> list[dict]:
+    """Per setting with the `split_cells` count and per n: fits still serving a true atom
+    with several active atoms ("stuck") and fits with one active atom per true atom
+    ("escaped"; losses.split_cells)."""
+    out = []
+    for (setting, metric), r in runs.items():
+        if metric != "split_cells":
+            continue
+        for n, row in zip(r.ns, r.losses, strict=True):
+            row = row[np.isfinite(row)]
+            out.append({"setting": setting, "n": int(n), "fits": int(row.size),
+                        "stuck": int(np.sum(row >= 1)), "escaped": int(np.sum(row < 1))})
+    return out
 
 
 def rate_entry(config: ExperimentConfig, setting: str, metric: str, r: MetricRuns,
