@@ -611,3 +611,21 @@ def test_a_failing_cell_is_recorded_retried_by_a_rerun_and_foreign_files_set_asi
     assert (out / "foreign" / ("0" * 24 + ".parquet")).exists()
     assert not list((out / "cells").glob("*.failed.parquet"))
     assert runner.status(out)["complete"] and _table(out) == _table(reference)
+
+
+def test_split_counts_per_n():
+    """The report's stuck / escaped table: per setting with `split_cells` and per n, fits with
+    a count >= 1 are stuck, 0 escaped, a missing fit is neither; other metrics are ignored."""
+    import numpy as np
+
+    from moestat.experiments.metric_runs import MetricRuns
+    from moestat.experiments.runner import split_counts
+
+    ns = np.array([100, 1000])
+    counts = np.array([[1.0, 1.0, 0.0], [0.0, np.nan, 2.0]])
+    ones = np.ones_like(counts, bool)
+    runs = {("s", "split_cells"): MetricRuns(ns, counts, counts * np.nan, ones, ~ones, ones),
+            ("s", "hellinger"): MetricRuns(ns, counts, counts, ones, ~ones, ones)}
+    assert split_counts(runs) == [
+        {"setting": "s", "n": 100, "fits": 3, "stuck": 2, "escaped": 1},
+        {"setting": "s", "n": 1000, "fits": 2, "stuck": 1, "escaped": 1}]
