@@ -507,7 +507,8 @@ def test_a_bad_memory_budget_is_refused_before_any_cell(tiny, tmp_path):
 def test_compare_holds_runs_to_the_same_rows(reference, tmp_path):
     """`moestat compare` finds a run equal to itself, and a copy with one metric value changed
     (rewritten with a valid checksum) different by exactly that change; with --setting /
-    --metric it pairs the replicates per n."""
+    --metric it pairs the replicates per n (--setting A:B: setting A of run A with setting B
+    of run B; a setting B that has no fits is refused in one line)."""
     import shutil
 
     from moestat.experiments import compare
@@ -530,8 +531,14 @@ def test_compare_holds_runs_to_the_same_rows(reference, tmp_path):
     assert [p["n"] for p in paired] == [300, 600, 1200, 2400]
     assert all(p["replicates"] == 4 and p["b_higher_objective"] == 0 for p in paired)
     assert sum(p["mean_a"] != p["mean_b"] for p in paired) == 1
-    bad = moestat("compare", reference, reference, "--setting", "exact")
-    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert all(p["median_objective_b_minus_a"] == 0.0 for p in paired)
+    assert compare.paired(reference, changed, "exact", "D1", "exact") == paired  # A:B form
+    two = json.loads(moestat("compare", reference, reference, "--setting", "exact:exact",
+                             "--metric", "D1", "--json").stdout)
+    assert len(two["paired"]) == 4
+    for args in (["--setting", "exact"], ["--setting", "exact:nope", "--metric", "D1"]):
+        bad = moestat("compare", reference, reference, *args)
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_report_per_n_shows_the_statistics_behind_a_rate(reference):

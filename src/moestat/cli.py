@@ -200,7 +200,8 @@ def compare(
     run_a: Annotated[Path, typer.Argument(help="run directory A")],
     run_b: Annotated[Path, typer.Argument(help="run directory B")],
     setting: Annotated[str | None, typer.Option(
-        help="with --metric: compare this setting's fits on the same data, per n")] = None,
+        help="with --metric: compare this setting's fits on the same data, per n; A:B pairs "
+             "setting A of run A with setting B of run B")] = None,
     metric: Annotated[str | None, typer.Option(help="the metric for --setting")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ):
@@ -210,9 +211,10 @@ def compare(
 
     if (setting is None) != (metric is None):
         raise InputError("give --setting and --metric together")
+    setting_a, _, setting_b = (setting or "").partition(":")
     _emit(cmp.same_rows(run_a, run_b) if setting is None
-          else {"paired": cmp.paired(run_a, run_b, setting, metric)}, as_json,
-          render.print_comparison)
+          else {"paired": cmp.paired(run_a, run_b, setting_a, metric, setting_b or None)},
+          as_json, render.print_comparison)
 
 
 @app.command()

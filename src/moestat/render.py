@@ -219,10 +219,11 @@ def print_per_n(console: Console, table: dict) -> None:
 def print_comparison(console: Console, result: dict) -> None:
     """`moestat compare`: equal columns and largest differences, or the paired table."""
     if "paired" in result:
-        t = RichTable("n", "replicates", "B higher objective", "mean A", "mean B", "median A",
-                      "median B", "on bound A", "on bound B")
+        t = RichTable("n", "replicates", "B higher objective", "median objective B - A",
+                      "mean A", "mean B", "median A", "median B", "on bound A", "on bound B")
         for r in result["paired"]:
             t.add_row(str(r["n"]), str(r["replicates"]), str(r["b_higher_objective"]),
+                      _g(r["median_objective_b_minus_a"]),
                       _g(r["mean_a"]), _g(r["mean_b"]), _g(r["median_a"]), _g(r["median_b"]),
                       str(r["at_bound_a"]), str(r["at_bound_b"]))
         console.print(t)

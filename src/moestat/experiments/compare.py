@@ -61,21 +61,24 @@ def same_rows(a: Path, b: Path) -> dict:
     return out
 
 
-def paired(a: Path, b: Path, setting: str, metric: str) -> list[dict]:
-    """Per n of `setting` present in both runs (module docstring)."""
+def paired(a: Path, b: Path, setting: str, metric: str,
+           setting_b: str | None = None) -> list[dict]:
+    """Per n of `setting` present in both runs (module docstring); with `setting_b`, run b's
+    fits of that setting instead (two settings of one run fitted to the same data: `data =`;
+    their objectives compare when both are mean log-likelihoods of the same rows)."""
     ra, rb = _rows(a), _rows(b)
     col = f"metric.{metric}"
     for run, rows in ((a, ra), (b, rb)):
         if col not in rows:
             raise InputError(f"{run} has no metric {metric!r}")
 
-    def by_replicate(rows):
+    def by_replicate(rows, setting):
         sel = rows["setting"] == setting
         return {(int(n), int(r)): (o, m, bd) for n, r, o, m, bd in zip(
             rows["n"][sel], rows["replicate"][sel], rows["objective"][sel], rows[col][sel],
             rows["at_bound"][sel], strict=True)}
 
-    pa, pb = by_replicate(ra), by_replicate(rb)
+    pa, pb = by_replicate(ra, setting), by_replicate(rb, setting_b or setting)
     both = sorted(set(pa) & set(pb))
     if not both:
         raise InputError(f"no (n, replicate) of setting {setting!r} in both runs")
@@ -86,6 +89,7 @@ def paired(a: Path, b: Path, setting: str, metric: str) -> list[dict]:
         ob, mb, bb = (np.array([pb[k][i] for k in ks], float) for i in range(3))
         out.append({"n": n, "replicates": len(ks),
                     "b_higher_objective": int(np.sum(ob > oa + 1e-12 * np.abs(oa))),
+                    "median_objective_b_minus_a": float(np.nanmedian(ob - oa)),
                     "mean_a": float(np.nanmean(ma)), "mean_b": float(np.nanmean(mb)),
                     "median_a": float(np.nanmedian(ma)), "median_b": float(np.nanmedian(mb)),
                     "at_bound_a": int(ba.sum()), "at_bound_b": int(bb.sum())})
