@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -636,3 +637,21 @@ def test_split_counts_per_n():
     assert split_counts(runs) == [
         {"setting": "s", "n": 100, "fits": 3, "stuck": 2, "escaped": 1},
         {"setting": "s", "n": 1000, "fits": 2, "stuck": 1, "escaped": 1}]
+
+
+def test_a_setting_runs_the_grid_up_to_its_n_max(tmp_path):
+    """`n_max` keeps a setting to the grid's n <= n_max (the other settings run all of it);
+    an n_max below the whole grid is refused in one line before any cell."""
+    from moestat.errors import InputError
+    from moestat.experiments.config import parse_config
+    from moestat.experiments.grid import cells
+    from moestat.experiments.validation import check_runnable
+
+    capped = TINY.replace('name = "exact"', 'name = "exact"\nn_max = 700', 1)
+    config = parse_config(tomllib.loads(capped))
+    ns = sorted({c.n for c in cells(config)})
+    assert ns == [300, 600] and config.n_values() == [300, 600, 1200, 2400]
+    low = parse_config(tomllib.loads(TINY.replace('name = "exact"',
+                                                  'name = "exact"\nn_max = 100', 1)))
+    with pytest.raises(InputError, match="n_max: 100 is below the smallest n"):
+        check_runnable(low)

@@ -172,6 +172,12 @@ class Setting(Strict):
     learning_rate: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.1  # sgd; max_iter =
     batch_size: Annotated[int, Field(ge=1)] = 32  # sgd                        # its epochs
     data: str | None = None  # fit the simulated data of this setting (its replicate keys)
+    n_max: Annotated[int, Field(ge=2, le=MAX_N)] | None = None  # run only the grid's n <= this
+    # (a costly estimator on part of the grid; the other settings run all of it)
+
+    def n_values(self, grid: list[int]) -> list[int]:
+        """The sample sizes of the grid this setting runs."""
+        return [n for n in grid if self.n_max is None or n <= self.n_max]
 
     @property
     def data_stream(self) -> str:

@@ -41,8 +41,9 @@ class Cell:
 def cells(config: ExperimentConfig) -> list[Cell]:
     """Every cell of the sweep, settings in config order, n ascending, replicate blocks."""
     out = []
+    grid = config.n_values()
     for s in config.settings:
-        for n in config.n_values():
+        for n in s.n_values(grid):
             for a in range(0, config.replicates, config.block):
                 out.append(Cell(s.name, n, a, min(a + config.block, config.replicates)))
     return out

@@ -23,6 +23,9 @@ def check_runnable(config: ExperimentConfig) -> None:
     grid = config.n_values()
     for setting in config.settings:  # the cheap checks first: no truth is built for them
         where = f"settings.{setting.name}"
+        if not setting.n_values(grid):
+            raise InputError(f"{where}.n_max: {setting.n_max} is below the smallest n of the "
+                             f"grid ({grid[0]}): the setting would run no cell")
         _check_input_law(setting, where)
         _check_memory(fitted_model(setting), grid, where)
     for setting in config.settings:
