@@ -85,3 +85,14 @@ def test_a_fresh_process_runs_the_stored_program(tmp_path):
     for other in (second, fourth):
         assert other["loglik"] == first["loglik"]
         assert other["standard_errors"] == first["standard_errors"]
+
+
+def test_a_cache_that_cannot_be_written_still_fits(tmp_path):
+    """The store's directory cannot be created (a file stands in its place): the program is
+    compiled, the fit is the traced program's, and nothing is written."""
+    (tmp_path / "programs").write_text("not a directory")
+    program_store._LOADED.clear()
+    direct = _fit(None)
+    blocked = _fit(str(tmp_path))
+    np.testing.assert_allclose(blocked[0], direct[0], rtol=1e-12)
+    assert (tmp_path / "programs").read_text() == "not a directory"

@@ -22,6 +22,7 @@ workers).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -111,10 +112,14 @@ def _initialize_kernels() -> None:
 
 def _compile_and_store(path: Path, build, args, profile: str):
     compiled = _compile_fresh(jit(build(), profile).lower(*args))
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(pickle.dumps(serialize_executable.serialize(compiled)))
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(pickle.dumps(serialize_executable.serialize(compiled)))
+        os.replace(tmp, path)
+    except OSError:  # a cache that cannot be written (read-only, full): this process still fits
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return compiled
 
 
