@@ -16,8 +16,10 @@ for one CPU is not loaded on another that shares the directory), and moestat's o
 entry. Before the first load, jaxlib's LAPACK kernels are loaded (`_initialize_kernels`).
 Writes are atomic; an unreadable entry is compiled again and overwritten. The entries
 are the user's own cache, written by moestat (they are unpickled: do not point the cache at a
-directory others can write). Used only where the XLA cache is on (the command line, sweep
-workers).
+directory others can write). Used by the table fit (`table_fit.py`: `moestat fit`, the fit
+and its standard errors) where the XLA cache is on; sweeps compile through jit and the XLA
+cache. `_compile_fresh` switches the XLA cache off process-wide for the duration of one
+compile, so the store is for single-threaded callers.
 """
 
 from __future__ import annotations

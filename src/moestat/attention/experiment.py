@@ -209,6 +209,7 @@ def report(out: Path) -> dict:
     config = runner.load_resolved(out, parse=parse)
     chash = config_hash(config)
     entries, missing = [], 0
+    seeds_acc = {}  # (gate, fraction) -> {seed: accuracy}, for the paired differences
     for gate in config.gates:
         for f in config.fractions:
             path = cells_dir(out) / f"{cell_key(chash, gate, f)}.parquet"
@@ -217,6 +218,7 @@ def report(out: Path) -> dict:
                 missing += 1
                 continue
             rows = table.to_pydict()
+            seeds_acc[gate, f] = dict(zip(rows["seed"], rows["accuracy"], strict=True))
             acc = np.asarray(rows["accuracy"], float)
             entries.append({"gate": gate, "fraction": f, "mean": float(acc.mean()),
                             "sd": float(acc.std(ddof=1)) if acc.size > 1 else 0.0,
@@ -224,14 +226,6 @@ def report(out: Path) -> dict:
                             "seeds": int(acc.size), "n_train": int(rows["n_train"][0]),
                             "seconds_per_epoch": float(np.mean(rows["seconds_per_epoch"])),
                             "train_seconds": float(np.mean(rows["train_seconds"]))})
-    seeds_acc = {}  # (gate, fraction) -> {seed: accuracy}
-    for gate in config.gates:
-        for f in config.fractions:
-            path = cells_dir(out) / f"{cell_key(chash, gate, f)}.parquet"
-            table = read_cell(path) if path.exists() else None
-            if table is not None:
-                rows = table.to_pydict()
-                seeds_acc[gate, f] = dict(zip(rows["seed"], rows["accuracy"], strict=True))
     reach = {}
     for gate in config.gates:
         ok = sorted(e["fraction"] for e in entries
