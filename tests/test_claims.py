@@ -116,12 +116,31 @@ def test_report_carries_verdicts_contrasts_and_gates(claimed):
     assert contrast["ci95"] == pytest.approx([0.0, 0.0], abs=1e-9)
     assert contrast["verdict"] == "fails"
     assert rep["contrasts"] == [{k: contrast[k] for k in (
-        "faster", "slower", "metric", "slope_difference", "ci95", "paired", "verdict",
-        "reason")}]
+        "faster", "slower", "metric", "slower_metric", "slope_difference", "ci95", "paired",
+        "verdict", "reason")}]
     assert poly["better"] in ("log", "power", "undecided") and "delta_ci95" in poly
     scales = {(e["setting"], e["metric"]): e for e in rep["init_scales"]}
     assert set(scales) == {(s, m) for s in ("first", "again") for m in ("D1", "a")}
     assert scales[("first", "D1")]["scales"] == [0.1, 0.3]
+
+
+def test_a_contrast_may_name_the_slower_settings_own_metric(claimed, monkeypatch):
+    """Two models that name a block differently (Laplace W, softmax beta1): the contrast
+    compares `metric` in the faster setting with `slower_metric` in the slower one — here a
+    in "first" against D1 in "again", whose median slopes the rate table gives."""
+    config, out = claimed
+    claims = [c.model_copy(update={"slower_metric": "D1"}) if c.expect == "contrast" else c
+              for c in config.claims]
+    judge = runner.judge  # the run's cells are keyed by its own config: judge another's claims
+    monkeypatch.setattr(runner, "judge", lambda cfg, runs, n_boot: judge(
+        cfg.model_copy(update={"claims": claims}), runs, n_boot))
+    rep = runner.report(out, n_boot=1000)
+    slopes = {(r["setting"], r["metric"]): r["median_slope"] for r in rep["rates"]}
+    c = rep["contrasts"][0]
+    assert c["metric"] == "a" and c["slower_metric"] == "D1"
+    assert c["slope_difference"] == pytest.approx(slopes["first", "a"] - slopes["again", "D1"],
+                                                  abs=1e-9)
+    assert abs(c["slope_difference"]) > 1e-6  # not the same curve twice
 
 
 def test_cli_report_json_and_plot_with_a_contrast_panel(claimed, tmp_path):
@@ -151,6 +170,9 @@ BAD = [
      "claims need `headline`"),
     ("data names no setting", CLAIMED.replace('data = "first"', 'data = "zzz"'),
      "data = 'zzz' is not a setting"),
+    ("slower metric not in the slower setting",
+     CLAIMED.replace('slower = "again"', 'slower = "again"\nslower_metric = "W"'),
+     "setting 'again' has no metric 'W'"),
     ("unknown expectation", CLAIMED.replace('expect = "slope"', 'expect = "faster"'),
      "expect"),
 ]

@@ -14,6 +14,7 @@ from moestat.identifiability import (
     check_activation,
     check_distinguishable,
     check_expert,
+    check_gate,
 )
 
 
@@ -46,6 +47,18 @@ def test_tanh_without_bias_meets_the_contaminated_condition_with_bias_fails():
 def test_activation_gate_identity_fails_tanh_passes():
     assert not check_activation("identity").checks[0].holds
     assert check_activation("tanh").checks[0].holds
+
+
+@pytest.mark.parametrize("spec,holds", [("laplace", True), ("cosine:2:0.1", True),
+                                        ("softmax", False), ("topk_softmax:2", False),
+                                        ("cosine:2:0", False)])
+def test_gate_expert_interaction(spec, holds):
+    """The softmax PDE d2u/(d beta1 d b) = du/da holds to round-off, and with it every gate
+    linear in x (top-K); the Laplace gate and the perturbed cosine router break it (arXiv
+    2402.03226, 2405.14131); the vanilla router is degenerate (||beta1|| drops out)."""
+    c = check_gate(spec).checks[0]
+    assert c.holds is holds
+    assert c.min_ratio > THRESHOLD * 100 if holds else c.min_ratio < THRESHOLD * 1e-6
 
 
 def test_margins_are_wide():
@@ -81,6 +94,8 @@ def test_cli_bad_arguments_exit_2():
     assert r.returncode == 2 and "exactly one of" in r.stderr
     r = run("identifiability", "--expert", "nope")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    r = run("identifiability", "--gate", "sigmoid")
+    assert r.returncode == 2 and "normalised gate" in r.stderr
 
 
 def _frozen(noise, expert="ridge_nobias:tanh"):

@@ -116,6 +116,24 @@ def test_hand_computed(name, expected):
     assert float(LOSSES[name](M3, HAND, TRUTH)) == pytest.approx(expected, rel=1e-12, abs=1e-15)
 
 
+def test_laplace_gate_fixes_the_exponents_of_w_and_a():
+    """D2 under the Laplace gate (arXiv 2402.03226): in an over-fitted cell ||dW|| and ||da||
+    at 2 whatever the cell's size, b at rbar, var at rbar / 2; the same atoms as HAND with
+    the softmax slopes read as locations W."""
+    lap3 = MixtureOfExperts.create("laplace", "linear", "gaussian", n_experts=3, n_features=1)
+    lap2 = MixtureOfExperts.create("laplace", "linear", "gaussian", n_experts=2, n_features=1)
+
+    def as_laplace(model, params):
+        return model.from_named({("gate.W" if k == "gate.beta1" else k): v
+                                 for k, v in M3.named(params).items()})
+
+    fitted, truth = as_laplace(lap3, HAND), as_laplace(lap2, TRUTH)
+    assert float(L.d2(lap3, fitted, truth)) == pytest.approx(hand((2, 2, 4, 2), (1, 1, 1, 1)),
+                                                             rel=1e-12)
+    assert float(L.d1(lap3, fitted, truth)) == pytest.approx(hand((1, 1, 1, 1), (1, 1, 1, 1)),
+                                                             rel=1e-12)
+
+
 def test_parameter_errors_by_cell_type():
     e = {k: float(v) for k, v in L.parameter_errors(M3, HAND, TRUTH).items()}
     assert e["a@overfitted"] == pytest.approx(0.2, rel=1e-12)

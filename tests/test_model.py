@@ -171,7 +171,8 @@ def test_invalid_models_are_refused(kwargs, msg):
 
 @pytest.mark.parametrize("spec", ["softmax", "topk_softmax:2", "temperature_softmax",
                                   "activation_temperature_softmax:tanh", "sigmoid",
-                                  "quadratic_softmax", "quadratic_sigmoid", "cosine:2:0.1"])
+                                  "quadratic_softmax", "quadratic_sigmoid", "cosine:2:0.1",
+                                  "laplace"])
 def test_gate_split_gives_every_field_its_copies(spec):
     """An over-specified start copies every per-expert gate field (the quadratic sigmoid gate
     once dropped A, so its over-specified fits all failed on shapes)."""
@@ -184,6 +185,24 @@ def test_gate_split_gives_every_field_its_copies(spec):
     split = gate.split(params, np.array([0, 0, 1]))
     for f, shape in three.items():
         assert getattr(split, f).shape == shape, (spec, f)
+
+
+def test_laplace_gate_is_the_softmax_of_negative_distances():
+    """The Laplace gate against its formula in NumPy: softmax_i(-||W_i - x|| + beta0_i),
+    unsquared distance; finite weights and gradients at x = W_i (the kink)."""
+    from moestat.registry import make_gate
+
+    gate = make_gate("laplace")
+    rng = np.random.default_rng(2)
+    W, beta0 = rng.normal(size=(3, 2)), np.array([0.4, -0.3, 0.0])
+    X = np.vstack([rng.normal(size=(40, 2)), W[1]])
+    params = gate.Params(jnp.asarray(W), jnp.asarray(beta0))
+    w = np.asarray(gate.weights(params, jnp.asarray(X)))
+    z = beta0 - np.linalg.norm(X[:, None, :] - W[None], axis=-1)
+    expect = np.exp(z - z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(w, expect / expect.sum(axis=1, keepdims=True), rtol=1e-12)
+    grad = jax.grad(lambda p: jnp.sum(gate.log_weights(p, jnp.asarray(X[-1:]))[:, 0]))(params)
+    assert all(np.all(np.isfinite(np.asarray(g))) for g in grad)
 
 
 @pytest.mark.parametrize("tau", [0.1, 0.0])

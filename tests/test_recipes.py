@@ -7,20 +7,38 @@ import pytest
 
 from moestat.errors import InputError
 from moestat.experiments.config import load_config, parse_config, read_toml
-from moestat.experiments.recipes import gating_truth
+from moestat.experiments.recipes import gating_truth, laplace_truth, softmax_reading
 from moestat.shipped import experiment_path
 
 # (shipped config, truth table) -> the recipe call that regenerates it
-SHIPPED_DRAWS = {("sigmoid_vs_softmax", "d32"): dict(seed=2405, d=32, k=8, gated=7),
-                 ("cosine_router", "d32"): dict(seed=2414, d=32, k=8, gated=6)}
+SHIPPED_DRAWS = {
+    ("sigmoid_vs_softmax", "d32"): lambda: gating_truth(seed=2405, d=32, k=8, gated=7),
+    ("cosine_router", "d32"): lambda: gating_truth(seed=2414, d=32, k=8, gated=6),
+    ("laplace_gate", "laplace"): lambda: laplace_truth(seed=2402, d=1, k=2),
+    ("laplace_gate", "softmax"): lambda: softmax_reading(laplace_truth(seed=2402, d=1, k=2)),
+}
 
 
 @pytest.mark.parametrize("config,table", list(SHIPPED_DRAWS), ids=lambda v: str(v))
 def test_shipped_draw_is_the_recipe_with_its_seed(config, table):
     shipped = read_toml(experiment_path(config))["truths"][table]
-    draw = gating_truth(**SHIPPED_DRAWS[config, table])
+    draw = SHIPPED_DRAWS[config, table]()
+    assert set(draw) <= set(shipped)
     for field, value in draw.items():
         np.testing.assert_allclose(shipped[field], value, rtol=1e-6, atol=0)
+
+
+def test_laplace_recipe_rejects_close_locations():
+    """Locations closer than min_separation are redrawn; the softmax reading keeps every
+    field but the gate's, whose slopes are W_i - W_k."""
+    for seed in range(20):
+        t = laplace_truth(seed, d=2, k=3, min_separation=0.3)
+        W = np.asarray(t["gate.W"])
+        gaps = np.linalg.norm(W[:, None] - W[None], axis=-1)[np.triu_indices(3, 1)]
+        assert gaps.min() >= 0.3 and t["gate.beta0"][-1] == 0 and min(t["noise.var"]) > 0
+        s = softmax_reading(t)
+        np.testing.assert_allclose(s["gate.beta1"], W - W[-1], atol=1e-5)
+        assert s["expert.a"] == t["expert.a"] and "gate.W" not in s
 
 
 def test_recipe_law():

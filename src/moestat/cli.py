@@ -285,6 +285,8 @@ def identifiability(
     expert: Annotated[str | None, typer.Option(help="expert to check, e.g. ridge:tanh")] = None,
     activation: Annotated[str | None, typer.Option(help="activation of the activation gate, "
                                                    "e.g. tanh")] = None,
+    gate: Annotated[str | None, typer.Option(help="gate to check with Gaussian linear experts, "
+                                             "e.g. laplace")] = None,
     frozen_noise: Annotated[str | None, typer.Option(
         help="check distinguishability of a frozen expert with this noise (e.g. laplace) "
              "from the prompt family --expert / --noise")] = None,
@@ -300,7 +302,7 @@ def identifiability(
     from moestat.identifiability import THRESHOLD, check_from_options
 
     report = check_from_options(expert, activation, frozen_noise, frozen_expert, noise,
-                                n_features, seed)
+                                n_features, seed, gate)
     if as_json:
         print(strict_json({**report.as_dict(), "threshold": THRESHOLD}))
         return

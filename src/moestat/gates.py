@@ -58,6 +58,9 @@ class Gate(Part):
     m_step: ClassVar[str] = "generic"  # see the module docstring
     frozen_expert: ClassVar[bool] = False  # components [prompt, frozen expert]: n_experts = 1
     scale_invariant: ClassVar[bool] = False  # (beta, tau) -> c (beta, tau) keeps the weights
+    # D2's exponent of a block in an over-fitted cell where the gate's theory fixes it (block
+    # -> exponent); blocks not named follow losses.D2_BLOCK_FACTOR * rbar(cell size)
+    d2_overfitted_exponents: ClassVar[dict] = {}
 
     @property
     def shift_invariant(self) -> tuple:
@@ -301,6 +304,40 @@ class CosineGate(Gate):
         if not self.k_active:
             return jax.nn.log_softmax(z, axis=-1)
         return masked_log_softmax(z, top_k_mask(z, self.k_active))
+
+    def split(self, params, assignment):
+        return split_softmax_intercepts(params, assignment)
+
+
+class LaplaceGateParams(NamedTuple):
+    W: jax.Array  # (k, d) locations
+    beta0: jax.Array  # (k,) intercepts
+
+
+@dataclass(frozen=True)
+class LaplaceGate(Gate):
+    """Laplace gate (FuseMoE, arXiv 2402.03226): w_i(x) = softmax_i(-||W_i - x|| + beta0_i),
+    the unsquared Euclidean distance to a location W_i (k, d). Only a common shift of beta0
+    leaves the weights unchanged (the last beta0 = 0); every W_i is free. Q_gate is smooth
+    away from x = W_i but not linear in W: EM's gate step is the generic one.
+
+    In an over-fitted Voronoi cell the paper's D2 raises ||dW|| and ||da|| to 2 whatever the
+    cell's size (softmax: rbar-dependent), which `d2_overfitted_exponents` declares."""
+
+    name: ClassVar[str] = "laplace"
+    Params: ClassVar[type] = LaplaceGateParams
+    gauge: ClassVar[tuple] = ("beta0",)
+    d2_overfitted_exponents: ClassVar[dict] = {"W": 2.0, "a": 2.0}
+    test_truths: ClassVar[dict] = {"laplace": {"W": [[-1.0], [1.0]], "beta0": [0.3, 0.0]}}
+
+    def shapes(self, k, d):
+        return {"W": (k, d), "beta0": (k,)}
+
+    def logits(self, params, X):
+        return params.beta0 - _safe_norm(X[:, None, :] - params.W[None, :, :], axis=-1)
+
+    def log_weights(self, params, X):
+        return jax.nn.log_softmax(self.logits(params, X), axis=-1)
 
     def split(self, params, assignment):
         return split_softmax_intercepts(params, assignment)

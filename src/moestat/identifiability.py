@@ -23,6 +23,11 @@ Conditions
       (derivatives of sigma(beta x)/tau + beta0 in beta0, tau, beta); second order adds
       x^2 sigma''(beta_j x). The identity activation fails (sigma(beta x) = beta x sigma'),
       tanh passes.
+  gate x Gaussian linear expert (over-fitted cells):  for u = exp(s(x; g)) N(y | a x + b, v),
+      {u, du/dg, du/da, du/db, du/dv, d2u/(dg db)} with g the atom's gate parameters but its
+      intercept, on (x, y) points. The softmax gate fails (d2u/(d beta1 d b) = du/da: beta1
+      and a then converge at rates set by the cell's size); the Laplace gate passes (its
+      du/dW = sign(x - W) u brings no power of x).
 """
 
 from __future__ import annotations
@@ -178,6 +183,66 @@ def check_activation(name: str, *, n_points: int = 2000, n_atoms: int = 2, n_tri
     return Report(f"activation {name}", [first, second], rate)
 
 
+def check_gate(spec: str, *, n_points: int = 4000, n_atoms: int = 2, n_trials: int = 3,
+               seed: int = 0) -> Report:
+    """The gate x Gaussian linear expert condition (module docstring) of a normalised gate,
+    d = 1; s(x; g) is the log-odds of an atom against a reference atom with zero parameters
+    (a positive factor common to every column, which leaves the rank unchanged)."""
+    from moestat.errors import InputError
+    from moestat.registry import make_gate
+
+    gate = make_gate(spec)
+    if not gate.normalized or gate.frozen_expert:
+        raise InputError(f"--gate checks a normalised gate of k experts, got {gate.label}")
+    gate.check(2)
+    shapes = gate.shapes(2, 1)
+    fields = [f for f, sh in shapes.items() if f != "beta0" and sh and sh[0] == 2]
+    if not fields:
+        raise InputError(f"gate {gate.label} has no per-expert parameters besides beta0")
+    sizes = [int(np.prod(shapes[f][1:])) for f in fields]
+    q = sum(sizes)
+
+    def u(theta, x, y):  # theta = [g (q), a, b, log v]
+        vals, i = {}, 0
+        for f, sh in shapes.items():
+            if f in fields:
+                row = theta[i : i + int(np.prod(sh[1:]))].reshape(sh[1:])
+                i += row.size
+                vals[f] = jnp.stack([row, jnp.zeros_like(row)])
+            else:
+                vals[f] = jnp.zeros(sh)
+        lw = gate.log_weights(gate.Params(**vals), x[None, None])[0]
+        a, b, v = theta[q], theta[q + 1], jnp.exp(theta[q + 2])
+        return jnp.exp(lw[0] - lw[1] - 0.5 * (y - a * x - b) ** 2 / v) / jnp.sqrt(v)
+
+    grad = jax.jit(jax.vmap(jax.grad(u), in_axes=(None, 0, 0)))
+    hess = jax.jit(jax.vmap(jax.hessian(u), in_axes=(None, 0, 0)))
+    value = jax.jit(jax.vmap(u, in_axes=(None, 0, 0)))
+
+    def family(rng):
+        x = jnp.asarray(rng.uniform(-3, 3, n_points))
+        y = jnp.asarray(rng.uniform(-4, 4, n_points))
+        cols = []
+        for _ in range(n_atoms):
+            theta = rng.choice([-1, 1], q + 3) * rng.uniform(0.5, 1.5, q + 3)
+            theta[q + 2] = rng.uniform(-0.5, 0.5)
+            theta = jnp.asarray(theta)
+            h = np.asarray(hess(theta, x, y))
+            cols += [np.asarray(value(theta, x, y))[:, None], np.asarray(grad(theta, x, y)),
+                     h[:, :q, q + 1]]
+        return np.concatenate(cols, axis=1)
+
+    c = _check("gate x Gaussian linear expert: {u, du/dg, du/da, du/db, du/dv, d2u/(dg db)}",
+               family, n_trials, seed)
+    rate = ("no gate-expert interaction: in an over-fitted cell the gate's parameters and the "
+            "expert slopes are not slowed by the cell's size (Laplace gate: W and a at n^-1/4)"
+            if c.holds else
+            "the gate's parameters interact with the expert's (a PDE such as d2u/(d beta1 d b) "
+            "= du/da): in an over-fitted cell they converge at rates set by the cell's size "
+            "(softmax: beta1 at n^-1/(2 rbar), a at n^-1/rbar)")
+    return Report(f"gate {gate.label}", [c], rate)
+
+
 # ---- distinguishability of a frozen expert from the prompt family ---------------------------
 def _density_columns(frozen, expert, noise, atom, X, y):
     """Columns [f0, f(eta, v), df/d eta_j, df/d log v] at the points (X, y)."""
@@ -266,13 +331,18 @@ def check_random_frozen(frozen_expert: str, frozen_noise: str, expert_spec: str,
 
 
 def check_from_options(expert: str | None, activation: str | None, frozen_noise: str | None,
-                       frozen_expert: str | None, noise: str, n_features: int, seed: int):
-    """The check `moestat identifiability` asks for: exactly one of expert / activation;
-    with frozen_noise, the frozen expert's distinguishability from the prompt family."""
+                       frozen_expert: str | None, noise: str, n_features: int, seed: int,
+                       gate: str | None = None):
+    """The check `moestat identifiability` asks for: exactly one of expert / activation /
+    gate; with frozen_noise, the frozen expert's distinguishability from the prompt family."""
     from moestat.errors import InputError
 
-    if (expert is None) == (activation is None):
-        raise InputError("give exactly one of --expert or --activation")
+    if sum(v is not None for v in (expert, activation, gate)) != 1:
+        raise InputError("give exactly one of --expert, --activation or --gate")
+    if gate is not None:
+        if frozen_noise is not None:
+            raise InputError("--frozen-noise needs --expert (the prompt expert), not --gate")
+        return check_gate(gate, seed=seed)
     if frozen_noise is not None:
         if expert is None:
             raise InputError("--frozen-noise needs --expert (the prompt expert)")

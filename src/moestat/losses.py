@@ -152,17 +152,20 @@ D2_BLOCK_FACTOR = {"beta1": 1.0, "a": 0.5, "b": 1.0, "var": 0.5}  # exponent = f
 
 def d2(model, fitted, truth, rbar: dict[int, float] | None = None):
     """D2 (over-specified Gaussian MoE): exponent 1 in singleton cells; in a cell of s >= 2
-    atoms rbar(s) for beta1 and b, rbar(s)/2 for a and var (other blocks: rbar(s)).
-    rbar(2) = 4, rbar(3) = 6; larger cells give NaN unless `rbar` supplies them (use
-    `check_d2_cells` to raise a clear error)."""
+    atoms rbar(s) for beta1 and b, rbar(s)/2 for a and var (other blocks: rbar(s)), except
+    where the gate fixes a block's exponent (`Gate.d2_overfitted_exponents`; the Laplace gate:
+    2 for W and a). rbar(2) = 4, rbar(3) = 6; larger cells give NaN unless `rbar` supplies
+    them (use `check_d2_cells` to raise a clear error)."""
     table = {**RBAR, **(rbar or {})}
     sizes = jnp.asarray(sorted(table))
     values = jnp.asarray([table[s] for s in sorted(table)])
+    fixed = model.gate.d2_overfitted_exponents
 
     def exponent(block, s):
         r = jnp.where(jnp.any(sizes[None, :] == s[:, None], axis=1),
                       values[jnp.argmax(sizes[None, :] == s[:, None], axis=1)], jnp.nan)
-        return jnp.where(s <= 1, 1.0, D2_BLOCK_FACTOR.get(block, 1.0) * r)
+        over = fixed[block] if block in fixed else D2_BLOCK_FACTOR.get(block, 1.0) * r
+        return jnp.where(s <= 1, 1.0, over)
 
     return voronoi_loss(model, fitted, truth, exponent)
 

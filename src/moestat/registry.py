@@ -32,6 +32,7 @@ GATES: dict[str, type[Gate]] = _table(
     prompt_gates.ContaminatedGate,
     prompt_gates.InputFreeGate,
     gates.CosineGate,
+    gates.LaplaceGate,
 )
 EXPERTS: dict[str, type[Expert]] = _table(
     experts.LinearExpert,

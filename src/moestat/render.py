@@ -53,7 +53,8 @@ def claims_table(rep: dict) -> RichTable:
                   f"(judged on the {rep['headline']} over replicates)")
     for c in rep["claims"]:
         if c["expect"] == "contrast":
-            what = f"{c['metric']}: {c['faster']} faster than {c['slower']}"
+            slower = c["slower"] + (f" ({c['slower_metric']})" if c.get("slower_metric") else "")
+            what = f"{c['metric']}: {c['faster']} faster than {slower}"
             if c.get("paired") is not None:
                 what += " (paired)" if c["paired"] else " (unpaired)"
         elif c["expect"] == "slope":

@@ -44,8 +44,8 @@ def judge(config: ExperimentConfig, runs: dict[tuple[str, str], MetricRuns],
         claims.append(entry)
         if isinstance(claim, ContrastClaim):
             contrasts.append({k: entry.get(k) for k in (
-                "faster", "slower", "metric", "slope_difference", "ci95", "paired", "verdict",
-                "reason")})
+                "faster", "slower", "metric", "slower_metric", "slope_difference", "ci95",
+                "paired", "verdict", "reason")})
     return claims, contrasts
 
 
@@ -58,7 +58,7 @@ def _judge_one(config, claim, runs, n_boot) -> dict:
         return {"slope": rate.slope, "ci95": list(rate.ci95), **_gate_numbers(r),
                 "verdict": v.verdict, "reason": v.reason}
     if isinstance(claim, ContrastClaim):
-        fast, slow = runs[(claim.faster, claim.metric)], runs[(claim.slower, claim.metric)]
+        fast, slow = (runs[(name, claim.metric_of(name))] for name in claim.settings)
         if fast.ns.shape != slow.ns.shape or (fast.ns != slow.ns).any():
             raise InputError(f"{claim.faster} and {claim.slower} were not run at the same n")
         paired = (_stream(config, claim.faster) == _stream(config, claim.slower)

@@ -34,6 +34,7 @@
     expect = "slope"; setting = "distinguishable"; metric = "beta"; value = -0.5; tol = 0.1
     [[claims]]
     expect = "contrast"; metric = "D2"; faster = "a"; slower = "b"; margin = 0.1
+                                  # slower_metric = "...": the slower setting's own name
     [[claims]]
     expect = "slower_than_polynomial"; setting = "b"; metric = "tau"
     [theory]  exp_tau = -0.5      # or per setting: [theory.distinguishable] exp_tau = -0.5
@@ -50,13 +51,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from moestat.errors import SEED_MAX, InputError, check_seed
 from moestat.experiments.config_reading import read_toml, validate
@@ -204,18 +199,22 @@ class SlopeClaim(Strict):
 
 
 class ContrastClaim(Strict):
-    """`metric` converges faster in setting `faster` than in `slower`: slope(faster) -
-    slope(slower) < -margin."""
+    """`metric` converges faster in setting `faster` than in `slower` (there `slower_metric`,
+    when the two models name the block differently): slope(faster) - slope(slower) < -margin."""
 
     expect: Literal["contrast"]
     metric: str
     faster: str
     slower: str
+    slower_metric: str | None = None
     margin: Annotated[float, Field(ge=0)] = 0.1
 
     @property
     def settings(self) -> tuple[str, str]:
         return (self.faster, self.slower)
+
+    def metric_of(self, setting: str) -> str:
+        return self.slower_metric or self.metric if setting == self.slower else self.metric
 
 
 class PolynomialClaim(Strict):
@@ -324,9 +323,9 @@ class ExperimentConfig(Strict):
                 if name not in names + copies:
                     raise ValueError(f"claims[{i}]: no setting {name!r}; settings: "
                                      f"{names + copies}")
-                if c.metric not in self.metrics_for(base_setting(name)):
-                    raise ValueError(f"claims[{i}]: setting {name!r} has no metric "
-                                     f"{c.metric!r}")
+                metric = c.metric_of(name) if isinstance(c, ContrastClaim) else c.metric
+                if metric not in self.metrics_for(base_setting(name)):
+                    raise ValueError(f"claims[{i}]: setting {name!r} has no metric {metric!r}")
         if self.claims and self.headline is None:
             raise ValueError("claims need `headline` = 'mean' or 'median': the statistic they "
                              "are judged on, chosen before the run")

@@ -134,8 +134,9 @@ def _setting_panel(ax, sname, config, cols, rep, stat, **_):
 
 def _contrast_panel(ax, claim, config, cols, rep, stat, summary, **_):
     for i, (sname, marker) in enumerate(((claim.faster, "o"), (claim.slower, "s"))):
-        _series(ax, cols, sname, claim.metric, stat, COLOURS[i], sname,
-                rep.get((sname, claim.metric)), marker)
+        metric = claim.metric_of(sname)
+        _series(ax, cols, sname, metric, stat, COLOURS[i], f"{sname} ({metric})"
+                if claim.slower_metric else sname, rep.get((sname, metric)), marker)
     verdict = next((c for c in summary.get("claims", []) if c["expect"] == "contrast"
                     and (c["faster"], c["slower"], c["metric"]) ==
                     (claim.faster, claim.slower, claim.metric)), None)
