@@ -30,8 +30,13 @@ EXPERT_TRUTH = _truths(registry.EXPERTS)
 NOISE_VAR = [0.05, 0.08, 0.06]
 FROZEN_VAR = 0.05
 GATES = list(GATE_TRUTH)
-EXPERTS = list(EXPERT_TRUTH)
-NOISES = list(registry.NOISES)
+# label experts (multinomial:R) pair with the categorical likelihood only, and need a
+# normalised gate without a frozen expert
+CLASSIFIERS = [e for e in EXPERT_TRUTH if make_expert(e).categorical]
+EXPERTS = [e for e in EXPERT_TRUTH if e not in CLASSIFIERS]
+NOISES = [n for n in registry.NOISES if not registry.NOISES[n].categorical]
+CLASSIFYING_GATES = [g for g in GATES
+                     if make_gate(g).normalized and not make_gate(g).frozen_expert]
 
 
 def n_components(gate: str) -> int:
@@ -50,14 +55,16 @@ def build(gate: str, expert: str, noise: str):
         k = 1
         frozen = FrozenExpert.create(e, "laplace", {f: v[1] for f, v in et.items()}, FROZEN_VAR)
         et = {f: v[:1] for f, v in et.items()}
-    kind = "mixture" if g.normalized else "regression"
+    kind = ("classification" if e.categorical else "mixture" if g.normalized
+            else "regression")
     model = MixtureOfExperts.create(g, e, noise, n_experts=k, n_features=N_FEATURES,
                                     kind=kind, frozen=frozen)
     named = {f"gate.{f}": v for f, v in GATE_TRUTH[gate].items()}
     named.update({f"expert.{f}": v for f, v in et.items()})
-    named["noise.var"] = NOISE_VAR[0] if kind == "regression" else NOISE_VAR[:k]
+    if kind != "classification":
+        named["noise.var"] = NOISE_VAR[0] if kind == "regression" else NOISE_VAR[:k]
     truth = model.canonicalize(model.from_named(named))
-    return model, truth, ("em" if kind == "mixture" else "lse")
+    return model, truth, ("lse" if kind == "regression" else "em")
 
 
 def sample(model, truth, n: int, seed: int):
@@ -67,7 +74,8 @@ def sample(model, truth, n: int, seed: int):
 
 
 def all_combinations():
-    return list(itertools.product(GATES, EXPERTS, NOISES))
+    return (list(itertools.product(GATES, EXPERTS, NOISES))
+            + list(itertools.product(CLASSIFYING_GATES, CLASSIFIERS, ["categorical"])))
 
 
 def covering_combinations():
@@ -82,6 +90,7 @@ def covering_combinations():
         if e not in ("linear", "ridge:tanh"):
             out.append(("softmax", e, NOISES[i % 2]))
             i += 1
+    out += [("softmax", e, "categorical") for e in CLASSIFIERS]
     return out
 
 

@@ -51,7 +51,7 @@ def standard_errors(model, truth, X, y):
     """Asymptotic SEs of the free (unconstrained) parameters at the truth."""
     free = model.to_free(truth)
     vec, unravel = ravel_pytree(free)
-    if model.kind == "mixture":
+    if model.kind != "regression":  # mixture and classification: per-sample scores
         def logp(v, x, t):
             return model.log_prob(model.from_free(unravel(v)), x[None], t[None])[0]
 

@@ -94,7 +94,8 @@ BAD = [
     (dict(expert="nope"), "unknown expert 'nope'"),
     (dict(noise="nope"), "unknown noise 'nope'"),
     (dict(estimator="nope"), "unknown estimator 'nope'"),
-    (dict(gate="sigmoid", estimator="em"), "estimator 'em' needs a mixture model"),
+    (dict(gate="sigmoid", estimator="em"),
+     "estimator 'em' needs a mixture or classification model"),
 ]
 
 

@@ -4,7 +4,9 @@ Every expert maps X (n_samples, n_features) and parameters with a leading expert
 length k to means (n_samples, k). `m_step` declares EM's expert update (fit/em.py):
 "least_squares" for experts linear in their parameters (`linear`, `polynomial`, `constant`),
 which expose `design(X)` (n_samples, m) with means = design(X) @ coef.T and are solved in
-closed form (weighted least squares); "gauss_newton" (damped Gauss-Newton steps) otherwise.
+closed form (weighted least squares); "gauss_newton" (damped Gauss-Newton steps) otherwise;
+"likelihood" (classification experts: the weighted log-likelihood of the labels, maximised
+by the generic step).
 
 Test truths have three rows (top-K truths use three experts); they are not negations of each
 other: with complementary sigmoid gates that would make regression models unidentifiable
@@ -53,6 +55,7 @@ class Expert(Part):
     """Base expert: `mean(params, X)` -> (n_samples, k)."""
 
     m_step: ClassVar[str] = "gauss_newton"  # or "least_squares" (see the module docstring)
+    categorical: ClassVar[bool] = False  # a law of a label (`log_probs`), not a mean
     # how the mean follows y -> c y + m (moestat/standardise.py): (fields multiplied by c,
     # field to which m is added), None when the mean cannot follow (the response then keeps
     # the user's scale)
@@ -209,3 +212,47 @@ class RidgeNoBiasExpert(ActivatedExpert):
 
     def mean(self, params, X):
         return get_activation(self.activation)(X @ params.eta.T)
+
+
+class MultinomialParams(NamedTuple):
+    eta: jax.Array  # (k, R - 1, d) class slopes (the last class is the reference)
+    tau: jax.Array  # (k, R - 1) class intercepts
+
+
+EXPERT_LOGIT_BOUND = 50.0  # |eta|, |tau| box of multinomial experts (separable labels)
+
+
+@dataclass(frozen=True)
+class MultinomialExpert(IntegerArgument, Expert):
+    """Multinomial-logistic expert over R classes (classification MoE, arXiv 2310.14188):
+    log p_i(l | x) = log softmax_l(eta_il . x + tau_il), the last class the reference
+    (eta_iR, tau_iR = 0). Its output is a law of the label, not a mean: `log_probs` (n, k, R)
+    with the `categorical` likelihood (noise.py). EM's expert step maximises
+    sum_t R_ti log p_i(y_t | x_t) on the observed labels (a weighted multinomial-logit fit)."""
+
+    name: ClassVar[str] = "multinomial"
+    argument: ClassVar[str] = "R"
+    Params: ClassVar[type] = MultinomialParams
+    m_step: ClassVar[str] = "likelihood"
+    categorical: ClassVar[bool] = True
+    test_truths: ClassVar[dict] = {"multinomial:3": {
+        "eta": [[[2.0], [-1.0]], [[-2.0], [1.5]], [[0.5], [2.0]]],
+        "tau": [[0.5, -0.5], [0.0, 1.0], [-1.0, 0.5]]}}
+    argument_field, argument_default, argument_minimum = "n_classes", 2, 2
+    n_classes: int = 2
+
+    def shapes(self, k, d):
+        return {"eta": (k, self.n_classes - 1, d), "tau": (k, self.n_classes - 1)}
+
+    def field_bounds(self, field, scale):
+        return -EXPERT_LOGIT_BOUND, EXPERT_LOGIT_BOUND
+
+    def log_probs(self, params, X):
+        """log p_i(l | x), shape (n_samples, k, R)."""
+        z = jnp.einsum("nd,krd->nkr", X, params.eta) + params.tau
+        z = jnp.concatenate([z, jnp.zeros(z.shape[:2] + (1,), z.dtype)], axis=-1)
+        return jax.nn.log_softmax(z, axis=-1)
+
+    def mean(self, params, X):
+        """E[label | x, expert i] with labels 0..R-1, shape (n_samples, k) (a summary only)."""
+        return jnp.exp(self.log_probs(params, X)) @ jnp.arange(self.n_classes, dtype=X.dtype)

@@ -5,6 +5,8 @@ Two kinds (docs/models.md):
 * ``mixture`` — probabilistic MoE: p(y | x) = sum_i w_i(x) f(y | h_i(x), v_i), normalised gate.
 * ``regression`` — deterministic MoE: y = f(x) + eps, f(x) = sum_i w_i(x) h_i(x),
   eps ~ noise(0, v) with one shared variance v.
+* ``classification`` — a mixture whose experts give the law of a label in 0..R-1:
+  P(y = l | x) = sum_i w_i(x) p_i(l | x) (a categorical expert, the `categorical` likelihood).
 
 Contaminated models (gates declaring `frozen_expert`: `contaminated`, `input_free`) have one
 trainable *prompt* expert and a frozen (known, not estimated) expert; components are ordered
@@ -32,7 +34,7 @@ from moestat.noise import Noise
 from moestat.parts import Params, freeze, thaw
 from moestat.registry import make_expert, make_gate, make_noise
 
-KINDS = ("mixture", "regression")
+KINDS = ("mixture", "regression", "classification")
 
 
 class MoEParams(NamedTuple):
@@ -113,7 +115,13 @@ class MixtureOfExperts:
         if self.noise.shared != (self.kind == "regression"):
             raise InputError("regression models share one noise variance; mixtures have one per "
                              "expert")
-        if self.kind == "mixture" and not self.gate.normalized:
+        if (self.kind == "classification") != self.expert.categorical or \
+                self.expert.categorical != self.noise.categorical:
+            raise InputError("classification models pair a categorical expert (multinomial:R) "
+                             "with the categorical likelihood, and only they do")
+        if self.kind == "classification" and self.frozen is not None:
+            raise InputError("classification models have no frozen expert")
+        if self.kind != "regression" and not self.gate.normalized:
             raise InputError(f"gate {self.gate.label!r} is not normalised: use it in a "
                              "regression model (estimator 'lse')")
         if self.gate.frozen_expert and (self.frozen is None or self.n_experts != 1):
@@ -222,8 +230,18 @@ class MixtureOfExperts:
         """E[y | x] = sum_i w_i(x) h_i(x) (regression function), shape (n_samples,)."""
         return jnp.sum(self.gate_weights(params, X) * self.expert_means(params, X), axis=1)
 
+    def class_log_probs(self, params: MoEParams, X) -> jax.Array:
+        """log P(y = l | x) = log sum_i w_i(x) p_i(l | x), shape (n_samples, R)
+        (classification)."""
+        lp = self.log_gate_weights(params, X)[:, :, None] + self.expert.log_probs(
+            params.expert, X)
+        return jax.nn.logsumexp(lp, axis=1)
+
     def component_log_density(self, params: MoEParams, X, y) -> jax.Array:
-        """log f(y | h_i(x), v_i) per component, shape (n_samples, n_components) (mixture)."""
+        """log f(y | h_i(x), v_i) per component, shape (n_samples, n_components) (mixture;
+        classification: log p_i(y | x))."""
+        if self.kind == "classification":
+            return self.noise.log_density(y, self.expert.log_probs(params.expert, X))
         m = self.expert.mean(params.expert, X)
         logf = self.noise.log_density(y[:, None], m, params.noise.var)
         if self.frozen is not None:
@@ -246,6 +264,9 @@ class MixtureOfExperts:
             return self.noise.sample(key, self.mean(params, X), params.noise.var)
         kz, ky, kf = jax.random.split(key, 3)
         z = jax.random.categorical(kz, self.log_gate_weights(params, X), axis=1)
+        if self.kind == "classification":
+            y = self.noise.sample(ky, self.expert.log_probs(params.expert, X))
+            return jnp.take_along_axis(y, z[:, None], axis=1)[:, 0]
         m = self.expert.mean(params.expert, X)
         var = jnp.broadcast_to(params.noise.var, m.shape)
         y = self.noise.sample(ky, m, var)

@@ -1,4 +1,5 @@
-"""Noise laws of y around an expert mean (docs/models.md, "Noise").
+"""Noise laws of y around an expert mean (docs/models.md, "Noise"), and the categorical
+likelihood of a label under a classification expert.
 
 Both are parametrised by their **variance** v > 0 (never a standard deviation):
 gaussian: N(y | m, v); laplace: exp(-|y - m| / s) / (2 s) with s = sqrt(v / 2), so that
@@ -31,6 +32,7 @@ class Noise(Part):
     # EM's expert and variance updates need only weighted sums of 1, x-monomials, y x and y^2
     # (the one-pass EM of fit/em_statistics.py)
     sufficient_statistics: ClassVar[bool] = False
+    categorical: ClassVar[bool] = False  # the likelihood of a label (classification models)
     shared: bool = False  # one variance for all experts (regression models)
 
     def shapes(self, k, d):
@@ -97,3 +99,33 @@ class LaplaceNoise(Noise):
 
     def sample(self, key, mean, var):
         return mean + jnp.sqrt(var / 2.0) * jax.random.laplace(key, jnp.shape(mean))
+
+
+class NoParams(NamedTuple):
+    """A likelihood without parameters of its own."""
+
+
+@dataclass(frozen=True)
+class CategoricalNoise(Noise):
+    """log p(y = l) = log_probs[..., l] for labels l in 0..R-1 (classification models): the
+    expert gives the whole law (`log_probs`, (..., R)), the likelihood adds no parameter."""
+
+    name: ClassVar[str] = "categorical"
+    Params: ClassVar[type] = NoParams
+    positive: ClassVar[tuple] = ()
+    categorical: ClassVar[bool] = True
+
+    def shapes(self, k, d):
+        return {}
+
+    def zeros(self, k, d):
+        return NoParams()
+
+    def log_density(self, y, log_probs, var=None):
+        """y (n,) labels (any real dtype holding integers), log_probs (n, k, R) -> (n, k)."""
+        idx = jnp.broadcast_to(y.astype(jnp.int32)[:, None, None], log_probs.shape[:2] + (1,))
+        return jnp.take_along_axis(log_probs, idx, axis=-1)[..., 0]
+
+    def sample(self, key, log_probs, var=None):
+        """One label per row and expert, shape log_probs.shape[:-1] (float labels)."""
+        return jax.random.categorical(key, log_probs, axis=-1).astype(jnp.float64)

@@ -40,8 +40,10 @@ EXPERTS: dict[str, type[Expert]] = _table(
     experts.ConstantExpert,
     experts.RidgeExpert,
     experts.RidgeNoBiasExpert,
+    experts.MultinomialExpert,
 )
-NOISES: dict[str, type[Noise]] = _table(noise.GaussianNoise, noise.LaplaceNoise)
+NOISES: dict[str, type[Noise]] = _table(noise.GaussianNoise, noise.LaplaceNoise,
+                                        noise.CategoricalNoise)
 ESTIMATORS = ("em", "mle", "lse", "sgd")
 
 

@@ -49,9 +49,9 @@ def check_estimator_for(model: MixtureOfExperts, estimator: str) -> None:
     if estimator not in ESTIMATOR_FUNCTIONS:
         raise InputError(f"unknown estimator {estimator!r}; expected one of "
                          f"{', '.join(ESTIMATOR_FUNCTIONS)}")
-    if estimator == "em" and model.kind != "mixture":
-        raise InputError("estimator 'em' needs a mixture model; use 'lse' or 'mle' for "
-                         "regression models")
+    if estimator == "em" and model.kind == "regression":
+        raise InputError("estimator 'em' needs a mixture or classification model; use 'lse' "
+                         "or 'mle' for regression models")
     if estimator == "lse" and model.kind != "regression":
         raise InputError("estimator 'lse' needs a regression model (kind='regression')")
 

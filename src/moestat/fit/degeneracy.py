@@ -7,7 +7,8 @@ degenerates; each such fit is flagged, never hidden:
 * empty     — a component whose gate carries less than one sample's worth of weight,
               sum_j w_j g_i(x_j) / sum_j w_j < 1 / #{j: w_j > 0} (an expert without data);
 * separated — a gate coefficient on its box (logits running to infinity: a separating gate,
-              or a prompt weight / temperature at its limit);
+              or a prompt weight / temperature at its limit), or a classification expert's
+              logit coefficient on its box (labels it separates);
 * nonfinite — the objective or some parameter is not finite (cannot happen with the floors
               and the loop's last-finite-state rule, checked nonetheless).
 
@@ -43,10 +44,14 @@ def degeneracy(model, params, X, weights, bounds, objective) -> Degeneracy:
     rows = jnp.sum(weights > 0)
     finite = jnp.isfinite(objective) & jnp.all(jnp.stack(
         [jnp.all(jnp.isfinite(v)) for v in jax.tree_util.tree_leaves(params)]))
+    separated = on_bound(params.gate, (bounds[0].gate, bounds[1].gate))
+    if model.expert.categorical:
+        separated |= on_bound(params.expert, (bounds[0].expert, bounds[1].expert))
     return Degeneracy(
-        floored=floored(params.noise.var, bounds[0].noise.var),
+        floored=(floored(params.noise.var, bounds[0].noise.var) if "var" in params.noise._fields
+                 else jnp.asarray(False)),
         empty=jnp.any(mass < 1.0 / rows),
-        separated=on_bound(params.gate, (bounds[0].gate, bounds[1].gate)),
+        separated=separated,
         nonfinite=~finite,
     )
 

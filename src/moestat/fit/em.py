@@ -14,7 +14,8 @@ decreases), as each part declares in `m_step`:
   experts weighted least squares ("least_squares": closed form for linear / polynomial /
           constant experts; "gauss_newton": damped Gauss-Newton) with weights exact for
           Gaussian noise and majorise-minimise for Laplace noise, then the exact variance
-          (scale) update.
+          (scale) update | "likelihood" (classification experts): the generic step on
+          sum_ti R_ti log p_i(y_t | x_t), the labels' weighted log-likelihood.
 Sample weights w_t (n_samples,) multiply every term (zero weights pad data to bucket sizes).
 """
 
@@ -113,6 +114,15 @@ def update_experts(model: MixtureOfExperts, params: MoEParams, X, y, R, bounds,
     """
     expert, noise = model.expert, model.noise
     eb = (bounds[0].expert, bounds[1].expert)
+    if expert.m_step == "likelihood":  # a law of the label: sum_ti R_ti log p_i(y_t | x_t)
+        total = jnp.maximum(jnp.sum(R), 1e-300)
+
+        def objective(ep):
+            return jnp.sum(R * noise.log_density(y, expert.log_probs(ep, X))) / total
+
+        return generic_maximize(expert, objective, params.expert, eb,
+                                options.expert_newton_steps, options.inner_steps,
+                                options.ridge), params.noise
     vb = (bounds[0].noise.var, bounds[1].noise.var)
     if noise.irls_depends_on_residual:
         resid = y[:, None] - expert.mean(params.expert, X)

@@ -170,6 +170,13 @@ def random_start(model: MixtureOfExperts, X, y, weights, key, bounds,
     resp = initial_responsibilities(model, X, y, weights, key, kind)
     y_var = jnp.sum(weights * (y - jnp.sum(weights * y) / weights.sum()) ** 2) / weights.sum()
     p = model.zeros()
+    if model.kind == "classification":  # no variance: the experts' step on the labels
+        gate = maximize_gate_q(model.gate, p.gate, X, resp, weights,
+                               (bounds[0].gate, bounds[1].gate), 5,
+                               5 * options.inner_steps, options.ridge)
+        longer = dataclasses.replace(options, expert_newton_steps=5)
+        expert, _ = update_experts(model, p, X, y, resp * weights[:, None], bounds, longer)
+        return MoEParams(gate, expert, p.noise)
     p = p._replace(noise=p.noise._replace(var=jnp.full_like(p.noise.var, y_var)))
     longer = dataclasses.replace(options, inner_steps=5 * options.inner_steps)
     gate = maximize_gate_q(model.gate, p.gate, X, resp, weights,
