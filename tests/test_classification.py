@@ -65,3 +65,82 @@ def test_random_starts_reach_the_near_truth_optimum():
     assert bool(near.converged) and bool(best.converged)
     assert float(best.loglik) >= float(near.loglik) - 1e-6
     assert not bool(best.separated)
+
+
+# d = 30 features on 27 rows with three classes: 62 free parameters, the optimum is a set and
+# the weighted and the repeated-row fits end at different members of it (as for the
+# regressor, tests/test_estimator.py); weights as frequencies on identifiable data below
+CLASSIFIER_NOT_APPLICABLE = {
+    "check_sample_weight_equivalence_on_dense_data": "27 rows < free parameters: no unique fit",
+}
+
+
+@pytest.mark.slow
+def test_sklearn_check_estimator():
+    """check_estimator(MixtureOfExpertsClassifier()) with one expert (a multinomial logistic
+    regression fitted by the MoE machinery) and fewer restarts, which no check depends on."""
+    from sklearn.utils.estimator_checks import check_estimator
+
+    from moestat import MixtureOfExpertsClassifier
+
+    est = MixtureOfExpertsClassifier(n_experts=1, n_init=2, max_iter=100, random_state=0)
+    results = check_estimator(est, on_fail=None,
+                              expected_failed_checks=CLASSIFIER_NOT_APPLICABLE)
+    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results
+              if r["status"] == "failed"]
+    assert not failed, failed
+    assert set(CLASSIFIER_NOT_APPLICABLE) <= {r["check_name"] for r in results}
+
+
+def test_classifier_weights_are_frequencies_and_labels_round_trip():
+    """Integer weights fit like repeated rows (identifiable data: 2 experts, 600 rows), and
+    string labels come back as themselves; score is the mean log-likelihood."""
+    from moestat import MixtureOfExpertsClassifier
+
+    X, y = data(600, 7)
+    names = np.array(["a", "b", "c"])[np.asarray(y).astype(int)]
+    X = np.asarray(X)
+    w = np.random.default_rng(0).integers(0, 3, len(names))
+    est = dict(n_experts=2, n_init=3, max_iter=2000, tol=1e-12, random_state=0)
+    weighted = MixtureOfExpertsClassifier(**est).fit(X, names, sample_weight=w)
+    repeated = MixtureOfExpertsClassifier(**est).fit(np.repeat(X, w, axis=0),
+                                                     np.repeat(names, w))
+    assert list(weighted.classes_) == ["a", "b", "c"]
+    np.testing.assert_allclose(weighted.predict_proba(X), repeated.predict_proba(X),
+                               atol=1e-5)
+    assert set(weighted.predict(X)) <= {"a", "b", "c"}
+    assert weighted.score(X, names) == pytest.approx(
+        np.mean(np.log(weighted.predict_proba(X)[np.arange(600), np.asarray(y).astype(int)])),
+        rel=1e-9)
+    with pytest.raises(InputError, match="labels not seen"):
+        weighted.score(X[:2], ["a", "z"])
+
+
+def test_cli_fits_a_label_column(tmp_path):
+    """`moestat fit --kind classification` reads text labels, names the classes in the
+    expert's order and reaches the classifier's log-likelihood on the same rows; an expert
+    or noise given with it is refused in one line (exit 2)."""
+    import json
+    import subprocess
+    import sys
+
+    from moestat import MixtureOfExpertsClassifier
+
+    X, y = data(400, 11)
+    names = np.array(["low", "mid", "high"])[np.asarray(y).astype(int)]
+    path = tmp_path / "labels.csv"
+    path.write_text("x,grade\n" + "".join(f"{x:.17g},{c}\n"
+                                          for x, c in zip(np.asarray(X)[:, 0], names, strict=True)))
+    run = [sys.executable, "-m", "moestat", "fit", str(path), "--target", "grade", "--kind",
+           "classification", "--experts", "2", "--n-init", "3", "--json"]
+    r = subprocess.run(run, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["classes"] == ["high", "low", "mid"]
+    est = MixtureOfExpertsClassifier(n_experts=2, n_init=3, random_state=0).fit(
+        np.asarray(X), names)
+    assert out["loglik"] == pytest.approx(est.loglik_, abs=1e-3)
+    r = subprocess.run(run + ["--noise", "laplace"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2 and "drop --expert and --noise" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

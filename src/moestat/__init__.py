@@ -14,11 +14,12 @@ __version__ = "0.1.0"
 
 __all__ = ["FrozenExpert", "InputError", "MixtureOfExperts", "MoEParams", "__version__"]
 
-__all__ += ["MixtureOfExpertsRegressor"]
+__all__ += ["MixtureOfExpertsClassifier", "MixtureOfExpertsRegressor"]
 
 
 _LAZY = {"FrozenExpert": "moestat.model", "MixtureOfExperts": "moestat.model",
-         "MoEParams": "moestat.model", "MixtureOfExpertsRegressor": "moestat.estimator"}
+         "MoEParams": "moestat.model", "MixtureOfExpertsRegressor": "moestat.estimator",
+         "MixtureOfExpertsClassifier": "moestat.classifier"}
 
 
 def __getattr__(name: str):

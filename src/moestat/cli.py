@@ -60,6 +60,8 @@ def fit(
     expert: Annotated[str, typer.Option(help="expert, e.g. linear, ridge:tanh")] = "linear",
     noise: Annotated[str, typer.Option(help="gaussian or laplace")] = "gaussian",
     estimator: Annotated[str, typer.Option(help="em, mle or lse")] = "em",
+    kind: Annotated[str, typer.Option(help="auto, mixture, regression, or classification "
+                                      "(the target holds labels)")] = "auto",
     n_init: Annotated[int, typer.Option(help="restarts run to convergence (chosen from 5x as "
                                         "many short runs of four kinds of start)")] = 20,
     max_iter: Annotated[int, typer.Option(help="iteration limit")] = 500,
@@ -82,7 +84,7 @@ def fit(
     out = run_fit(data, target, experts=experts, criterion=criterion, features=features,
                   gate=gate, expert=expert, noise=noise, estimator=estimator, n_init=n_init,
                   max_iter=max_iter, tol=tol, seed=seed, save=save, plot=plot,
-                  dendrogram=dendrogram, bootstrap=bootstrap)
+                  dendrogram=dendrogram, bootstrap=bootstrap, kind=kind)
     if as_json:
         print(strict_json(out))
         return

@@ -21,6 +21,7 @@ class Table:
     y: np.ndarray  # (n_samples,)
     features: tuple[str, ...]
     target: str
+    classes: tuple[str, ...] | None = None  # labels read as classes: y holds their indices
 
 
 def _parse(value: str, column: str, row: int) -> float:
@@ -36,8 +37,11 @@ def _parse(value: str, column: str, row: int) -> float:
     return x
 
 
-def read_table(path: str | Path, target: str, features: list[str] | None = None) -> Table:
-    """Numeric CSV with a header row; `features` default to every column but `target`.
+def read_table(path: str | Path, target: str, features: list[str] | None = None,
+               labels: bool = False) -> Table:
+    """Numeric CSV with a header row; `features` default to every column but `target`. With
+    `labels`, the target holds class labels (any text): y their indices into `classes`
+    (sorted: as numbers when every label is one, else as text).
 
     Rows are numbered by their line in the file (header = row 1). Refuses: missing or empty
     files, non-UTF-8 text, quoted cells spanning lines, duplicated or empty column names,
@@ -85,16 +89,36 @@ def read_table(path: str | Path, target: str, features: list[str] | None = None)
     t = header.index(target)
     X = np.empty((len(rows) - 1, len(cols)))
     y = np.empty(len(rows) - 1)
+    text = []
     for i, (r, line) in enumerate(zip(rows[1:], lines[1:], strict=True)):
         if len(r) != len(header):
             raise InputError(f"{path}: row {line} has {len(r)} fields, the header has "
                              f"{len(header)}")
         X[i] = [_parse(r[c], header[c], line) for c in cols]
-        y[i] = _parse(r[t], target, line)
+        if labels:
+            if r[t].strip().lower() in MISSING:
+                raise InputError(f"column {target!r} row {line}: missing label")
+            text.append(r[t].strip())
+        else:
+            y[i] = _parse(r[t], target, line)
+    classes = None
+    if labels:
+        classes, y = _classes(text)
     const = [f for j, f in enumerate(features) if np.all(X[:, j] == X[0, j])] if len(y) > 1 \
         else []
     if const:
         raise InputError(f"constant feature column(s) {const}: drop them (not identifiable)")
     if np.all(y == y[0]):
         raise InputError(f"the target {target!r} is constant: there is nothing to fit")
-    return Table(X, y, tuple(features), target)
+    return Table(X, y, tuple(features), target, classes)
+
+
+def _classes(text: list[str]) -> tuple[tuple[str, ...], np.ndarray]:
+    """Sorted distinct labels and each row's index into them."""
+    names = sorted(set(text))
+    try:
+        names = sorted(names, key=float)
+    except ValueError:
+        pass
+    index = {c: i for i, c in enumerate(names)}
+    return tuple(names), np.array([index[c] for c in text], dtype=np.float64)

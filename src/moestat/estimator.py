@@ -36,7 +36,121 @@ from moestat.standardise import DataScaleWarning
 from moestat.table_fit import build_model, fit_table, underdetermined_message
 
 
-class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
+class TableEstimator(BaseEstimator):
+    """What the regressor and the classifier share: restarts, the fit of one table
+    (moestat/table_fit.py), its flags and warnings, standard errors, likelihood summaries.
+    Subclasses build the model (`_build_model`) and validate X, y."""
+
+    def _check_numbers(self) -> None:
+        for name in ("n_init", "max_iter"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+                raise InputError(f"{name} must be an integer >= 1, got {v!r}")
+        if not isinstance(self.tol, int | float) or not self.tol > 0:
+            raise InputError(f"tol must be a number > 0, got {self.tol!r}")
+
+    def model_for(self, n_features: int) -> MixtureOfExperts:
+        """The model this estimator fits to `n_features` features (parameters checked)."""
+        return self._build_model(n_features)
+
+    def _options(self) -> FitOptions:
+        return FitOptions(max_iter=int(self.max_iter), tol=float(self.tol))
+
+    def _fit_table(self, X, y, sample_weight, target: str = "y"):
+        """Fit the model to validated X (n, d), y (n,) and set the fitted attributes."""
+        n, d = X.shape
+        if n < 2:
+            raise InputError(f"got {n} sample; at least 2 rows are needed")
+        model = self._build_model(d)
+        p = model.n_free_parameters()
+        underdetermined = n < p
+        if underdetermined:  # fitted anyway (cross-validation folds may be small)
+            warnings.warn(underdetermined_message(n, p, model) + ": the estimate is one of "
+                          "many equally good ones", DegenerateFitWarning, stacklevel=3)
+        fitted = fit_table(model, X, y, sample_weight, estimator=self.estimator,
+                           n_init=int(self.n_init), options=self._options(),
+                           seed=check_random_state(self.random_state).randint(2**31 - 1),
+                           standardise=self.standardise)
+        result = fitted.result
+        self.model_ = model
+        self.result_ = result  # the best restart, on the standardised scale
+        self.fitted_ = fitted
+        self.params_ = model.named(fitted.params)
+        self.converged_ = bool(result.converged)
+        self.n_iter_ = int(result.n_iter)
+        self.loglik_ = fitted.loglik
+        self.objective_ = fitted.objective
+        self.restart_objectives_ = fitted.restart_objectives
+        self.n_reached_best_ = fitted.n_reached_best
+        self.at_bound_ = bool(result.at_bound)
+        self.degenerate_ = fitted.degenerate
+        self.n_parameters_ = p
+        self.underdetermined_ = underdetermined
+        if not self.converged_:
+            warnings.warn(f"best of {self.n_init} restarts did not converge in {self.max_iter} "
+                          f"iterations (tol={self.tol})", ConvergenceWarning, stacklevel=3)
+        if self.degenerate_:
+            warnings.warn("degenerate fit: " + ", ".join(REASONS[r] for r in self.degenerate_),
+                          DegenerateFitWarning, stacklevel=3)
+        names = list(getattr(self, "feature_names_in_", [f"x{j}" for j in range(d)]))
+        for text in fitted.scaling.warnings(names, target):
+            warnings.warn(text, DataScaleWarning, stacklevel=3)
+        return self
+
+    @property
+    def params_se_(self) -> dict:
+        """Standard errors of params_ (same names and shapes) from the observed information,
+        computed at the first request; NaN everywhere when the information is singular."""
+        check_is_fitted(self, "params_")
+        return self.fitted_.standard_errors
+
+    def bootstrap_se(self, n_samples: int = 200, random_state=None) -> dict:
+        """Standard errors of params_ by the parametric bootstrap: n_samples responses drawn
+        from the fit at the training X, each refitted from the estimate (one batched
+        program); also stored as params_bootstrap_se_ (and the refits used as
+        n_bootstrap_used_)."""
+        check_is_fitted(self, "params_")
+        if int(n_samples) < 2:
+            raise InputError(f"n_samples must be >= 2, got {n_samples}")
+        seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
+        self.params_bootstrap_se_, self.n_bootstrap_used_ = \
+            self.fitted_.bootstrap_standard_errors(int(n_samples), seed)
+        return self.params_bootstrap_se_
+
+    def _X(self, X):
+        check_is_fitted(self, "params_")
+        return jnp.asarray(validate_data(self, X, reset=False, dtype=np.float64))
+
+    def loglik_samples(self, X, y):
+        """log p(y | x) per sample, shape (n_samples,)."""
+        X = self._X(X)
+        y = jnp.asarray(np.asarray(y, dtype=np.float64).reshape(-1))
+        return np.asarray(self.model_.log_prob(self.fitted_.params, X, y))
+
+    def sample(self, X, random_state=None):
+        """Draw y | x for every row of X, shape (n_samples,)."""
+        seed = check_random_state(random_state).randint(2**31 - 1)
+        X = self._X(X)
+        return np.asarray(self.model_.sample(jax.random.PRNGKey(seed), self.fitted_.params, X))
+
+    def bic(self, X, y):
+        """-2 log L + P log n (P free parameters)."""
+        n = np.shape(X)[0]
+        return -2 * float(np.sum(self.loglik_samples(X, y))) + self.n_parameters_ * np.log(n)
+
+    def aic(self, X, y):
+        """-2 log L + 2 P."""
+        return -2 * float(np.sum(self.loglik_samples(X, y))) + 2 * self.n_parameters_
+
+    def summary(self, X, y) -> dict:
+        """The fitted model as plain data (what `moestat fit --json` prints): model, estimator,
+        parameters, log-likelihood, BIC, AIC, parameter count, convergence, restarts, flags
+        (the log-likelihood, BIC and AIC of the data it was fitted to)."""
+        check_is_fitted(self, "params_")
+        return self.fitted_.summary(int(np.shape(X)[0]), self.estimator)
+
+
+class MixtureOfExpertsRegressor(RegressorMixin, TableEstimator):
     """Mixture of experts fitted by EM, direct MLE or least squares.
 
     Parameters
@@ -77,66 +191,15 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
         self.kind = kind
         self.standardise = standardise
 
-    # ---- validation -----------------------------------------------------------------------
     def _build_model(self, n_features: int) -> MixtureOfExperts:
-        for name in ("n_init", "max_iter"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-                raise InputError(f"{name} must be an integer >= 1, got {v!r}")
-        if not isinstance(self.tol, int | float) or not self.tol > 0:
-            raise InputError(f"tol must be a number > 0, got {self.tol!r}")
+        self._check_numbers()
         return build_model(self.n_experts, n_features, gate=self.gate, expert=self.expert,
                            noise=self.noise, estimator=self.estimator, kind=self.kind)
 
-    def model_for(self, n_features: int) -> MixtureOfExperts:
-        """The model this estimator fits to `n_features` features (parameters checked)."""
-        return self._build_model(n_features)
-
-    def _options(self) -> FitOptions:
-        return FitOptions(max_iter=int(self.max_iter), tol=float(self.tol))
-
-    # ---- fitting ----------------------------------------------------------------------------
     def fit(self, X, y, sample_weight=None):
         """Fit to X (n_samples, n_features), y (n_samples,). Returns self."""
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
-        n, d = X.shape
-        if n < 2:
-            raise InputError(f"got {n} sample; at least 2 rows are needed")
-        model = self._build_model(d)
-        p = model.n_free_parameters()
-        underdetermined = n < p
-        if underdetermined:  # fitted anyway (cross-validation folds may be small)
-            warnings.warn(underdetermined_message(n, p, model) + ": the estimate is one of "
-                          "many equally good ones", DegenerateFitWarning, stacklevel=2)
-        fitted = fit_table(model, X, y, sample_weight, estimator=self.estimator,
-                           n_init=int(self.n_init), options=self._options(),
-                           seed=check_random_state(self.random_state).randint(2**31 - 1),
-                           standardise=self.standardise)
-        result = fitted.result
-        self.model_ = model
-        self.result_ = result  # the best restart, on the standardised scale
-        self.fitted_ = fitted
-        self.params_ = model.named(fitted.params)
-        self.converged_ = bool(result.converged)
-        self.n_iter_ = int(result.n_iter)
-        self.loglik_ = fitted.loglik
-        self.objective_ = fitted.objective
-        self.restart_objectives_ = fitted.restart_objectives
-        self.n_reached_best_ = fitted.n_reached_best
-        self.at_bound_ = bool(result.at_bound)
-        self.degenerate_ = fitted.degenerate
-        self.n_parameters_ = p
-        self.underdetermined_ = underdetermined
-        if not self.converged_:
-            warnings.warn(f"best of {self.n_init} restarts did not converge in {self.max_iter} "
-                          f"iterations (tol={self.tol})", ConvergenceWarning, stacklevel=2)
-        if self.degenerate_:
-            warnings.warn("degenerate fit: " + ", ".join(REASONS[r] for r in self.degenerate_),
-                          DegenerateFitWarning, stacklevel=2)
-        names = list(getattr(self, "feature_names_in_", [f"x{j}" for j in range(d)]))
-        for text in fitted.scaling.warnings(names, "y"):
-            warnings.warn(text, DataScaleWarning, stacklevel=2)
-        return self
+        return self._fit_table(X, y, sample_weight)
 
     def select(self, X, y, experts=range(1, 7), criterion="bic", sample_weight=None):
         """Fit each number of experts in `experts` and keep the one `criterion` ("bic", "icl",
@@ -165,31 +228,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
             warnings.warn(w.message, w.category, stacklevel=2)
         return self
 
-    @property
-    def params_se_(self) -> dict:
-        """Standard errors of params_ (same names and shapes) from the observed information,
-        computed at the first request; NaN everywhere when the information is singular."""
-        check_is_fitted(self, "params_")
-        return self.fitted_.standard_errors
-
-    def bootstrap_se(self, n_samples: int = 200, random_state=None) -> dict:
-        """Standard errors of params_ by the parametric bootstrap: n_samples responses drawn
-        from the fit at the training X, each refitted from the estimate (one batched
-        program); also stored as params_bootstrap_se_ (and the refits used as
-        n_bootstrap_used_)."""
-        check_is_fitted(self, "params_")
-        if int(n_samples) < 2:
-            raise InputError(f"n_samples must be >= 2, got {n_samples}")
-        seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
-        self.params_bootstrap_se_, self.n_bootstrap_used_ = \
-            self.fitted_.bootstrap_standard_errors(int(n_samples), seed)
-        return self.params_bootstrap_se_
-
     # ---- prediction ---------------------------------------------------------------------------
-    def _X(self, X):
-        check_is_fitted(self, "params_")
-        return jnp.asarray(validate_data(self, X, reset=False, dtype=np.float64))
-
     def predict(self, X):
         """E[y | x], shape (n_samples,)."""
         X = self._X(X)
@@ -205,12 +244,6 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
         X = self._X(X)
         return np.asarray(self.model_.expert_means(self.fitted_.params, X))
 
-    def loglik_samples(self, X, y):
-        """log p(y | x) per sample, shape (n_samples,)."""
-        X = self._X(X)
-        y = jnp.asarray(np.asarray(y, dtype=np.float64).reshape(-1))
-        return np.asarray(self.model_.log_prob(self.fitted_.params, X, y))
-
     def score(self, X, y, sample_weight=None):
         """Mean log-likelihood (mixture models) or minus the mean squared error (regression)."""
         X = self._X(X)
@@ -220,28 +253,6 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseEstimator):
         else:
             per = np.asarray(self.model_.log_prob(self.fitted_.params, X, jnp.asarray(y)))
         return float(np.average(per, weights=sample_weight))
-
-    def sample(self, X, random_state=None):
-        """Draw y | x for every row of X, shape (n_samples,)."""
-        seed = check_random_state(random_state).randint(2**31 - 1)
-        X = self._X(X)
-        return np.asarray(self.model_.sample(jax.random.PRNGKey(seed), self.fitted_.params, X))
-
-    def bic(self, X, y):
-        """-2 log L + P log n (P free parameters)."""
-        n = np.shape(X)[0]
-        return -2 * float(np.sum(self.loglik_samples(X, y))) + self.n_parameters_ * np.log(n)
-
-    def aic(self, X, y):
-        """-2 log L + 2 P."""
-        return -2 * float(np.sum(self.loglik_samples(X, y))) + 2 * self.n_parameters_
-
-    def summary(self, X, y) -> dict:
-        """The fitted model as plain data (what `moestat fit --json` prints): model, estimator,
-        parameters, log-likelihood, BIC, AIC, parameter count, convergence, restarts, flags
-        (the log-likelihood, BIC and AIC of the data it was fitted to)."""
-        check_is_fitted(self, "params_")
-        return self.fitted_.summary(int(np.shape(X)[0]), self.estimator)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -235,6 +235,7 @@ class MultinomialExpert(IntegerArgument, Expert):
     Params: ClassVar[type] = MultinomialParams
     m_step: ClassVar[str] = "likelihood"
     categorical: ClassVar[bool] = True
+    x_fields: ClassVar[tuple] = ("eta", "tau")  # eta_l . x + tau_l per class
     test_truths: ClassVar[dict] = {"multinomial:3": {
         "eta": [[[2.0], [-1.0]], [[-2.0], [1.5]], [[0.5], [2.0]]],
         "tau": [[0.5, -0.5], [0.0, 1.0], [-1.0, 0.5]]}}

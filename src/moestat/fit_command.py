@@ -16,12 +16,14 @@ def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bi
             noise: str = "gaussian", estimator: str = "em", n_init: int = 20,
             max_iter: int = 500, tol: float = 1e-8, seed: int = 0, save: Path | None = None,
             plot: Path | None = None, dendrogram: Path | None = None,
-            bootstrap: int = 0) -> dict:
+            bootstrap: int = 0, kind: str = "auto") -> dict:
     """Validate every argument, read the table, fit (each k of a range, keeping the one
     `criterion` prefers), write `save`, `plot` and `dendrogram`; returns `TableFit.summary`
     plus the data's names, the seed and, for a range, "selection" (with the largest fit's
     dendrogram of mixing measures); for one k with `dendrogram`, "dendrogram"; with
-    `bootstrap` > 0, "bootstrap" (parametric-bootstrap SEs of the kept fit)."""
+    `bootstrap` > 0, "bootstrap" (parametric-bootstrap SEs of the kept fit). kind
+    "classification": the target holds labels ("classes" in the output, in the order of the
+    experts' classes), fitted with multinomial experts."""
     from moestat.expert_selection import check_criterion, parse_experts
 
     check_seed(seed)  # every argument first: a refusal comes before JAX is imported
@@ -40,19 +42,31 @@ def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bi
         raise InputError(f"--bootstrap must be 0 (off) or >= 2, got {bootstrap}")
     if not tol > 0:
         raise InputError(f"--tol must be > 0, got {tol}")
+    classify = kind == "classification"
+    if kind not in ("auto", "mixture", "regression", "classification"):
+        raise InputError(f"--kind must be auto, mixture, regression or classification, got "
+                         f"{kind!r}")
+    if classify and (expert != "linear" or noise != "gaussian"):
+        raise InputError("--kind classification fits multinomial experts with the categorical "
+                         "likelihood: drop --expert and --noise")
+    if classify and plot is not None:
+        raise InputError("--plot draws regression fits; not available with --kind "
+                         "classification")
     ks = parse_experts(experts)
     if len(ks) > 1:
         check_criterion(criterion)
     from moestat.data import read_table
 
     feats = None if features is None else [f.strip() for f in features.split(",") if f.strip()]
-    table = read_table(data, target, feats)
+    table = read_table(data, target, feats, labels=classify)
+    if classify:
+        expert, noise = f"multinomial:{len(table.classes)}", "categorical"
     from moestat.expert_selection import select_experts
     from moestat.fit import FitOptions
     from moestat.table_fit import build_model, fit_table, underdetermined_message
 
     models = [build_model(k, table.X.shape[1], gate=gate, expert=expert, noise=noise,
-                          estimator=estimator) for k in ks]
+                          estimator=estimator, kind=kind) for k in ks]
     if dendrogram is not None:  # (a DIC choice is checked by select_experts, before fitting)
         from moestat.dendrogram import check_dendrogram_model
 
@@ -72,6 +86,8 @@ def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bi
     out = {"data": str(data), "target": table.target, "features": list(table.features),
            **fitted.summary(len(table.y), estimator, table.features, table.target),
            "seed": seed}
+    if classify:
+        out["classes"] = list(table.classes)
     if bootstrap:
         se, used = fitted.bootstrap_standard_errors(bootstrap, seed)
         out["bootstrap"] = {"samples": bootstrap, "used": used,

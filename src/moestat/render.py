@@ -159,6 +159,9 @@ def print_fit(console: Console, out: dict) -> None:
         console.print(t)
     console.print(f"[bold]{out['model']}[/bold]  ({estimator}, {n} rows, target "
                   f"{table_target!r}, features {out['features']})")
+    if out.get("classes"):
+        console.print(f"classes 0..{len(out['classes']) - 1}: {', '.join(out['classes'])} "
+                      "(the last is each expert's reference)")
     boot = out.get("bootstrap")
     t = RichTable("parameter", "value", "standard error",
                   *([f"bootstrap SE ({boot['used']} refits)"] if boot else []))

@@ -107,7 +107,8 @@ def scaling_for(model: MixtureOfExperts, X, y, weights) -> Scaling:
     lo, hi = UNIT_SCALE
     off = [(j, float(v)) for j, v in enumerate(x_sd) if v > 0 and not lo <= v <= hi
            and not follows_x(model)]
-    if y_sd > 0 and not lo <= y_sd <= hi and not follows_y(model):
+    if y_sd > 0 and not lo <= y_sd <= hi and not follows_y(model) and \
+            model.kind != "classification":  # labels: their spread is no scale
         off.append((None, float(y_sd)))
     return Scaling(x_shift, x_scale, y_shift, y_scale, tuple(off))
 

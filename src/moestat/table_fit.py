@@ -32,8 +32,9 @@ SAME_OPTIMUM = 1e-6  # restarts within this (per sample) of the best reached the
 
 def build_model(n_experts, n_features: int, *, gate="softmax", expert="linear",
                 noise="gaussian", estimator="em", kind="auto") -> MixtureOfExperts:
-    """The model a user's fit asks for (kind "auto": regression for "lse" or a gate that is
-    not normalised, else mixture), checked against the estimator."""
+    """The model a user's fit asks for (kind "auto": classification for a label expert,
+    regression for "lse" or a gate that is not normalised, else mixture), checked against
+    the estimator."""
     from moestat.registry import ESTIMATORS, make_gate
 
     if isinstance(n_experts, bool) or not isinstance(n_experts, int | np.integer) or \
@@ -43,7 +44,10 @@ def build_model(n_experts, n_features: int, *, gate="softmax", expert="linear",
         raise InputError(f"unknown estimator {estimator!r}; expected one of "
                          f"{', '.join(ESTIMATORS)}")
     if kind == "auto":
-        kind = ("regression" if (estimator == "lse" or not make_gate(gate).normalized)
+        from moestat.registry import make_expert
+
+        kind = ("classification" if make_expert(expert).categorical else
+                "regression" if (estimator == "lse" or not make_gate(gate).normalized)
                 else "mixture")
     model = MixtureOfExperts.create(gate, expert, noise, n_experts=int(n_experts),
                                     n_features=n_features, kind=kind)
