@@ -50,12 +50,14 @@ def test_activation_gate_identity_fails_tanh_passes():
 
 
 @pytest.mark.parametrize("spec,holds", [("laplace", True), ("cosine:2:0.1", True),
+                                        ("modified_softmax:tanh", True),
                                         ("softmax", False), ("topk_softmax:2", False),
                                         ("cosine:2:0", False)])
 def test_gate_expert_interaction(spec, holds):
     """The softmax PDE d2u/(d beta1 d b) = du/da holds to round-off, and with it every gate
-    linear in x (top-K); the Laplace gate and the perturbed cosine router break it (arXiv
-    2402.03226, 2405.14131); the vanilla router is degenerate (||beta1|| drops out)."""
+    linear in x (top-K); the Laplace gate, the perturbed cosine router and the modified
+    softmax gate break it (arXiv 2402.03226, 2405.14131, 2310.14188); the vanilla router is
+    degenerate (||beta1|| drops out)."""
     c = check_gate(spec).checks[0]
     assert c.holds is holds
     assert c.min_ratio > THRESHOLD * 100 if holds else c.min_ratio < THRESHOLD * 1e-6

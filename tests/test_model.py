@@ -172,7 +172,7 @@ def test_invalid_models_are_refused(kwargs, msg):
 @pytest.mark.parametrize("spec", ["softmax", "topk_softmax:2", "temperature_softmax",
                                   "activation_temperature_softmax:tanh", "sigmoid",
                                   "quadratic_softmax", "quadratic_sigmoid", "cosine:2:0.1",
-                                  "laplace"])
+                                  "laplace", "modified_softmax:tanh"])
 def test_gate_split_gives_every_field_its_copies(spec):
     """An over-specified start copies every per-expert gate field (the quadratic sigmoid gate
     once dropped A, so its over-specified fits all failed on shapes)."""
@@ -185,6 +185,22 @@ def test_gate_split_gives_every_field_its_copies(spec):
     split = gate.split(params, np.array([0, 0, 1]))
     for f, shape in three.items():
         assert getattr(split, f).shape == shape, (spec, f)
+
+
+def test_modified_softmax_gate_is_the_softmax_gate_on_bounded_inputs():
+    """modified_softmax:ACT is the softmax gate applied to ACT(x); unbounded maps refused."""
+    from moestat.registry import make_gate
+
+    rng = np.random.default_rng(3)
+    X = jnp.asarray(rng.normal(size=(30, 2)) * 3)
+    params = make_gate("softmax").Params(jnp.asarray(rng.normal(size=(3, 2))),
+                                         jnp.asarray([0.2, -0.1, 0.0]))
+    for act, f in (("tanh", np.tanh), ("sigmoid", lambda z: 1 / (1 + np.exp(-z)))):
+        w = make_gate(f"modified_softmax:{act}").weights(params, X)
+        np.testing.assert_allclose(w, make_gate("softmax").weights(params, jnp.asarray(
+            f(np.asarray(X)))), rtol=1e-12)
+    with pytest.raises(InputError, match="bounded map"):
+        make_gate("modified_softmax:relu")
 
 
 def test_laplace_gate_is_the_softmax_of_negative_distances():

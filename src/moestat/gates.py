@@ -165,6 +165,49 @@ class SoftmaxGate(AffineCoefficients, Gate):
         return split_softmax_intercepts(params, assignment)
 
 
+BOUNDED = ("tanh", "sigmoid")  # bounded activations: the modified gate's input maps
+
+
+@dataclass(frozen=True)
+class ModifiedSoftmaxGate(SoftmaxGate):
+    """w_i(x) = softmax_i(beta1_i . M(x) + beta0_i), M = ACT elementwise and bounded (tanh,
+    sigmoid): the modified softmax gate of arXiv 2310.14188. Its derivative in beta1 carries
+    M(x), not x, which breaks the PDE d2u/(d beta1 d b) = du/da that couples a softmax gate
+    with a linear expert's slopes. Newton steps on the features [M(x), 1]; M is not affine,
+    so fits keep the user's feature scale."""
+
+    name: ClassVar[str] = "modified_softmax"
+    argument: ClassVar[str] = "ACT"
+    x_fields: ClassVar[tuple | None] = None
+    test_truths: ClassVar[dict] = {
+        "modified_softmax:tanh": {"beta1": [[3.0], [0.0]], "beta0": [0.5, 0.0]}}
+    logit_monomials = None  # not polynomial in x: no one-pass EM
+    activation: str = "tanh"
+
+    @classmethod
+    def from_spec(cls, argument):
+        act = argument or "tanh"
+        if act not in BOUNDED:
+            raise InputError(f"modified_softmax needs a bounded map, one of {', '.join(BOUNDED)}"
+                             f"; got {act!r}")
+        return cls(activation=act)
+
+    @property
+    def label(self):
+        return f"{self.name}:{self.activation}"
+
+    def inputs(self, X):
+        from moestat.activations import get_activation
+
+        return get_activation(self.activation)(X)
+
+    def logits(self, params, X):
+        return self.inputs(X) @ params.beta1.T + params.beta0
+
+    def logit_features(self, X):
+        return affine_features(self.inputs(X))
+
+
 @dataclass(frozen=True)
 class TopKSoftmaxGate(IntegerArgument, SoftmaxGate):
     """Softmax over the K largest logits; the others get weight exactly 0.

@@ -23,6 +23,7 @@ def _table(*classes: type[Part]) -> dict[str, type[Part]]:
 
 GATES: dict[str, type[Gate]] = _table(
     gates.SoftmaxGate,
+    gates.ModifiedSoftmaxGate,
     gates.TopKSoftmaxGate,
     temperature_gates.TemperatureSoftmaxGate,
     temperature_gates.ActivationTemperatureSoftmaxGate,
