@@ -149,7 +149,7 @@ class Setting(Strict):
     # topk_softmax:2 data fitted with topk_softmax:3
     expert: str = "linear"
     noise: str = "gaussian"
-    kind: Literal["mixture", "regression"] = "mixture"
+    kind: Literal["mixture", "regression", "classification"] = "mixture"
     estimator: Literal["em", "mle", "lse", "sgd"] = "em"
     n_experts: Annotated[int, Field(ge=1, le=64)]
     n_features: Annotated[int, Field(ge=1, le=1024)]
