@@ -81,8 +81,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, TableEstimator):
 
     def predict_proba(self, X):
         """P(y = classes_[l] | x), shape (n_samples, R)."""
-        X = self._X(X)
-        return np.exp(np.asarray(self.model_.class_log_probs(self.fitted_.params, X)))
+        p = np.exp(self.predict_log_proba(X))
+        return p / p.sum(axis=1, keepdims=True)  # rows sum to 1 to the last bit
 
     def predict_log_proba(self, X):
         X = self._X(X)
