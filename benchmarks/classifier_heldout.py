@@ -10,7 +10,7 @@ standard error over the splits) and accuracy, and how many of the classifier's f
 flagged degenerate (a coefficient on its box: labels that an expert or the gate separates).
 Log-losses are clipped as scikit-learn's log_loss clips probabilities (eps = float64's).
 
-Run: .venv/bin/python benchmarks/classifier_heldout.py [--seeds 10]
+Run: .venv/bin/python benchmarks/classifier_heldout.py [--seeds 10] [--data iris wine]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from sklearn.preprocessing import StandardScaler
 
 from moestat import MixtureOfExpertsClassifier
 
-DATA = {"iris": load_iris, "wine": load_wine, "breast cancer": load_breast_cancer}
+DATA = {"iris": load_iris, "wine": load_wine, "breast_cancer": load_breast_cancer}
 
 
 def models(seed: int) -> dict:
@@ -40,10 +40,11 @@ def models(seed: int) -> dict:
     }
 
 
-def main(seeds: int) -> None:
+def main(seeds: int, names: list[str]) -> None:
     print("| data set | model | held-out log-loss (s.e.) | accuracy | degenerate fits |")
     print("|---|---|---|---|---|")
-    for name, load in DATA.items():
+    for name in names:
+        load = DATA[name]
         X, y = load(return_X_y=True)
         rows: dict[str, list] = {}
         for seed in range(seeds):
@@ -70,4 +71,6 @@ def main(seeds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
-    main(parser.parse_args().seeds)
+    parser.add_argument("--data", nargs="+", choices=list(DATA), default=list(DATA))
+    args = parser.parse_args()
+    main(args.seeds, args.data)
