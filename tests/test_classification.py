@@ -144,3 +144,6 @@ def test_cli_fits_a_label_column(tmp_path):
                        timeout=300)
     assert r.returncode == 2 and "drop --expert and --noise" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+    r = subprocess.run([a for a in run if a not in ("--kind", "classification")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "(class labels: --kind classification)" in r.stderr

@@ -100,7 +100,12 @@ def read_table(path: str | Path, target: str, features: list[str] | None = None,
                 raise InputError(f"column {target!r} row {line}: missing label")
             text.append(r[t].strip())
         else:
-            y[i] = _parse(r[t], target, line)
+            try:
+                y[i] = _parse(r[t], target, line)
+            except InputError as e:  # text in the target: labels, most likely
+                if "is not a number" not in str(e):
+                    raise
+                raise InputError(f"{e} (class labels: --kind classification)") from None
     classes = None
     if labels:
         classes, y = _classes(text)
