@@ -38,7 +38,7 @@ def criteria(fit, n_samples: int) -> dict:
     p = fit.model.n_free_parameters()
     bic = -2 * fit.loglik + p * np.log(n_samples)
     icl = None
-    if fit.model.kind == "mixture":
+    if fit.model.kind != "regression":  # mixtures and classifiers have responsibilities
         icl = bic + 2 * float(_entropy_program(fit.model)(fit.result.params, *fit.data))
     return {"k": fit.model.n_experts, "loglik": fit.loglik, "bic": bic, "icl": icl,
             "aic": -2 * fit.loglik + 2 * p, "n_parameters": p}
