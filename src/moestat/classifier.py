@@ -10,10 +10,8 @@ expert.tau (k, R-1). `score` is the mean log-likelihood of the labels (not the a
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 from sklearn.base import ClassifierMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
 
@@ -108,7 +106,4 @@ class MixtureOfExpertsClassifier(ClassifierMixin, TableEstimator):
 
     def sample(self, X, random_state=None):
         """Draw a label for every row of X, shape (n_samples,)."""
-        seed = check_random_state(random_state).randint(2**31 - 1)
-        X = self._X(X)
-        codes = self.model_.sample(jax.random.PRNGKey(seed), self.fitted_.params, X)
-        return self.classes_[np.asarray(codes).astype(int)]
+        return self.classes_[super().sample(X, random_state).astype(int)]
