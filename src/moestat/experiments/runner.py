@@ -24,13 +24,14 @@ from moestat.experiments.grid import cells
 from moestat.experiments.metric_runs import MetricRuns, metric_runs
 from moestat.experiments.metrics import COUNTS, check_metrics
 from moestat.experiments.store import (
-    cell_key,
+    cell_keys,
     config_hash,
     done_keys,
     failed_keys,
     quarantine_damaged,
     quarantine_foreign,
     read_rows,
+    rekey,
     remove_temporaries,
     write_cell,
 )
@@ -50,21 +51,31 @@ def resolve(config_path: str | Path, preset: str | None = None,
 
 
 def prepare_out(config, out: Path, resume: bool, parse=parse_config) -> None:
-    """Write DIR/config.resolved.toml, refusing a directory made by a different config.
-    `parse(data, source)` reads the config kind back (rate study by default)."""
+    """Write DIR/config.resolved.toml, refusing a directory made by a different config
+    (`same_run`). `parse(data, source)` reads the config kind back (rate study by default)."""
     if Path(out).exists() and not Path(out).is_dir():
         raise InputError(f"--out {out} is a file; name a directory")
     path = Path(out) / RESOLVED
     text = tomli_w.dumps(config.model_dump(mode="json", exclude_none=True))
     if path.exists():
         old = parse(read_toml(path), str(path))
-        if config_hash(old) != config_hash(config):
+        if not same_run(old, config):
             raise InputError(f"{out} holds results of a different config (or preset / seed); "
                              "use another --out or delete it")
         if not resume:
             for p in (Path(out) / "cells").glob("*.parquet"):
                 p.unlink()
     write_text_atomic(path, text)
+
+
+def same_run(old, new) -> bool:
+    """May `new` continue the run directory of `old`? Attention studies: the same config.
+    Rate studies: the same experiment, seed and grid; edited claims, added or changed settings
+    continue it (a changed setting's cells are moved aside, store.quarantine_foreign)."""
+    if not isinstance(new, ExperimentConfig):
+        return config_hash(old) == config_hash(new)
+    keep = ("name", "seed", "block", "replicates", "n")
+    return all(getattr(old, f) == getattr(new, f) for f in keep)
 
 
 def load_resolved(out: Path, parse=parse_config):
@@ -89,11 +100,12 @@ def run_sweep(config: ExperimentConfig, out: Path, backend=None,
     if damaged and on_damaged:
         on_damaged(damaged)
     backend = backend or InProcess()
-    chash = config_hash(config)
     all_cells = cells(config)
-    foreign = quarantine_foreign(out, {cell_key(chash, c) for c in all_cells})
+    keys = dict(zip(all_cells, cell_keys(config, all_cells), strict=True))
+    rekey(out, [(whole, key) for key, whole in keys.values()])  # directories written before
+    foreign = quarantine_foreign(out, {k for pair in keys.values() for k in pair})
     done_already = done_keys(out)  # one directory listing, not one per cell
-    todo = [c for c in all_cells if cell_key(chash, c) not in done_already]
+    todo = [c for c in all_cells if not set(keys[c]) & done_already]
     retried = len(failed_keys(out))
     for text in ([f"moved {len(foreign)} cell file(s) of another config to {out}/foreign/"]
                  if foreign else []) + ([f"retrying {retried} cell(s) that failed before"]
@@ -104,7 +116,7 @@ def run_sweep(config: ExperimentConfig, out: Path, backend=None,
     done = total - len(todo)
     for cell, rows in backend.map_cells(config, todo):
         failed = bool(rows["failed"]) and all(rows["failed"])  # rows.failed_rows
-        write_cell(out, cell_key(chash, cell), rows, failed=failed)
+        write_cell(out, keys[cell][0], rows, failed=failed)
         done += 1
         if on_cell:
             on_cell(done, total)
@@ -115,11 +127,13 @@ def run_sweep(config: ExperimentConfig, out: Path, backend=None,
 def status(out: Path, table=None) -> dict:
     """Cells done / total and fit counts; `table` (the run's rows) saves re-reading them."""
     config = load_resolved(out)
-    chash = config_hash(config)
     all_cells = cells(config)
-    expected = {cell_key(chash, c) for c in all_cells}
-    done = len(done_keys(out) & expected)
-    failed = len(failed_keys(out) & expected - done_keys(out))
+    keys = cell_keys(config, all_cells)
+    expected = {k for pair in keys for k in pair}
+    finished = done_keys(out)
+    done = sum(bool(set(pair) & finished) for pair in keys)
+    failed = sum(bool(set(pair) & failed_keys(out)) and not set(pair) & finished
+                 for pair in keys)
     table = read_rows(out, expected) if table is None else table
     n_fits = 0 if table is None else table.num_rows
     nonconv = 0 if table is None else int(np.sum(~np.asarray(table["converged"])))
@@ -131,8 +145,7 @@ def status(out: Path, table=None) -> dict:
 def expected_keys(out: Path, config: ExperimentConfig | None = None) -> set[str]:
     """The cell keys of the run's config (what its reports may read)."""
     config = load_resolved(out) if config is None else config
-    chash = config_hash(config)
-    return {cell_key(chash, c) for c in cells(config)}
+    return {k for pair in cell_keys(config, cells(config)) for k in pair}
 
 
 def report(out: Path, n_boot: int = 2000) -> dict:

@@ -1,7 +1,7 @@
 """Results on disk: one Parquet file per finished cell, written atomically.
 
     DIR/config.resolved.toml   the resolved config (preset and seed applied)
-    DIR/cells/<key>.parquet    one finished cell; key = sha256(config hash | cell)[:24]
+    DIR/cells/<key>.parquet    one finished cell; key = sha256(setting hash | cell)[:24]
     DIR/cells/<key>.failed.parquet   a cell whose computation kept raising: its rows say so
                                (reports count them as failed fits), and it is not done — a
                                rerun computes it again and the success replaces it
@@ -43,6 +43,34 @@ def config_hash(config: BaseModel) -> str:
 def cell_key(chash: str, cell: Cell) -> str:
     raw = f"{chash}|{cell.setting}|{cell.n}|{cell.start}|{cell.stop}"
     return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+# what a config holds that no cell's rows depend on: the report's reading (claims, theory,
+# paper, headline...), the grid (a cell carries its n and replicate range), and the settings,
+# truths and metrics lists, of which each cell's key takes its own setting (truth inlined) and
+# metrics only
+NOT_IN_CELLS = {"description", "local_window", "theory", "paper", "presets", "claims",
+                "headline", "n", "replicates", "settings", "truths", "metrics", "init_scales"}
+
+
+def setting_hash(config, setting) -> str:
+    """Hash of what determines the cells of one setting: the config's other fields (seed,
+    block...), the setting and the metrics it records. Editing a claim or another setting
+    leaves it, and so the setting's finished cells, unchanged."""
+    blob = json.dumps({"config": config.model_dump(mode="json", exclude_defaults=True,
+                                                   exclude=NOT_IN_CELLS),
+                       "setting": setting.model_dump(mode="json", exclude_defaults=True),
+                       "metrics": config.metrics_for(setting.name)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def cell_keys(config, cells: list[Cell]) -> list[tuple[str, str]]:
+    """(key, whole-config key) of each cell: cells are written under the first, which depends
+    on the cell's own setting only (`setting_hash`); a cell file under the second, the key of
+    run directories written before, counts as the same cell."""
+    by_setting = {s.name: setting_hash(config, s) for s in config.settings}
+    whole = config_hash(config)
+    return [(cell_key(by_setting[c.setting], c), cell_key(whole, c)) for c in cells]
 
 
 def cells_dir(out: Path) -> Path:
@@ -113,6 +141,18 @@ def done_keys(out: Path) -> set[str]:
 def failed_keys(out: Path) -> set[str]:
     """Keys of the cells whose last computation failed."""
     return {p.stem.removesuffix(FAILED) for p in _cell_files(out) if p.stem.endswith(FAILED)}
+
+
+def rekey(out: Path, pairs) -> int:
+    """Rename finished cells from an old key to a new one, (old, new) per cell, where the new
+    file does not exist yet (an atomic rename each); returns how many were renamed."""
+    moved = 0
+    for old, new in pairs:
+        src, dest = cells_dir(out) / f"{old}.parquet", cells_dir(out) / f"{new}.parquet"
+        if old != new and src.exists() and not dest.exists():
+            os.replace(src, dest)
+            moved += 1
+    return moved
 
 
 def quarantine_foreign(out: Path, expected: set[str]) -> list[str]:
