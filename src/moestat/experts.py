@@ -199,6 +199,43 @@ class RidgeExpert(ActivatedExpert):
         return get_activation(self.activation)(X @ params.a.T + params.b)
 
 
+class ScaledRidgeParams(NamedTuple):
+    a: jax.Array  # (k, d)
+    b: jax.Array  # (k,)
+    c: jax.Array  # (k,) amplitude
+
+
+POSITIVELY_HOMOGENEOUS = ("relu",)  # act(s u) = s act(u) for s > 0
+
+
+@dataclass(frozen=True)
+class ScaledRidgeExpert(ActivatedExpert):
+    """h(x) = c act(a^T x + b), an amplitude times a ridge (the shared-expert paper's
+    kappa2 ReLU(kappa1 x + kappa0)). For a positively homogeneous act (relu) only
+    (c ||a||, a / ||a||, b / ||a||) is identified: `canonicalize` brings parameters to the
+    gauge ||a|| = 1, which the losses compare (the fit's scale along that ray is free)."""
+
+    name: ClassVar[str] = "scaled_ridge"
+    Params: ClassVar[type] = ScaledRidgeParams
+    x_fields: ClassVar[tuple] = ("a", "b")
+    test_truths: ClassVar[dict] = {
+        "scaled_ridge:tanh": {"a": [[2.0], [-1.5], [0.5]], "b": [0.5, -1.0, -1.5],
+                              "c": [1.5, -1.0, 2.0]}}
+
+    def shapes(self, k, d):
+        return {"a": (k, d), "b": (k,), "c": (k,)}
+
+    def mean(self, params, X):
+        return params.c * get_activation(self.activation)(X @ params.a.T + params.b)
+
+    def canonicalize(self, params):
+        if self.activation not in POSITIVELY_HOMOGENEOUS:
+            return params
+        s = jnp.linalg.norm(params.a, axis=1)
+        s = jnp.where(s > 0, s, 1.0)
+        return params._replace(a=params.a / s[:, None], b=params.b / s, c=params.c * s)
+
+
 @dataclass(frozen=True)
 class RidgeNoBiasExpert(ActivatedExpert):
     """h(x) = act(eta^T x) (no bias), the contaminated models' expert."""

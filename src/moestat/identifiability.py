@@ -191,7 +191,8 @@ def check_gate(spec: str, *, n_points: int = 4000, n_atoms: int = 2, n_trials: i
     from moestat.errors import InputError
     from moestat.registry import make_gate
 
-    gate = make_gate(spec)
+    named = make_gate(spec)
+    gate = getattr(named, "inner", named)  # shared + routed experts: the routed gate's condition
     if not gate.normalized or gate.frozen_expert:
         raise InputError(f"--gate checks a normalised gate of k experts, got {gate.label}")
     gate.check(2)
@@ -240,7 +241,8 @@ def check_gate(spec: str, *, n_points: int = 4000, n_atoms: int = 2, n_trials: i
             "the gate's parameters interact with the expert's (a PDE such as d2u/(d beta1 d b) "
             "= du/da): in an over-fitted cell they converge at rates set by the cell's size "
             "(softmax: beta1 at n^-1/(2 rbar), a at n^-1/rbar)")
-    return Report(f"gate {gate.label}", [c], rate)
+    label = named.label if gate is named else f"{named.label} (its routed gate {gate.label})"
+    return Report(f"gate {label}", [c], rate)
 
 
 # ---- distinguishability of a frozen expert from the prompt family ---------------------------

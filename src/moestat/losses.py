@@ -111,9 +111,15 @@ def _with_k(model: MixtureOfExperts, k: int) -> MixtureOfExperts:
     return dataclasses.replace(model, n_experts=int(k)) if k != model.n_experts else model
 
 
-def match(model: MixtureOfExperts, fitted: MoEParams, truth: MoEParams):
+def match(model: MixtureOfExperts, fitted: MoEParams, truth: MoEParams, truth_model=None):
     """Align the gauge and build cells. Returns (cells (k, k*), block distances {b: (k, k*)},
-    fitted weights (k,), true weights (k*,), aligned fitted parameters)."""
+    fitted weights (k,), true weights (k*,), aligned fitted parameters).
+
+    Gates of several families (shared + routed experts: `families`) match each family apart
+    and return the families' cells and distances block-diagonally, in the experts' order.
+    The truth's families follow `truth_model` (default: the fitted model with k* experts)."""
+    if hasattr(model.gate, "families"):
+        return _match_families(model, fitted, truth, truth_model)
     fitted = align_gauge(model, fitted, truth)
     fb = atom_blocks(model, fitted)
     tb = atom_blocks_truth(model, truth)
@@ -126,14 +132,25 @@ def match(model: MixtureOfExperts, fitted: MoEParams, truth: MoEParams):
     return cells, bd, w, w_true, fitted
 
 
+def _match_families(model, fitted, truth, truth_model):
+    tm = truth_model or _with_k(model, jax.tree_util.tree_leaves(truth.expert)[0].shape[0])
+    parts = [match(m, f, t) for (_, m, f), (_, _, t) in
+             zip(model.gate.families(model, fitted), tm.gate.families(tm, truth), strict=True)]
+    diag = jax.scipy.linalg.block_diag
+    blocks = dict.fromkeys(b for p in parts for b in p[1])
+    bd = {b: diag(*(p[1].get(b, jnp.zeros_like(p[0])) for p in parts)) for b in blocks}
+    return (diag(*(p[0] for p in parts)), bd, jnp.concatenate([p[2] for p in parts]),
+            jnp.concatenate([p[3] for p in parts]), fitted)
+
+
 # ---- Voronoi losses ------------------------------------------------------------------------
 Exponent = Callable[[str, jax.Array], jax.Array]  # (block, cell size) -> exponent
 
 
-def voronoi_loss(model, fitted, truth, exponent: Exponent):
+def voronoi_loss(model, fitted, truth, exponent: Exponent, truth_model=None):
     """sum_j |sum_{i in A_j} w_i - w*_j| + sum_j sum_{i in A_j} w_i sum_b ||d b_ij||^e(b,|A_j|),
     plus |tau_hat - tau*| for temperature gates."""
-    cells, bd, w, w_true, fitted = match(model, fitted, truth)
+    cells, bd, w, w_true, fitted = match(model, fitted, truth, truth_model)
     size = cells.sum(axis=0)  # (k*,)
     weight_term = jnp.sum(jnp.abs(cells.T @ w - w_true))
     atom_size = cells @ size  # (k,) size of each fitted atom's cell
@@ -142,15 +159,15 @@ def voronoi_loss(model, fitted, truth, exponent: Exponent):
                                                                          truth).values())
 
 
-def d1(model, fitted, truth):
+def d1(model, fitted, truth, truth_model=None):
     """D1 (exact-specified): every exponent 1."""
-    return voronoi_loss(model, fitted, truth, lambda b, s: 1.0)
+    return voronoi_loss(model, fitted, truth, lambda b, s: 1.0, truth_model)
 
 
 D2_BLOCK_FACTOR = {"beta1": 1.0, "a": 0.5, "b": 1.0, "var": 0.5}  # exponent = factor * rbar
 
 
-def d2(model, fitted, truth, rbar: dict[int, float] | None = None):
+def d2(model, fitted, truth, rbar: dict[int, float] | None = None, truth_model=None):
     """D2 (over-specified Gaussian MoE): exponent 1 in singleton cells; in a cell of s >= 2
     atoms rbar(s) for beta1 and b, rbar(s)/2 for a and var (other blocks: rbar(s)), except
     where the gate fixes a block's exponent (`Gate.d2_overfitted_exponents`; the Laplace gate:
@@ -167,14 +184,15 @@ def d2(model, fitted, truth, rbar: dict[int, float] | None = None):
         over = fixed[block] if block in fixed else D2_BLOCK_FACTOR.get(block, 1.0) * r
         return jnp.where(s <= 1, 1.0, over)
 
-    return voronoi_loss(model, fitted, truth, exponent)
+    return voronoi_loss(model, fitted, truth, exponent, truth_model)
 
 
-def check_d2_cells(model, fitted, truth, rbar: dict[int, float] | None = None) -> None:
-    """Raise ValueError when a Voronoi cell has a size with no established rbar."""
+def check_d2_cells(model, fitted, truth, rbar: dict[int, float] | None = None,
+                   truth_model=None) -> None:
+    """Raise InputError when a Voronoi cell has a size with no established rbar."""
     from moestat.errors import InputError
 
-    cells, *_ = match(model, fitted, truth)
+    cells, *_ = match(model, fitted, truth, truth_model)
     sizes = jnp.asarray(cells).sum(axis=-2)
     known = set(RBAR) | set(rbar or {})
     bad = sorted({int(s) for s in jnp.ravel(sizes) if s > 1 and int(s) not in known})
@@ -183,14 +201,15 @@ def check_d2_cells(model, fitted, truth, rbar: dict[int, float] | None = None) -
                          "pass rbar={size: exponent}")
 
 
-def d_lse(model, fitted, truth):
+def d_lse(model, fitted, truth, truth_model=None):
     """D_LSE (over-specified regression MoE): exponent 1 in singleton cells, 2 otherwise."""
-    return voronoi_loss(model, fitted, truth, lambda b, s: jnp.where(s <= 1, 1.0, 2.0))
+    return voronoi_loss(model, fitted, truth, lambda b, s: jnp.where(s <= 1, 1.0, 2.0),
+                        truth_model)
 
 
-def d_r(model, fitted, truth, r: float):
+def d_r(model, fitted, truth, r: float, truth_model=None):
     """D_r: every parameter difference raised to r in every cell."""
-    return voronoi_loss(model, fitted, truth, lambda b, s: float(r))
+    return voronoi_loss(model, fitted, truth, lambda b, s: float(r), truth_model)
 
 
 def to_truth_scale(model, fitted, truth):
@@ -205,12 +224,12 @@ SCALED = "_scaled"  # metric-name marker: evaluate on to_truth_scale(fitted)
 
 
 # ---- per-parameter errors ------------------------------------------------------------------
-def parameter_errors(model, fitted, truth) -> dict[str, jax.Array]:
+def parameter_errors(model, fitted, truth, truth_model=None) -> dict[str, jax.Array]:
     """Per block: the max over true atoms of each cell's error (singleton: the atom's error;
     over-fitted cell: the max over its atoms); `<block>@singleton` / `<block>@overfitted`
     restrict to that cell type (NaN when there is none); `beta0_weight` = max_j |sum w - w*|;
     `tau` for temperature gates; `empty_cells` counts true atoms no fitted atom matched."""
-    cells, bd, w, w_true, fitted = match(model, fitted, truth)
+    cells, bd, w, w_true, fitted = match(model, fitted, truth, truth_model)
     size = cells.sum(axis=0)
     out = {}
     for b, d in bd.items():
@@ -284,7 +303,7 @@ def cell_l2_errors(model, fitted, truth, X_eval, truth_model=None) -> dict[str, 
     Returns `cell_l2` (max over cells), `cell_l2@singleton`, `cell_l2@overfitted` (NaN when
     there is no such cell)."""
     tm = truth_model or _with_k(model, jax.tree_util.tree_leaves(truth.expert)[0].shape[0])
-    cells, *_ = match(model, fitted, truth)  # (k, k*)
+    cells, *_ = match(model, fitted, truth, tm)  # (k, k*)
     share = (model.gate_weights(fitted, X_eval) * model.expert_means(fitted, X_eval)) @ cells
     true_share = tm.gate_weights(truth, X_eval) * tm.expert_means(truth, X_eval)  # (N, k*)
     err = jnp.sqrt(jnp.mean((share - true_share) ** 2, axis=0))  # (k*,)
@@ -304,13 +323,13 @@ def l2_error(model, fitted, truth, X_eval, truth_model=None):
 ACTIVE_SHARE = 0.01  # an atom whose mean gate weight over P_x is below this is switched off
 
 
-def split_cells(model, fitted, truth, X_eval) -> jax.Array:
+def split_cells(model, fitted, truth, X_eval, truth_model=None) -> jax.Array:
     """The number of true atoms whose Voronoi cell holds two or more active fitted atoms (mean
     gate weight over X_eval (N, d) at least ACTIVE_SHARE): 0 when the fit uses one atom per
     true atom and switches its spare atoms off ("escaped" from a split start), >= 1 when a
     true atom is still served by several atoms ("stuck" in the split). A count, not a loss:
     it is reported per n, never fitted as a rate."""
-    cells, *_ = match(model, fitted, truth)  # (k, k*)
+    cells, *_ = match(model, fitted, truth, truth_model)  # (k, k*)
     active = jnp.mean(model.gate_weights(fitted, X_eval)[:, : model.n_experts], axis=0)
     active = (active >= ACTIVE_SHARE).astype(cells.dtype)
     return jnp.sum(active @ cells >= 2).astype(float)

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from moestat import experts, gates, noise, prompt_gates, quadratic_gates, temperature_gates
+from moestat import (
+    experts,
+    gates,
+    noise,
+    prompt_gates,
+    quadratic_gates,
+    shared_gates,
+    temperature_gates,
+)
 from moestat.activations import ACTIVATIONS
 from moestat.errors import InputError
 from moestat.experts import Expert
@@ -34,6 +42,8 @@ GATES: dict[str, type[Gate]] = _table(
     prompt_gates.InputFreeGate,
     gates.CosineGate,
     gates.LaplaceGate,
+    shared_gates.NormalizedSigmoidGate,
+    shared_gates.SharedRoutedGate,
 )
 EXPERTS: dict[str, type[Expert]] = _table(
     experts.LinearExpert,
@@ -41,6 +51,7 @@ EXPERTS: dict[str, type[Expert]] = _table(
     experts.ConstantExpert,
     experts.RidgeExpert,
     experts.RidgeNoBiasExpert,
+    experts.ScaledRidgeExpert,
     experts.MultinomialExpert,
 )
 NOISES: dict[str, type[Noise]] = _table(noise.GaussianNoise, noise.LaplaceNoise,

@@ -64,15 +64,15 @@ def check_metrics(config: ExperimentConfig) -> None:
                              f"available: {avail}")
 
 
-def _parameter_losses(m, fitted, truth, names) -> dict:
+def _parameter_losses(m, fitted, truth, names, truth_model) -> dict:
     out = {}
     for name in names:
         if name in VORONOI:
-            out[name] = VORONOI[name](m, fitted, truth)
+            out[name] = VORONOI[name](m, fitted, truth, truth_model=truth_model)
         elif name.startswith("D_r"):
-            out[name] = L.d_r(m, fitted, truth, float(name[3:]))
+            out[name] = L.d_r(m, fitted, truth, float(name[3:]), truth_model)
     if any(x not in out for x in names):
-        out.update(L.parameter_errors(m, fitted, truth))
+        out.update(L.parameter_errors(m, fitted, truth, truth_model))
     return out
 
 
@@ -81,6 +81,7 @@ def metric_fn(models: SettingModels, metrics: list[str]):
     over replicates. Parameter losses compare the fit with `reference` (the truth, or its best
     k-atom approximation); density / regression errors compare it with the truth."""
     m, tm = models.fit_model, models.truth_model
+    ref_model = tm if models.setting.reference == "truth" else m  # G_bar has k atoms
 
     def fn(fitted, reference, truth, X_eval):
         out = {}
@@ -90,17 +91,17 @@ def metric_fn(models: SettingModels, metrics: list[str]):
             plain = [x for x in metrics if x not in FUNCTION_ERRORS and L.SCALED not in x]
             scaled = [x for x in metrics if L.SCALED in x]
             if plain:
-                out.update(_parameter_losses(m, fitted, reference, plain))
+                out.update(_parameter_losses(m, fitted, reference, plain, ref_model))
             if scaled:
                 base = _parameter_losses(m, L.to_truth_scale(m, fitted, reference), reference,
-                                         [x.replace(L.SCALED, "") for x in scaled])
+                                         [x.replace(L.SCALED, "") for x in scaled], ref_model)
                 out.update({x: base[x.replace(L.SCALED, "")] for x in scaled})
         if "hellinger" in metrics:
             out["hellinger"] = L.hellinger(m, fitted, truth, X_eval, truth_model=tm)
         if "l2" in metrics:
             out["l2"] = L.l2_error(m, fitted, truth, X_eval, truth_model=tm)
         if "split_cells" in metrics:
-            out["split_cells"] = L.split_cells(m, fitted, truth, X_eval)
+            out["split_cells"] = L.split_cells(m, fitted, truth, X_eval, tm)
         if any(x in metrics for x in CELL_L2):
             out.update(L.cell_l2_errors(m, fitted, truth, X_eval, truth_model=tm))
         return {k: out[k] for k in metrics}
