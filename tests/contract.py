@@ -79,10 +79,13 @@ def all_combinations():
 
 
 def covering_combinations():
-    """Every gate with two expert families, every expert with the softmax gate, both noises
-    alternating: each part appears in the default run."""
+    """Every gate class with two expert families (its first test truth), every expert with the
+    softmax gate, both noises alternating: each part appears in the default run."""
     out, i = [], 0
+    first = {}
     for g in GATES:
+        first.setdefault(type(make_gate(g)), g)
+    for g in first.values():
         for e in ("linear", "ridge:tanh"):
             out.append((g, e, NOISES[i % 2]))
             i += 1
