@@ -5,6 +5,8 @@ earlier scheme) are renamed in place instead of recomputed."""
 
 from __future__ import annotations
 
+import pytest
+
 from moestat.errors import InputError
 from moestat.experiments.grid import cells
 from moestat.experiments.runner import prepare_out, resolve, run_sweep, status
@@ -61,12 +63,8 @@ def test_claims_and_new_settings_keep_cells_and_a_changed_setting_recomputes_its
     assert computed == 2
     assert len(list((out / "foreign").glob("*.parquet"))) == 2
     # another seed is another run
-    try:
+    with pytest.raises(InputError, match="different config"):
         run(tmp_path, BASE.replace("seed = 3", "seed = 4") + changed + other, out)
-    except InputError as e:
-        assert "different config" in str(e)
-    else:
-        raise AssertionError("a run directory of another seed was continued")
 
 
 def test_a_directory_keyed_by_the_whole_config_is_renamed_not_recomputed(tmp_path):

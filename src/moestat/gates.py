@@ -115,6 +115,17 @@ def split_softmax_intercepts(params, assignment):
     return out._replace(beta0=out.beta0 - jnp.log(jnp.asarray(counts, dtype=float)))
 
 
+def split_sigmoid_intercepts(params, assignment):
+    """Copies share every field (A of quadratic gates too) and divide the true weight:
+    sigmoid(beta0') = sigmoid(beta0) / count."""
+    assignment = np.asarray(assignment)
+    counts = jnp.asarray(np.bincount(assignment)[assignment], dtype=float)
+    idx = jnp.asarray(assignment)
+    copies = type(params)(*(v[idx] for v in params))
+    w = jax.nn.sigmoid(copies.beta0) / counts
+    return copies._replace(beta0=jnp.log(w) - jnp.log1p(-w))
+
+
 def top_k_mask(logits, k_active: int):
     """True for the K largest logits of each row (n, k); ties go to the lowest index: expert i
     is active when #{j: z_j > z_i} + #{j < i: z_j = z_i} < K."""
@@ -276,12 +287,7 @@ class SigmoidGate(Gate):
         return jnp.sum(weights * ll.sum(axis=1))
 
     def split(self, params, assignment):
-        """Copies divide the true weight: sigmoid(beta0') = sigmoid(beta0) / count."""
-        assignment = np.asarray(assignment)
-        counts = jnp.asarray(np.bincount(assignment)[assignment], dtype=float)
-        copies = super().split(params, assignment)  # every field (A of quadratic gates too)
-        w = jax.nn.sigmoid(copies.beta0) / counts
-        return copies._replace(beta0=jnp.log(w) - jnp.log1p(-w))
+        return split_sigmoid_intercepts(params, assignment)
 
 
 @dataclass(frozen=True)

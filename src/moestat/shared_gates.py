@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from moestat.errors import InputError
-from moestat.gates import Gate, LinearGateParams
+from moestat.gates import Gate, LinearGateParams, split_sigmoid_intercepts
 from moestat.parts import integer_argument
 
 LOG_HALF = float(np.log(0.5))
@@ -63,11 +63,7 @@ class NormalizedSigmoidGate(Gate):
 
     def split(self, params, assignment):
         """Copies share the slopes; their intercepts divide sigmoid(beta0) among them."""
-        assignment = np.asarray(assignment)
-        counts = jnp.asarray(np.bincount(assignment)[assignment], dtype=float)
-        copies = super().split(params, assignment)
-        w = jax.nn.sigmoid(copies.beta0) / counts
-        return copies._replace(beta0=jnp.log(w) - jnp.log1p(-w))
+        return split_sigmoid_intercepts(params, assignment)
 
 
 class WeightsParams(NamedTuple):
@@ -203,9 +199,8 @@ class SharedRoutedGate(Gate):
         log omega) and the routed family (the INNER gate), each with its experts and noise."""
         k1 = self.n_shared
 
-        def rows(part_params, sl, shared_noise=False):
-            return part_params if shared_noise else type(part_params)(*(v[sl] for v in
-                                                                          part_params))
+        def rows(part_params, sl):
+            return type(part_params)(*(v[sl] for v in part_params))
 
         out = []
         for name, sl, gate, gp in (
@@ -213,6 +208,6 @@ class SharedRoutedGate(Gate):
                  WeightsParams(jax.nn.log_softmax(params.gate.beta0[:k1]))),
                 ("routed", slice(k1, model.n_experts), self.inner, self.routed(params.gate))):
             sub = dataclasses.replace(model, gate=gate, n_experts=sl.stop - sl.start)
-            out.append((name, sub, type(params)(gp, rows(params.expert, sl),
-                                                rows(params.noise, sl, model.noise.shared))))
+            noise = params.noise if model.noise.shared else rows(params.noise, sl)
+            out.append((name, sub, type(params)(gp, rows(params.expert, sl), noise)))
         return out

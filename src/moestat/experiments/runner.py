@@ -130,10 +130,9 @@ def status(out: Path, table=None) -> dict:
     all_cells = cells(config)
     keys = cell_keys(config, all_cells)
     expected = {k for pair in keys for k in pair}
-    finished = done_keys(out)
+    finished, failing = done_keys(out), failed_keys(out)  # one listing each
     done = sum(bool(set(pair) & finished) for pair in keys)
-    failed = sum(bool(set(pair) & failed_keys(out)) and not set(pair) & finished
-                 for pair in keys)
+    failed = sum(bool(set(pair) & failing) and not set(pair) & finished for pair in keys)
     table = read_rows(out, expected) if table is None else table
     n_fits = 0 if table is None else table.num_rows
     nonconv = 0 if table is None else int(np.sum(~np.asarray(table["converged"])))
