@@ -67,7 +67,7 @@ def test_list():
     r = run("list")
     assert r.returncode == 0
     for name in ("softmax", "topk_softmax", "contaminated", "ridge", "laplace", "lse",
-                 "contaminated_distinguishable"):
+                 "contaminated_distinguishable", "scaled_ridge:ACT[/ROUTED]"):
         assert name in r.stdout
 
 

@@ -345,10 +345,12 @@ def bench(
 @app.command(name="list")
 def list_parts():
     """Registered gates, experts, noises and estimators."""
+    from rich.markup import escape
+
     from moestat.registry import catalogue
 
     for group, names in catalogue().items():
-        console.print(f"[bold]{group}[/bold]: {', '.join(names)}")
+        console.print(f"[bold]{group}[/bold]: {escape(', '.join(names))}")
 
 
 INTERRUPTED = interrupts.STOP_NOW_EXIT  # 128 + SIGINT

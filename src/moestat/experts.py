@@ -15,6 +15,7 @@ other: with complementary sigmoid gates that would make regression models uniden
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
@@ -65,6 +66,19 @@ class Expert(Part):
 
     def mean(self, params, X):
         return self.design(X) @ self.to_coef(params).T
+
+    def row_mean(self, params, X, i):
+        """Expert i's mean (n_samples,) from its own parameters `params` (leading axis 1):
+        what EM's per-expert Gauss-Newton step differentiates."""
+        return self.mean(params, X)[:, 0]
+
+    def for_gate(self, gate) -> Expert:
+        """This expert as used under `gate` (a per-family expert takes the gate's K1)."""
+        return self
+
+    def family(self, name: str) -> Expert:
+        """The expert of one family ("shared" or "routed") of a shared-expert model."""
+        return self
 
 
 @dataclass(frozen=True)
@@ -213,27 +227,98 @@ class ScaledRidgeExpert(ActivatedExpert):
     """h(x) = c act(a^T x + b), an amplitude times a ridge (the shared-expert paper's
     kappa2 ReLU(kappa1 x + kappa0)). For a positively homogeneous act (relu) only
     (c ||a||, a / ||a||, b / ||a||) is identified: `canonicalize` brings parameters to the
-    gauge ||a|| = 1, which the losses compare (the fit's scale along that ray is free)."""
+    gauge ||a|| = 1, which the losses compare (the fit's scale along that ray is free).
+
+    ``scaled_ridge:ACT/ROUTED`` gives the two families of a ``shared:K1:INNER`` gate their
+    own activation: ACT for the K1 shared experts, ROUTED for the routed ones (ROUTED may be
+    ``identity``: c (a^T x + b), kept in the gauge c = 1, a linear expert). The model binds
+    K1 from its gate (`for_gate`)."""
 
     name: ClassVar[str] = "scaled_ridge"
+    argument: ClassVar[str] = "ACT[/ROUTED]"
     Params: ClassVar[type] = ScaledRidgeParams
     x_fields: ClassVar[tuple] = ("a", "b")
     test_truths: ClassVar[dict] = {
         "scaled_ridge:tanh": {"a": [[2.0], [-1.5], [0.5]], "b": [0.5, -1.0, -1.5],
                               "c": [1.5, -1.0, 2.0]}}
+    routed_activation: str | None = None
+    n_shared: int | None = None  # K1 of the model's shared gate, with `routed_activation`
+
+    def __post_init__(self):
+        get_activation(self.activation)
+        if self.routed_activation is not None:
+            get_activation(self.routed_activation)
+
+    @classmethod
+    def from_spec(cls, argument):
+        shared, _, routed = (argument or "tanh").partition("/")
+        expert = super().from_spec(shared)
+        return dataclasses.replace(expert, routed_activation=routed) if routed else expert
+
+    @property
+    def label(self):
+        tail = f"/{self.routed_activation}" if self.routed_activation else ""
+        return f"{self.name}:{self.activation}{tail}"
+
+    def for_gate(self, gate):
+        if self.routed_activation is None:
+            return self
+        k1 = getattr(gate, "n_shared", None)
+        if k1 is None:
+            raise InputError(f"expert {self.label} has one activation per family: it needs a "
+                             f"shared:K1:INNER gate, got {gate.label!r}")
+        return dataclasses.replace(self, n_shared=k1)
+
+    def family(self, name):
+        if self.routed_activation is None:
+            return self
+        act = self.activation if name == "shared" else self.routed_activation
+        return ScaledRidgeExpert(activation=act)
 
     def shapes(self, k, d):
         return {"a": (k, d), "b": (k,), "c": (k,)}
 
+    def _shared_rows(self, rows):
+        """Boolean mask over expert indices `rows`: True where the expert is shared."""
+        if self.n_shared is None:
+            raise InputError(f"expert {self.label} has one activation per family: build its "
+                             "model with a shared:K1:INNER gate")
+        return rows < self.n_shared
+
+    def _activate(self, U, rows):
+        act = get_activation(self.activation)
+        if self.routed_activation is None:
+            return act(U)
+        return jnp.where(self._shared_rows(rows), act(U),
+                         get_activation(self.routed_activation)(U))
+
     def mean(self, params, X):
-        return params.c * get_activation(self.activation)(X @ params.a.T + params.b)
+        rows = jnp.arange(params.c.shape[0])
+        return params.c * self._activate(X @ params.a.T + params.b, rows)
+
+    def row_mean(self, params, X, i):
+        return params.c[0] * self._activate(X @ params.a[0] + params.b[0], i)
 
     def canonicalize(self, params):
-        if self.activation not in POSITIVELY_HOMOGENEOUS:
-            return params
-        s = jnp.linalg.norm(params.a, axis=1)
-        s = jnp.where(s > 0, s, 1.0)
-        return params._replace(a=params.a / s[:, None], b=params.b / s, c=params.c * s)
+        out = _ridge_gauge(params, self.activation)
+        if self.routed_activation is None:
+            return out
+        routed = _ridge_gauge(params, self.routed_activation)
+        shared = self._shared_rows(jnp.arange(params.c.shape[0]))
+        return type(params)(*(jnp.where(shared.reshape((-1,) + (1,) * (u.ndim - 1)), u, v)
+                              for u, v in zip(out, routed, strict=True)))
+
+
+def _ridge_gauge(params, activation):
+    """c act(a x + b) in its gauge: ||a|| = 1 for relu, c = 1 for identity, else as given."""
+    if activation == "identity":
+        c = params.c
+        return params._replace(a=params.a * c[:, None], b=params.b * c, c=jnp.ones_like(c))
+    if activation not in POSITIVELY_HOMOGENEOUS:
+        return params
+    s = jnp.linalg.norm(params.a, axis=1)
+    s = jnp.where(s > 0, s, 1.0)
+    return params._replace(a=params.a / s[:, None], b=params.b / s, c=params.c * s)
 
 
 @dataclass(frozen=True)

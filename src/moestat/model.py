@@ -101,7 +101,8 @@ class MixtureOfExperts:
         """Build from part specs (``"ridge:tanh"`` etc.); validates the combination."""
         if kind not in KINDS:
             raise InputError(f"kind must be one of {KINDS}, got {kind!r}")
-        return cls(make_gate(gate), make_expert(expert),
+        gate = make_gate(gate)
+        return cls(gate, make_expert(expert).for_gate(gate),
                    make_noise(noise, shared=(kind == "regression")),
                    int(n_experts), int(n_features), kind, frozen)
 
@@ -129,6 +130,9 @@ class MixtureOfExperts:
         if not self.gate.frozen_expert and self.frozen is not None:
             raise InputError("a frozen expert needs a gate for one (contaminated, input_free)")
         self.gate.check(self.n_experts)
+        if self.expert.for_gate(self.gate) != self.expert:
+            raise InputError(f"expert {self.expert.label} is bound to another gate than "
+                             f"{self.gate.label!r}: build the model with create()")
 
     # ---- structure --------------------------------------------------------------------------
     @property

@@ -207,7 +207,8 @@ class SharedRoutedGate(Gate):
                 ("shared", slice(0, k1), ConstantWeightsGate(),
                  WeightsParams(jax.nn.log_softmax(params.gate.beta0[:k1]))),
                 ("routed", slice(k1, model.n_experts), self.inner, self.routed(params.gate))):
-            sub = dataclasses.replace(model, gate=gate, n_experts=sl.stop - sl.start)
+            sub = dataclasses.replace(model, gate=gate, expert=model.expert.family(name),
+                                      n_experts=sl.stop - sl.start)
             noise = params.noise if model.noise.shared else rows(params.noise, sl)
             out.append((name, sub, type(params)(gp, rows(params.expert, sl), noise)))
         return out

@@ -70,7 +70,9 @@ def build(setting: Setting) -> SettingModels:
                          "true expert are required")
     truth_model = dataclasses.replace(fit_model, n_experts=k_true)
     if setting.truth_gate is not None:
-        truth_model = dataclasses.replace(truth_model, gate=make_gate(setting.truth_gate))
+        truth_gate = make_gate(setting.truth_gate)
+        truth_model = dataclasses.replace(truth_model, gate=truth_gate,
+                                          expert=fit_model.expert.for_gate(truth_gate))
         if truth_model.gate.Params != fit_model.gate.Params:
             raise InputError(f"settings.{setting.name}.truth_gate: {setting.truth_gate!r} has "
                              f"other parameters than the fitted gate {setting.gate!r}")

@@ -290,17 +290,19 @@ def gauss_newton_expert_update(expert, params, X, y, W, expert_bounds, n_steps: 
     flat = lambda tree: jax.vmap(lambda i: ravel_pytree(row(tree, i))[0])(jnp.arange(k))  # noqa: E731
     F, F_lo, F_hi = flat(free), flat(lo), flat(hi)  # (k, p)
 
-    def h(f):  # one expert's mean, (p,) -> (n,)
+    rows = jnp.arange(k)
+
+    def h(f, i):  # expert i's mean, (p,) -> (n,)
         one = jax.tree_util.tree_map(lambda a: a[None], unravel(f))
-        return expert.mean(expert.from_free(one), X)[:, 0]
+        return expert.row_mean(expert.from_free(one), X, i)
 
     def sse(F):  # (k, p) -> (k,); +inf where not finite
-        s = jnp.sum(W.T * (y[None, :] - jax.vmap(h)(F)) ** 2, axis=1)
+        s = jnp.sum(W.T * (y[None, :] - jax.vmap(h)(F, rows)) ** 2, axis=1)
         return jnp.where(jnp.isfinite(s), s, jnp.inf)
 
     def step(_, F):
-        J = jax.vmap(jax.jacfwd(h))(F)  # (k, n, p)
-        r = y[None, :] - jax.vmap(h)(F)  # (k, n)
+        J = jax.vmap(jax.jacfwd(h))(F, rows)  # (k, n, p)
+        r = y[None, :] - jax.vmap(h)(F, rows)  # (k, n)
         A = jnp.einsum("knp,nk,knq->kpq", J, W, J)
         b = jnp.einsum("knp,nk,kn->kp", J, W, r)
         delta = ridge_solve(A, b, ridge)
