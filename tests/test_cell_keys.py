@@ -9,7 +9,7 @@ import pytest
 
 from moestat.errors import InputError
 from moestat.experiments.grid import cells
-from moestat.experiments.runner import prepare_out, resolve, run_sweep, status
+from moestat.experiments.runner import prepare_out, resolve, run_sweep, selected_settings, status
 from moestat.experiments.store import cell_key, cell_keys, config_hash
 from truths import TWO_EXPERTS
 
@@ -23,9 +23,9 @@ n = [300, 600]
 """
 
 
-def setting(name: str, max_iter: int) -> str:
+def setting(name: str, max_iter: int, extra: str = "") -> str:
     return (f'\n[[settings]]\nname = "{name}"\ngate = "softmax"\nexpert = "linear"\n'
-            f"max_iter = {max_iter}\n" + TWO_EXPERTS)
+            f"max_iter = {max_iter}\n{extra}" + TWO_EXPERTS)
 
 
 CLAIM = """
@@ -80,3 +80,27 @@ def test_a_directory_keyed_by_the_whole_config_is_renamed_not_recomputed(tmp_pat
     assert run(tmp_path, text, out)[0] == 0
     names = {p.stem for p in (out / "cells").glob("*.parquet")}
     assert names == {key for key, _ in cell_keys(config, all_cells)}
+
+
+def test_a_run_of_chosen_settings_leaves_the_others_to_a_later_run(tmp_path):
+    """`only` (moestat run --setting) computes the named settings' cells; the directory holds
+    the whole config, reported partial (and drawn, a metric no finished cell records left
+    out) until a run without it computes the rest."""
+    from moestat.experiments.plot import save_rate_figure
+
+    out = tmp_path / "run"
+    path = tmp_path / "keys.toml"
+    path.write_text(BASE + setting("exact", 200)
+                    + setting("other", 200, 'metrics = ["hellinger"]\n'))
+    config = resolve(path)
+    prepare_out(config, out, resume=True)
+    assert selected_settings(config, None) == {"exact", "other"}
+    with pytest.raises(InputError, match="'nope' is not a setting of keys; its settings: "
+                                         "exact, other"):
+        selected_settings(config, ["nope"])
+    assert run_sweep(config, out, only=selected_settings(config, ["other"])) == 2
+    st = status(out)
+    assert not st["complete"] and st["cells_done"] == 2
+    assert save_rate_figure(out, tmp_path / "partial.png").exists()  # no D1 column yet
+    assert run_sweep(config, out) == 2  # the rest; "other" is not recomputed
+    assert status(out)["complete"]

@@ -655,3 +655,10 @@ def test_a_setting_runs_the_grid_up_to_its_n_max(tmp_path):
                                                   'name = "exact"\nn_max = 100', 1)))
     with pytest.raises(InputError, match="n_max: 100 is below the smallest n"):
         check_runnable(low)
+
+
+def test_an_unknown_setting_is_refused_before_any_cell(tiny, tmp_path):
+    r = moestat("run", tiny, "--setting", "nope", "--out", tmp_path / "o")
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "error: --setting 'nope' is not a setting of tiny; its settings: exact"]
+    assert not (tmp_path / "o" / "cells").exists()

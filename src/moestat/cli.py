@@ -123,6 +123,8 @@ def run_sweep(
     scheduler: Annotated[str | None, typer.Option(
         help="Dask scheduler tcp://HOST:PORT, or 'local' to start a LocalCluster of "
              "--workers processes (default 2)")] = None,
+    setting: Annotated[list[str] | None, typer.Option(
+        help="run only this setting's cells (repeatable); the report covers them all")] = None,
 ):
     """Run a sweep (in-process, on --workers N local processes, or on a Dask cluster with
     --scheduler); writes cells, summary.json and rates.png, and prints the rate table."""
@@ -138,31 +140,24 @@ def run_sweep(
                              "experiment runs in-process")
         return _run_classification(config, out, preset, resume)
     load_for_run(config, preset, seed)  # the checks that need no JAX, before importing it
-    from moestat.experiments.backends import DaskCluster, InProcess, ProcessPool
+    from moestat.experiments import runner
+    from moestat.experiments.backends import choose_backend
     from moestat.experiments.grid import cells
-    from moestat.experiments.runner import prepare_out, resolve, run_sweep, write_summary
 
-    if scheduler is None:
-        backend = ProcessPool(workers) if workers > 0 else InProcess()
-    elif scheduler == "local":
-        backend = DaskCluster("local", workers or 2)
-    elif workers:
-        raise InputError("--workers applies to local runs; a remote --scheduler has its own "
-                         "workers")
-    else:
-        backend = DaskCluster(scheduler)
-    cfg = resolve(config, preset, seed)
+    backend = choose_backend(workers, scheduler)
+    cfg = runner.resolve(config, preset, seed)
+    only = runner.selected_settings(cfg, setting)
     out = out or Path("runs") / cfg.name
-    prepare_out(cfg, out, resume)
+    runner.prepare_out(cfg, out, resume)
     interrupts.stop_between_cells()
-    with render.cell_progress(console, cfg.name, len(cells(cfg)),
+    with render.cell_progress(console, cfg.name, sum(c.setting in only for c in cells(cfg)),
                               then=render.import_plotting_meanwhile) as advance:
-        run_sweep(cfg, out, backend, advance,
-                  lambda names: console.print(
-                      f"[yellow]moved {len(names)} damaged cell file(s) to {out}/corrupt/ "
-                      f"(failed checksum or unreadable); recomputing them[/yellow]"),
-                  lambda text: console.print(f"[yellow]{text}[/yellow]"))
-    rep = write_summary(out)
+        runner.run_sweep(cfg, out, backend, advance,
+                         lambda names: console.print(
+                             f"[yellow]moved {len(names)} damaged cell file(s) to {out}/corrupt/ "
+                             f"(failed checksum or unreadable); recomputing them[/yellow]"),
+                         lambda text: console.print(f"[yellow]{text}[/yellow]"), only=only)
+    rep = runner.write_summary(out)
     from moestat.experiments.plot import save_rate_figure
 
     figure = save_rate_figure(out, out / "rates.png", summary=rep)

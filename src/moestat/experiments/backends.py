@@ -170,3 +170,16 @@ class DaskCluster:
                         continue
                     rows = failed_rows(config, cell)
                 yield cell, rows
+
+
+def choose_backend(workers: int, scheduler: str | None):
+    """In-process (workers 0), a local process pool, a local Dask cluster (scheduler
+    'local') or a remote one (scheduler tcp://HOST:PORT, with its own workers)."""
+    if scheduler is None:
+        return ProcessPool(workers) if workers > 0 else InProcess()
+    if scheduler == "local":
+        return DaskCluster("local", workers or 2)
+    if workers:
+        raise InputError("--workers applies to local runs; a remote --scheduler has its own "
+                         "workers")
+    return DaskCluster(scheduler)

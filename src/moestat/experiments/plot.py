@@ -77,6 +77,8 @@ COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 def _series(ax, cols, sname, metric, stat, colour, label, r, marker="o"):
     """One (setting, metric): the statistic at each n with its bars, the fitted line (dashed)
     and the theory's slope (dotted, anchored at the fitted line's value at the smallest n)."""
+    if f"metric.{metric}" not in cols:  # no finished cell records it yet
+        return
     setting, n = np.asarray(cols["setting"]), np.asarray(cols["n"])
     sel = setting == sname
     ns = np.unique(n[sel])

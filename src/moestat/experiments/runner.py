@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import numpy as np
@@ -85,15 +85,27 @@ def load_resolved(out: Path, parse=parse_config):
     return parse(read_toml(path), str(path))
 
 
+def selected_settings(config: ExperimentConfig, names: list[str] | None) -> set[str]:
+    """The settings a run computes: `names` (each must be one of the config's), else all."""
+    known = [s.name for s in config.settings]
+    unknown = [n for n in names or [] if n not in known]
+    if unknown:
+        raise InputError(f"--setting {unknown[0]!r} is not a setting of {config.name}; "
+                         f"its settings: {', '.join(known)}")
+    return set(names or known)
+
+
 def run_sweep(config: ExperimentConfig, out: Path, backend=None,
               on_cell: Callable[[int, int], None] | None = None,
               on_damaged: Callable[[list[str]], None] | None = None,
-              on_note: Callable[[str], None] | None = None) -> int:
+              on_note: Callable[[str], None] | None = None,
+              only: Collection[str] | None = None) -> int:
     """Run every missing cell on `backend` (default in-process), writing each as it finishes;
     returns how many were computed. Damaged cell files (store.quarantine_damaged) are moved
     aside first, reported through `on_damaged(names)`, and recomputed; cell files of another
     config are moved to foreign/, and cells that failed before are computed again, each said
-    through `on_note(text)`."""
+    through `on_note(text)`. `only`: the names of the settings whose cells run (default all;
+    the others' cells stay as they are)."""
     budget()  # a bad MOESTAT_MEMORY_GB is refused here, not as failed cells
     remove_temporaries(out)
     damaged = quarantine_damaged(out)
@@ -105,14 +117,15 @@ def run_sweep(config: ExperimentConfig, out: Path, backend=None,
     rekey(out, [(whole, key) for key, whole in keys.values()])  # directories written before
     foreign = quarantine_foreign(out, {k for pair in keys.values() for k in pair})
     done_already = done_keys(out)  # one directory listing, not one per cell
-    todo = [c for c in all_cells if not set(keys[c]) & done_already]
-    retried = len(failed_keys(out))
+    mine = [c for c in all_cells if only is None or c.setting in only]
+    todo = [c for c in mine if not set(keys[c]) & done_already]
+    retried = len(failed_keys(out) & {k for c in mine for k in keys[c]})
     for text in ([f"moved {len(foreign)} cell file(s) of another config to {out}/foreign/"]
                  if foreign else []) + ([f"retrying {retried} cell(s) that failed before"]
                                         if retried else []):
         if on_note:
             on_note(text)
-    total = len(all_cells)
+    total = len(mine)
     done = total - len(todo)
     for cell, rows in backend.map_cells(config, todo):
         failed = bool(rows["failed"]) and all(rows["failed"])  # rows.failed_rows
