@@ -1,11 +1,12 @@
 """Padded sample sizes: data of several sizes share one compiled fit.
 
-XLA compiles one fit program per array shape, and on a 2-core machine one compile of an EM fit
-costs about as much as fitting 2 million rows. Both the estimator and the sweeps therefore fit
-a data set of n rows as `rows >= n` rows, where rows n + 1 .. rows repeat rows 1, 2, ...
-cyclically with sample weight 0: they change no sum, so the fit is the n-row fit up to
-rounding, and every value the fit touches stays finite (zero rows would not do: a Laplace
-expert's majorise-minimise weight 1/|r| at r = 0 is inf, and 0 x inf = NaN).
+XLA compiles one fit program per array shape, and on a 2-core machine one compile of an
+over-specified EM fit costs about as much as fitting 50 000 rows (COMPILE_ROWS). Both the
+estimator and the sweeps therefore fit a data set of n rows as `rows >= n` rows, where rows
+n + 1 .. rows repeat rows 1, 2, ... cyclically with sample weight 0: they change no sum, so
+the fit is the n-row fit up to rounding, and every value the fit touches stays finite (zero
+rows would not do: a Laplace expert's majorise-minimise weight 1/|r| at r = 0 is inf, and
+0 x inf = NaN).
 
 Which sizes:
 
@@ -26,8 +27,11 @@ import math
 
 import numpy as np
 
-COMPILE_ROWS = 2_000_000  # one compiled fit ~ EM over this many row-replicates (a contaminated
-# EM fit compiles in ~1-2 s and runs ~0.5-0.9 us per row-replicate on the 2-core machine)
+COMPILE_ROWS = 50_000  # one compiled fit ~ this many row-replicates of fitting, for the fits
+# that dominate a sweep's time: an over-specified EM fit (SQUAREM to 1e-8 - 1e-10, hundreds to
+# thousands of iterations) runs ~1.4e-4 s per row-replicate on the 2-core machine and compiles
+# in 3-5 s (3-4e4 rows); a contaminated EM fit (0.5-0.9 us per row-replicate, 1-2 s to
+# compile) would justify 2e6, but those sweeps take minutes either way
 
 
 def cyclic_index(n, rows: int, xp=np):
