@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TEST_WORKERS ?= 2  # pytest-xdist processes: the suite takes ~6 min on 2 cores, ~10 in one
 
 .PHONY: demo test test-slow lint bench clean
 
@@ -24,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
