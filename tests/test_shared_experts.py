@@ -199,3 +199,15 @@ def test_per_family_activations_need_a_shared_gate():
     with pytest.raises(InputError, match="unknown activation"):
         make_expert("scaled_ridge:relu/cubic")
     assert make_expert("scaled_ridge:relu/identity").label == "scaled_ridge:relu/identity"
+
+
+def test_parameter_counts_leave_out_the_scale_gauges():
+    """BIC's parameter count: a ReLU or linear-by-identity row c act(a x + b) has one direction
+    (c s, a / s, b / s) that changes nothing; tanh rows have none."""
+    tm, fm, _ = mixed_models()
+    # routed nsigmoid gate 2 x (slope, intercept), no shared logit free at K1 = 1; 3 experts
+    # of (a, b, c) less one gauge each; 3 variances
+    assert tm.n_free_parameters() == 4 + 3 * 2 + 3
+    assert fm.n_free_parameters() == (1 + 3 * 2) + 5 * 2 + 5
+    tanh = MixtureOfExperts.create("softmax", "scaled_ridge:tanh", n_experts=3, n_features=1)
+    assert tanh.n_free_parameters() == 2 * 2 + 3 * 3 + 3

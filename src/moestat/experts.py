@@ -72,6 +72,11 @@ class Expert(Part):
         what EM's per-expert Gauss-Newton step differentiates."""
         return self.mean(params, X)[:, 0]
 
+    def gauge_dimensions(self, k: int) -> int:
+        """Directions of the free coordinates of k experts that leave every mean unchanged
+        and that `to_free` keeps (what a parameter count for BIC leaves out)."""
+        return 0
+
     def for_gate(self, gate) -> Expert:
         """This expert as used under `gate` (a per-family expert takes the gate's K1)."""
         return self
@@ -220,6 +225,7 @@ class ScaledRidgeParams(NamedTuple):
 
 
 POSITIVELY_HOMOGENEOUS = ("relu",)  # act(s u) = s act(u) for s > 0
+SCALE_GAUGED = POSITIVELY_HOMOGENEOUS + ("identity",)  # c act(a x + b) = (c s) act((a x + b) / s)
 
 
 @dataclass(frozen=True)
@@ -268,6 +274,15 @@ class ScaledRidgeExpert(ActivatedExpert):
             raise InputError(f"expert {self.label} has one activation per family: it needs a "
                              f"shared:K1:INNER gate, got {gate.label!r}")
         return dataclasses.replace(self, n_shared=k1)
+
+    def gauge_dimensions(self, k):
+        """One per expert whose activation has a scale gauge (relu: ||a|| = 1, identity:
+        c = 1)."""
+        scaled = [a in SCALE_GAUGED for a in (self.activation, self.routed_activation)]
+        if self.routed_activation is None:
+            return k * scaled[0]
+        k1 = min(self.n_shared, k)
+        return k1 * scaled[0] + (k - k1) * scaled[1]
 
     def family(self, name):
         if self.routed_activation is None:

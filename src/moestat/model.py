@@ -213,7 +213,8 @@ class MixtureOfExperts:
     def n_free_parameters(self) -> int:
         """Number of free (gauge-fixed) real parameters."""
         free = jax.eval_shape(lambda: self.to_free(self.zeros()))  # shapes only: nothing runs
-        return int(sum(math.prod(v.shape) for v in jax.tree_util.tree_leaves(free)))
+        n = int(sum(math.prod(v.shape) for v in jax.tree_util.tree_leaves(free)))
+        return n - self.expert.gauge_dimensions(self.n_experts)
 
     # ---- the model --------------------------------------------------------------------------
     def gate_weights(self, params: MoEParams, X) -> jax.Array:
