@@ -104,3 +104,7 @@ def test_a_run_of_chosen_settings_leaves_the_others_to_a_later_run(tmp_path):
     assert save_rate_figure(out, tmp_path / "partial.png").exists()  # no D1 column yet
     assert run_sweep(config, out) == 2  # the rest; "other" is not recomputed
     assert status(out)["complete"]
+    # --no-resume with --setting recomputes that setting's cells only
+    prepare_out(config, out, resume=False, only={"exact"})
+    assert status(out)["cells_done"] == 2
+    assert run_sweep(config, out, only={"exact"}) == 2 and status(out)["complete"]

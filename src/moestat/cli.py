@@ -148,7 +148,7 @@ def run_sweep(
     cfg = runner.resolve(config, preset, seed)
     only = runner.selected_settings(cfg, setting)
     out = out or Path("runs") / cfg.name
-    runner.prepare_out(cfg, out, resume)
+    runner.prepare_out(cfg, out, resume, only=only)
     interrupts.stop_between_cells()
     with render.cell_progress(console, cfg.name, sum(c.setting in only for c in cells(cfg)),
                               then=render.import_plotting_meanwhile) as advance:

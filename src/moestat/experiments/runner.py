@@ -24,6 +24,7 @@ from moestat.experiments.grid import cells
 from moestat.experiments.metric_runs import MetricRuns, metric_runs
 from moestat.experiments.metrics import COUNTS, check_metrics
 from moestat.experiments.store import (
+    FAILED,
     cell_keys,
     config_hash,
     done_keys,
@@ -50,9 +51,12 @@ def resolve(config_path: str | Path, preset: str | None = None,
     return config
 
 
-def prepare_out(config, out: Path, resume: bool, parse=parse_config) -> None:
+def prepare_out(config, out: Path, resume: bool, parse=parse_config,
+                only: Collection[str] | None = None) -> None:
     """Write DIR/config.resolved.toml, refusing a directory made by a different config
-    (`same_run`). `parse(data, source)` reads the config kind back (rate study by default)."""
+    (`same_run`). `parse(data, source)` reads the config kind back (rate study by default).
+    Without `resume` the finished cells are deleted: all of them, or with `only` those of
+    the named settings."""
     if Path(out).exists() and not Path(out).is_dir():
         raise InputError(f"--out {out} is a file; name a directory")
     path = Path(out) / RESOLVED
@@ -63,8 +67,13 @@ def prepare_out(config, out: Path, resume: bool, parse=parse_config) -> None:
             raise InputError(f"{out} holds results of a different config (or preset / seed); "
                              "use another --out or delete it")
         if not resume:
+            mine = None
+            if only is not None:
+                chosen = [c for c in cells(config) if c.setting in only]
+                mine = {k for pair in cell_keys(config, chosen) for k in pair}
             for p in (Path(out) / "cells").glob("*.parquet"):
-                p.unlink()
+                if mine is None or p.stem.removesuffix(FAILED) in mine:
+                    p.unlink()
     write_text_atomic(path, text)
 
 
