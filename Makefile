@@ -28,7 +28,7 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow -n $(TEST_WORKERS)
 
 bench: $(STAMP)
 	$(BIN)/moestat bench

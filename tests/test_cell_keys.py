@@ -101,6 +101,7 @@ def test_a_run_of_chosen_settings_leaves_the_others_to_a_later_run(tmp_path):
     assert run_sweep(config, out, only=selected_settings(config, ["other"])) == 2
     st = status(out)
     assert not st["complete"] and st["cells_done"] == 2
+    assert st["by_setting"] == {"exact": [0, 2], "other": [2, 2]}
     assert save_rate_figure(out, tmp_path / "partial.png").exists()  # no D1 column yet
     assert run_sweep(config, out) == 2  # the rest; "other" is not recomputed
     assert status(out)["complete"]

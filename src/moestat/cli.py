@@ -275,6 +275,9 @@ def status(directory: Annotated[Path, typer.Argument(help="run directory")]):
     console.print(f"{st['experiment']}: {st['cells_done']}/{st['cells_total']} cells, "
                   f"{st['fits']} fits, {st['nonconverged']} not converged{failed}"
                   + ("" if st["complete"] else " (incomplete: run again to resume)"))
+    if not st["complete"]:
+        console.print("by setting: " + ", ".join(f"{name} {d}/{t}" for name, (d, t)
+                                                 in st["by_setting"].items()))
 
 
 @app.command()

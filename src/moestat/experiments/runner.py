@@ -153,14 +153,19 @@ def status(out: Path, table=None) -> dict:
     keys = cell_keys(config, all_cells)
     expected = {k for pair in keys for k in pair}
     finished, failing = done_keys(out), failed_keys(out)  # one listing each
-    done = sum(bool(set(pair) & finished) for pair in keys)
+    is_done = [bool(set(pair) & finished) for pair in keys]
+    done = sum(is_done)
     failed = sum(bool(set(pair) & failing) and not set(pair) & finished for pair in keys)
     table = read_rows(out, expected) if table is None else table
     n_fits = 0 if table is None else table.num_rows
     nonconv = 0 if table is None else int(np.sum(~np.asarray(table["converged"])))
+    by_setting = {s.name: [0, 0] for s in config.settings}  # [done, total]
+    for c, d in zip(all_cells, is_done, strict=True):
+        by_setting[c.setting][0] += d
+        by_setting[c.setting][1] += 1
     return {"experiment": config.name, "cells_done": done, "cells_total": len(all_cells),
             "cells_failed": failed, "fits": n_fits, "nonconverged": nonconv,
-            "complete": done == len(all_cells)}
+            "complete": done == len(all_cells), "by_setting": by_setting}
 
 
 def expected_keys(out: Path, config: ExperimentConfig | None = None) -> set[str]:
