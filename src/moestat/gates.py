@@ -115,13 +115,11 @@ def split_softmax_intercepts(params, assignment):
     return out._replace(beta0=out.beta0 - jnp.log(jnp.asarray(counts, dtype=float)))
 
 
-def split_sigmoid_intercepts(params, assignment):
-    """Copies share every field (A of quadratic gates too) and divide the true weight:
-    sigmoid(beta0') = sigmoid(beta0) / count."""
+def divide_sigmoid_weights(copies, assignment):
+    """Copies of true atoms (`Part.split`: every field, A of quadratic gates too) that divide
+    their atom's weight: sigmoid(beta0') = sigmoid(beta0) / count."""
     assignment = np.asarray(assignment)
     counts = jnp.asarray(np.bincount(assignment)[assignment], dtype=float)
-    idx = jnp.asarray(assignment)
-    copies = type(params)(*(v[idx] for v in params))
     w = jax.nn.sigmoid(copies.beta0) / counts
     return copies._replace(beta0=jnp.log(w) - jnp.log1p(-w))
 
@@ -287,7 +285,7 @@ class SigmoidGate(Gate):
         return jnp.sum(weights * ll.sum(axis=1))
 
     def split(self, params, assignment):
-        return split_sigmoid_intercepts(params, assignment)
+        return divide_sigmoid_weights(super().split(params, assignment), assignment)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Padded sample sizes: data of several sizes share one compiled fit.
 
 XLA compiles one fit program per array shape, and on a 2-core machine one compile of an
-over-specified EM fit costs about as much as fitting 50 000 rows (COMPILE_ROWS). Both the
+EM fit costs as much as fitting 1e4 to 2e6 rows, depending on the fit (COMPILE_ROWS). Both the
 estimator and the sweeps therefore fit a data set of n rows as `rows >= n` rows, where rows
 n + 1 .. rows repeat rows 1, 2, ... cyclically with sample weight 0: they change no sum, so
 the fit is the n-row fit up to rounding, and every value the fit touches stays finite (zero
@@ -27,11 +27,11 @@ import math
 
 import numpy as np
 
-COMPILE_ROWS = 50_000  # one compiled fit ~ this many row-replicates of fitting, for the fits
-# that dominate a sweep's time: an over-specified EM fit (SQUAREM to 1e-8 - 1e-10, hundreds to
-# thousands of iterations) runs ~1.4e-4 s per row-replicate on the 2-core machine and compiles
-# in 3-5 s (3-4e4 rows); a contaminated EM fit (0.5-0.9 us per row-replicate, 1-2 s to
-# compile) would justify 2e6, but those sweeps take minutes either way
+COMPILE_ROWS = 50_000  # one compiled fit ~ this many row-replicates of fitting. Ours, between
+# the two kinds of fit measured by benchmarks/padding_tradeoff.py and `moestat bench`: the
+# over-specified Laplace EM fit (SQUAREM, 1e-8) runs 1.1-2.0 ms per row-replicate and its
+# compile (first call minus second) takes 6-18 s, ~1e4 row-replicates; a contaminated EM fit
+# (0.5-0.9 us per row-replicate, 1-2 s to compile) would justify 2e6
 
 
 def cyclic_index(n, rows: int, xp=np):

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from moestat.errors import InputError
-from moestat.gates import Gate, LinearGateParams, split_sigmoid_intercepts
+from moestat.gates import Gate, LinearGateParams, divide_sigmoid_weights
 from moestat.parts import integer_argument
 
 LOG_HALF = float(np.log(0.5))
@@ -63,7 +63,7 @@ class NormalizedSigmoidGate(Gate):
 
     def split(self, params, assignment):
         """Copies share the slopes; their intercepts divide sigmoid(beta0) among them."""
-        return split_sigmoid_intercepts(params, assignment)
+        return divide_sigmoid_weights(super().split(params, assignment), assignment)
 
 
 class WeightsParams(NamedTuple):
