@@ -245,3 +245,29 @@ def test_cosine_gate_is_the_top_k_softmax_of_perturbed_cosine_scores(tau):
         expect[t, [i, j]] = e / e.sum()
     np.testing.assert_allclose(w, expect, rtol=1e-12, atol=1e-15)
     assert np.all((w == 0).sum(axis=1) == 1)
+
+
+def test_a_sparse_cosine_routers_split_copies_are_routed_and_a_dense_ones_divide_the_weight():
+    """The cosine_router truth (small router rows, scores within 0.1 of beta0) split with the
+    first atom copied: under top-K (K = 4 of 9) both copies keep its score and receive data on
+    the inputs the atom got; beta0 - log 2 would rank them last everywhere (mass 0). With every
+    expert active the copies divide the atom's weight, so the gate weights are unchanged."""
+    from moestat.experiments.recipes import gating_truth
+    from moestat.registry import make_gate
+
+    truth = gating_truth(seed=2414, d=32, k=8, gated=6)
+    beta1, beta0 = (jnp.asarray(truth[f"gate.{f}"]) for f in ("beta1", "beta0"))
+    X = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (4000, 32)))
+    assignment = np.array([0, 0, 1, 2, 3, 4, 5, 6, 7])
+    sparse = make_gate("cosine:4:0.1")
+    copies = sparse.split(sparse.Params(beta1, beta0), assignment)
+    np.testing.assert_array_equal(np.asarray(copies.beta0[:2]), np.asarray(beta0)[[0, 0]])
+    mass = np.asarray(sparse.weights(copies, X).mean(axis=0))
+    assert mass[0] > 0.05 and mass[1] > 0.05
+    shifted = copies._replace(beta0=copies.beta0.at[:2].add(-np.log(2.0)))
+    assert np.asarray(sparse.weights(shifted, X).mean(axis=0))[:2].max() < 1e-3
+    dense = make_gate("cosine:all:0.1")
+    w9 = np.asarray(dense.weights(dense.split(dense.Params(beta1, beta0), assignment), X))
+    w8 = np.asarray(dense.weights(dense.Params(beta1, beta0), X))
+    np.testing.assert_allclose(w9[:, 0] + w9[:, 1], w8[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(w9[:, 2:], w8[:, 1:], rtol=1e-12)

@@ -353,6 +353,12 @@ class CosineGate(Gate):
         return masked_log_softmax(z, top_k_mask(z, self.k_active))
 
     def split(self, params, assignment):
+        """Dense (every expert active): copies divide their atom's weight (beta0 - log count).
+        Sparse (K < k): copies keep their atom's score. Top-K routes by score, and the cosine
+        term lies in (-1, 1) (near 0 for small beta1), so beta0 - log 2 can rank both copies
+        below K others on every input: never routed, zero gradient, never fitted."""
+        if self.k_active and self.k_active < len(assignment):
+            return Part.split(self, params, assignment)
         return split_softmax_intercepts(params, assignment)
 
 
