@@ -28,7 +28,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, TableEstimator):
     ----------
     n_experts : int, number of experts k >= 1.
     gate : a normalised gate spec ("softmax", "laplace", "topk_softmax:2", ...).
-    estimator : "em" | "mle".
+    estimator : "em" | "mle" | "newton" (at most 64 free parameters).
     n_init, max_iter, tol, random_state, standardise : as MixtureOfExpertsRegressor.
 
     After `fit`: classes_, and the regressor's fitted attributes (params_, loglik_,
@@ -50,8 +50,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, TableEstimator):
 
     def _build_model(self, n_features: int) -> MixtureOfExperts:
         self._check_numbers()
-        if self.estimator not in ("em", "mle"):
-            raise InputError(f"estimator must be 'em' or 'mle' for classification, got "
+        if self.estimator not in ("em", "mle", "newton"):
+            raise InputError("estimator must be 'em', 'mle' or 'newton' for classification, got "
                              f"{self.estimator!r}")
         return build_model(self.n_experts, n_features, gate=self.gate,
                            expert=f"multinomial:{max(len(getattr(self, 'classes_', ())), 2)}",

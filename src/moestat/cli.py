@@ -59,7 +59,7 @@ def fit(
     gate: Annotated[str, typer.Option(help="gate, e.g. softmax, topk_softmax:2")] = "softmax",
     expert: Annotated[str, typer.Option(help="expert, e.g. linear, ridge:tanh")] = "linear",
     noise: Annotated[str, typer.Option(help="gaussian or laplace")] = "gaussian",
-    estimator: Annotated[str, typer.Option(help="em, mle or lse")] = "em",
+    estimator: Annotated[str, typer.Option(help="em, mle, newton or lse")] = "em",
     kind: Annotated[str, typer.Option(help="auto, mixture, regression, or classification "
                                       "(the target holds labels)")] = "auto",
     n_init: Annotated[int, typer.Option(help="restarts run to convergence (chosen from 5x as "

@@ -157,7 +157,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, TableEstimator):
     ----------
     n_experts : int, number of (trainable) experts k >= 1.
     gate, expert, noise : part specs, e.g. "softmax", "ridge:tanh", "gaussian".
-    estimator : "em" | "mle" | "lse" ("lse" fits a regression MoE y = f(x) + eps).
+    estimator : "em" | "mle" | "newton" | "lse" ("lse" fits a regression MoE y = f(x) + eps;
+        "newton": direct MLE by Newton steps, models with at most 64 free parameters).
     kind : "auto" | "mixture" | "regression"; auto = regression for "lse" or sigmoid gates.
     n_init : restarts run to convergence, chosen emEM-style from 5 x n_init short runs of
         four kinds of data-driven starts (moestat/table_fit.py); the best objective is kept.

@@ -56,7 +56,7 @@ EXPERTS: dict[str, type[Expert]] = _table(
 )
 NOISES: dict[str, type[Noise]] = _table(noise.GaussianNoise, noise.LaplaceNoise,
                                         noise.CategoricalNoise)
-ESTIMATORS = ("em", "mle", "lse", "sgd")
+ESTIMATORS = ("em", "mle", "newton", "lse", "sgd")
 
 
 def _make(kind: str, table: dict, spec, base: type):

@@ -150,7 +150,7 @@ class Setting(Strict):
     expert: str = "linear"
     noise: str = "gaussian"
     kind: Literal["mixture", "regression", "classification"] = "mixture"
-    estimator: Literal["em", "mle", "lse", "sgd"] = "em"
+    estimator: Literal["em", "mle", "newton", "lse", "sgd"] = "em"
     n_experts: Annotated[int, Field(ge=1, le=64)]
     n_features: Annotated[int, Field(ge=1, le=1024)]
     x: XDist = XDist()

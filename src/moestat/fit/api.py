@@ -11,8 +11,8 @@ replicates (`fit/batch_layout.py`) or vmapped over restarts.
 
 X (n_samples, n_features), y (n_samples,), weights (n_samples,) >= 0 (default ones). Default
 bounds: `MixtureOfExperts.bounds(var(y))`. Estimators: "em" (mixture models), "mle" (any),
-"lse" (regression models), "sgd" (minibatch SGD on least squares for regression models, on the
-likelihood for mixtures).
+"newton" (any with at most 64 free parameters), "lse" (regression models), "sgd" (minibatch
+SGD on least squares for regression models, on the likelihood for mixtures).
 """
 
 from __future__ import annotations
@@ -34,13 +34,13 @@ from moestat.fit.em_statistics import MAX_DATA_COLUMNS, data_columns
 from moestat.fit.init import START_KINDS, random_start
 from moestat.fit.lse import lse
 from moestat.fit.lse import solver as lse_solver
-from moestat.fit.mle import mean_loglik, mle
+from moestat.fit.mle import check_newton, mean_loglik, mle, newton
 from moestat.fit.result import FitOptions, FitResult
 from moestat.fit.sgd import sgd
 from moestat.memory import rows_bytes
 from moestat.model import MixtureOfExperts, MoEParams
 
-ESTIMATOR_FUNCTIONS = {"em": em, "mle": mle, "lse": lse, "sgd": sgd}
+ESTIMATOR_FUNCTIONS = {"em": em, "mle": mle, "newton": newton, "lse": lse, "sgd": sgd}
 DEFAULT_OPTIONS = FitOptions()
 
 
@@ -54,6 +54,8 @@ def check_estimator_for(model: MixtureOfExperts, estimator: str) -> None:
                          "or 'mle' for regression models")
     if estimator == "lse" and model.kind != "regression":
         raise InputError("estimator 'lse' needs a regression model (kind='regression')")
+    if estimator == "newton":
+        check_newton(model)
 
 
 def default_bounds(model: MixtureOfExperts, y, weights):

@@ -1,14 +1,23 @@
-"""Direct maximum likelihood: projected L-BFGS (optax, zoom line search) of the weighted mean
-log-likelihood over all free parameters in unconstrained coordinates."""
+"""Direct maximum likelihood of the weighted mean log-likelihood over all free parameters in
+unconstrained coordinates: projected L-BFGS (optax, zoom line search; `mle`, any model), or
+damped saddle-free Newton with an autodiff Hessian (`newton`, models with at most
+NEWTON_MAX_PARAMS free parameters: quadratic convergence where EM crawls along a weakly
+identified direction)."""
 
 from __future__ import annotations
 
+import math
+
+import jax
 import jax.numpy as jnp
 
+from moestat.errors import InputError
 from moestat.fit.loop import iterate
 from moestat.fit.result import FitOptions
-from moestat.fit.steps import projected_lbfgs
+from moestat.fit.steps import autodiff_newton_maximize, projected_lbfgs
 from moestat.model import MixtureOfExperts, MoEParams
+
+NEWTON_MAX_PARAMS = 64  # the Hessian costs one forward-over-reverse pass per parameter
 
 
 def mean_loglik(model: MixtureOfExperts, params: MoEParams, X, y, weights):
@@ -31,3 +40,31 @@ def mle(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
     (free, _), n_iter, converged, history = iterate(step, (free0, init(free0)),
                                                     options.max_iter, options.tol)
     return model.from_free(free), n_iter, converged, history
+
+
+def check_newton(model: MixtureOfExperts) -> None:
+    """Raise InputError when the model has more free parameters than `newton` handles."""
+    free = jax.eval_shape(lambda: model.to_free(model.zeros()))  # shapes only
+    p = sum(math.prod(v.shape) for v in jax.tree_util.tree_leaves(free))
+    if p > NEWTON_MAX_PARAMS:
+        raise InputError(f"estimator 'newton' needs at most {NEWTON_MAX_PARAMS} free "
+                         f"parameters; this model has {p}: use 'mle' or 'em'")
+
+
+def newton(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
+           options: FitOptions):
+    """Returns (params, n_iter, converged, history); one step per iteration: the Newton step
+    on |H| (H's eigenvalues' absolute values, floored: an ascent direction where the
+    log-likelihood is not concave), clipped into the box and halved until the log-likelihood
+    does not decrease (steps.autodiff_newton_maximize). A step that finds no increase leaves
+    the parameters, and the loop then stops on the unchanged objective."""
+
+    def objective(p):
+        return mean_loglik(model, p, X, y, weights)
+
+    def step(p):
+        new = autodiff_newton_maximize(objective, p, model.to_free, model.from_free, bounds, 1,
+                                       options.ridge)
+        return new, objective(p)
+
+    return iterate(step, params, options.max_iter, options.tol)
