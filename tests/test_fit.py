@@ -82,6 +82,25 @@ def test_newton_reaches_the_em_maximum_at_a_zero_gradient():
     np.testing.assert_allclose(newton.params.expert.a, em.params.expert.a, atol=1e-3)
 
 
+def test_a_newton_step_reports_whether_it_found_an_increase():
+    """On a concave quadratic one step lands on the maximum (ok); on -|u - 0.3| from 0 the
+    Hessian is 0, every halving of the step still overshoots into the box edge, no point
+    increases the objective, so the step is refused (parameters kept) and reported not ok:
+    the `newton` estimator turns that into converged False."""
+    from moestat.fit.steps import newton_ascent
+
+    def ident(p):
+        return p
+
+    box = (jnp.asarray(-10.0), jnp.asarray(10.0))
+    top, ok = newton_ascent(lambda u: -(u - 0.3) ** 2, jnp.asarray(0.0), ident, ident, box, 1,
+                            1e-10)
+    assert bool(ok) and abs(float(top) - 0.3) < 1e-12
+    kept, ok = newton_ascent(lambda u: -jnp.abs(u - 0.3), jnp.asarray(0.0), ident, ident, box,
+                             1, 1e-10)
+    assert not bool(ok) and float(kept) == 0.0
+
+
 def test_newton_refuses_a_model_with_too_many_parameters():
     import pytest
 

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from moestat.errors import InputError
 from moestat.fit.loop import iterate
 from moestat.fit.result import FitOptions
-from moestat.fit.steps import autodiff_newton_maximize, projected_lbfgs
+from moestat.fit.steps import newton_ascent, projected_lbfgs
 from moestat.model import MixtureOfExperts, MoEParams
 
 NEWTON_MAX_PARAMS = 64  # the Hessian costs one forward-over-reverse pass per parameter
@@ -56,15 +56,19 @@ def newton(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
     """Returns (params, n_iter, converged, history); one step per iteration: the Newton step
     on |H| (H's eigenvalues' absolute values, floored: an ascent direction where the
     log-likelihood is not concave), clipped into the box and halved until the log-likelihood
-    does not decrease (steps.autodiff_newton_maximize). A step that finds no increase leaves
-    the parameters, and the loop then stops on the unchanged objective."""
+    does not decrease (steps.newton_ascent). A step that finds no such point (a kink of a
+    non-smooth likelihood: ReLU experts) leaves the parameters: the loop then stops on the
+    unchanged objective, and the fit is reported not converged."""
 
     def objective(p):
         return mean_loglik(model, p, X, y, weights)
 
-    def step(p):
-        new = autodiff_newton_maximize(objective, p, model.to_free, model.from_free, bounds, 1,
-                                       options.ridge)
-        return new, objective(p)
+    def step(state):
+        p, _ = state
+        new, ok = newton_ascent(objective, p, model.to_free, model.from_free, bounds, 1,
+                                options.ridge)
+        return (new, ok), objective(p)
 
-    return iterate(step, params, options.max_iter, options.tol)
+    (params, ok), n_iter, converged, history = iterate(step, (params, jnp.asarray(True)),
+                                                       options.max_iter, options.tol)
+    return params, n_iter, converged & ok, history

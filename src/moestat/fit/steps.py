@@ -199,6 +199,14 @@ def autodiff_newton_maximize(objective, params, to_free, from_free, bounds, n_st
     to_free(bounds) and halved (down to 2^-20) until the objective does not decrease; a step
     that never succeeds is not taken.
     """
+    new, _ = newton_ascent(objective, params, to_free, from_free, bounds, n_steps, ridge)
+    return new
+
+
+def newton_ascent(objective, params, to_free, from_free, bounds, n_steps: int, ridge: float):
+    """`autodiff_newton_maximize`, also returning whether its last step found a point that
+    does not decrease the objective (False: no step along the direction passed, as at a kink
+    of a non-smooth objective, and the parameters were left)."""
     u0, unravel = ravel_pytree(to_free(params))
     lo, _ = ravel_pytree(to_free(bounds[0]))
     hi, _ = ravel_pytree(to_free(bounds[1]))
@@ -220,12 +228,12 @@ def autodiff_newton_maximize(objective, params, to_free, from_free, bounds, n_st
 
         s, _, ok = backtrack(lambda s: f(jnp.clip(u + s * delta, lo, hi)),
                              lambda q: q >= q0, MAX_HALVINGS)
-        return jnp.where(ok, jnp.clip(u + s * delta, lo, hi), u)
+        return jnp.where(ok, jnp.clip(u + s * delta, lo, hi), u), ok
 
-    u = u0
+    u, ok = u0, jnp.asarray(True)
     for _ in range(n_steps):  # a few steps (default 1): unrolled
-        u = one_step(u)
-    return from_free(unravel(u))
+        u, ok = one_step(u)
+    return from_free(unravel(u)), ok
 
 
 def lbfgs_maximize(objective, params, to_free, from_free, bounds, n_steps: int):
