@@ -57,8 +57,9 @@ def newton(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
     on |H| (H's eigenvalues' absolute values, floored: an ascent direction where the
     log-likelihood is not concave), clipped into the box and halved until the log-likelihood
     does not decrease (steps.newton_ascent). A step that finds no such point (a kink of a
-    non-smooth likelihood: ReLU experts) leaves the parameters: the loop then stops on the
-    unchanged objective, and the fit is reported not converged."""
+    non-smooth likelihood, as with ReLU experts, or a coefficient pressed against its box)
+    leaves the parameters: the loop then stops on the unchanged objective, and the fit is
+    reported not converged."""
 
     def objective(p):
         return mean_loglik(model, p, X, y, weights)

@@ -206,7 +206,7 @@ def autodiff_newton_maximize(objective, params, to_free, from_free, bounds, n_st
 def newton_ascent(objective, params, to_free, from_free, bounds, n_steps: int, ridge: float):
     """`autodiff_newton_maximize`, also returning whether its last step found a point that
     does not decrease the objective (False: no step along the direction passed, as at a kink
-    of a non-smooth objective, and the parameters were left)."""
+    of a non-smooth objective or against a face of the box, and the parameters were left)."""
     u0, unravel = ravel_pytree(to_free(params))
     lo, _ = ravel_pytree(to_free(bounds[0]))
     hi, _ = ravel_pytree(to_free(bounds[1]))
