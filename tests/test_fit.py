@@ -93,10 +93,10 @@ def test_a_newton_step_reports_whether_it_found_an_increase():
         return p
 
     box = (jnp.asarray(-10.0), jnp.asarray(10.0))
-    top, ok = newton_ascent(lambda u: -(u - 0.3) ** 2, jnp.asarray(0.0), ident, ident, box, 1,
+    top, ok, _ = newton_ascent(lambda u: -(u - 0.3) ** 2, jnp.asarray(0.0), ident, ident, box, 1,
                             1e-10)
     assert bool(ok) and abs(float(top) - 0.3) < 1e-12
-    kept, ok = newton_ascent(lambda u: -jnp.abs(u - 0.3), jnp.asarray(0.0), ident, ident, box,
+    kept, ok, _ = newton_ascent(lambda u: -jnp.abs(u - 0.3), jnp.asarray(0.0), ident, ident, box,
                              1, 1e-10)
     assert not bool(ok) and float(kept) == 0.0
 

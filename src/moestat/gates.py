@@ -358,7 +358,7 @@ class CosineGate(Gate):
         term lies in (-1, 1) (near 0 for small beta1), so beta0 - log 2 can rank both copies
         below K others on every input: never routed, zero gradient, never fitted."""
         if self.k_active and self.k_active < len(assignment):
-            return Part.split(self, params, assignment)
+            return super().split(params, assignment)
         return split_softmax_intercepts(params, assignment)
 
 

@@ -210,11 +210,14 @@ class MixtureOfExperts:
             blocks.append(type(p)(**vals))
         return MoEParams(*blocks)
 
+    def n_free_coordinates(self) -> int:
+        """Length of the unconstrained coordinates `to_free` returns (what an optimiser moves)."""
+        free = jax.eval_shape(lambda: self.to_free(self.zeros()))  # shapes only: nothing runs
+        return int(sum(math.prod(v.shape) for v in jax.tree_util.tree_leaves(free)))
+
     def n_free_parameters(self) -> int:
         """Number of free (gauge-fixed) real parameters."""
-        free = jax.eval_shape(lambda: self.to_free(self.zeros()))  # shapes only: nothing runs
-        n = int(sum(math.prod(v.shape) for v in jax.tree_util.tree_leaves(free)))
-        return n - self.expert.gauge_dimensions(self.n_experts)
+        return self.n_free_coordinates() - self.expert.gauge_dimensions(self.n_experts)
 
     # ---- the model --------------------------------------------------------------------------
     def gate_weights(self, params: MoEParams, X) -> jax.Array:

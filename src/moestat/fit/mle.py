@@ -6,9 +6,6 @@ identified direction)."""
 
 from __future__ import annotations
 
-import math
-
-import jax
 import jax.numpy as jnp
 
 from moestat.errors import InputError
@@ -44,8 +41,7 @@ def mle(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
 
 def check_newton(model: MixtureOfExperts) -> None:
     """Raise InputError when the model has more free parameters than `newton` handles."""
-    free = jax.eval_shape(lambda: model.to_free(model.zeros()))  # shapes only
-    p = sum(math.prod(v.shape) for v in jax.tree_util.tree_leaves(free))
+    p = model.n_free_coordinates()
     if p > NEWTON_MAX_PARAMS:
         raise InputError(f"estimator 'newton' needs at most {NEWTON_MAX_PARAMS} free "
                          f"parameters; this model has {p}: use 'mle' or 'em'")
@@ -66,9 +62,9 @@ def newton(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
 
     def step(state):
         p, _ = state
-        new, ok = newton_ascent(objective, p, model.to_free, model.from_free, bounds, 1,
-                                options.ridge)
-        return (new, ok), objective(p)
+        new, ok, value = newton_ascent(objective, p, model.to_free, model.from_free, bounds, 1,
+                                       options.ridge)
+        return (new, ok), value
 
     (params, ok), n_iter, converged, history = iterate(step, (params, jnp.asarray(True)),
                                                        options.max_iter, options.tol)

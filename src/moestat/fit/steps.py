@@ -199,14 +199,15 @@ def autodiff_newton_maximize(objective, params, to_free, from_free, bounds, n_st
     to_free(bounds) and halved (down to 2^-20) until the objective does not decrease; a step
     that never succeeds is not taken.
     """
-    new, _ = newton_ascent(objective, params, to_free, from_free, bounds, n_steps, ridge)
+    new, _, _ = newton_ascent(objective, params, to_free, from_free, bounds, n_steps, ridge)
     return new
 
 
 def newton_ascent(objective, params, to_free, from_free, bounds, n_steps: int, ridge: float):
     """`autodiff_newton_maximize`, also returning whether its last step found a point that
     does not decrease the objective (False: no step along the direction passed, as at a kink
-    of a non-smooth objective or against a face of the box, and the parameters were left)."""
+    of a non-smooth objective or against a face of the box, and the parameters were left) and
+    the objective at `params` (computed by the first step anyway)."""
     u0, unravel = ravel_pytree(to_free(params))
     lo, _ = ravel_pytree(to_free(bounds[0]))
     hi, _ = ravel_pytree(to_free(bounds[1]))
@@ -228,12 +229,13 @@ def newton_ascent(objective, params, to_free, from_free, bounds, n_steps: int, r
 
         s, _, ok = backtrack(lambda s: f(jnp.clip(u + s * delta, lo, hi)),
                              lambda q: q >= q0, MAX_HALVINGS)
-        return jnp.where(ok, jnp.clip(u + s * delta, lo, hi), u), ok
+        return jnp.where(ok, jnp.clip(u + s * delta, lo, hi), u), ok, q0
 
-    u, ok = u0, jnp.asarray(True)
+    u, ok, start_value = u0, jnp.asarray(True), None
     for _ in range(n_steps):  # a few steps (default 1): unrolled
-        u, ok = one_step(u)
-    return from_free(unravel(u)), ok
+        u, ok, q0 = one_step(u)
+        start_value = q0 if start_value is None else start_value
+    return from_free(unravel(u)), ok, start_value
 
 
 def lbfgs_maximize(objective, params, to_free, from_free, bounds, n_steps: int):
