@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from moestat.errors import InputError
-from moestat.experiments import runner
+from moestat.experiments import claims, runner
 from moestat.experiments.config import base_setting, parse_config, read_toml
 from moestat.experiments.store import read_rows
 from truths import TWO_EXPERTS as SOFTMAX_TRUTH
@@ -108,7 +108,8 @@ def test_report_carries_verdicts_contrasts_and_gates(claimed):
         assert floor["ratio"] < 0.5 and r["n_at_max_iter"] == 0
     slope, contrast, poly = rep["claims"]
     assert slope["verdict"] in ("holds", "fails", "inconclusive", "not estimated")
-    assert {"slope", "ci95", "n_at_max_iter", "floor_ratio", "reason"} <= set(slope)
+    assert {"slope", "ci95", "n_at_max_iter", "floor_ratio", "first_ratio", "reason"} <= set(slope)
+    assert all("note" not in c for c in rep["claims"] if c["verdict"] != "not estimated")
     # the same data fitted the same way: the difference is 0 exactly, and with a margin of
     # 0.1 "first is faster" is refuted
     assert contrast["paired"] is True and contrast["slope_difference"] == pytest.approx(0.0,
@@ -124,16 +125,26 @@ def test_report_carries_verdicts_contrasts_and_gates(claimed):
     assert scales[("first", "D1")]["scales"] == [0.1, 0.3]
 
 
+def test_a_not_estimated_claim_notes_fits_that_left_their_starts():
+    one = {"floor_ratio": 1.3, "first_ratio": 12.0}
+    assert "12x" in claims._crossing(one)
+    assert claims._crossing({"floor_ratio": 1.3, "first_ratio": 1.1}) is None
+    contrast = {"faster_gates": {"floor_ratio": 1.3, "first_ratio": 12.0},
+                "slower_gates": {"floor_ratio": 0.9, "first_ratio": 1.0}}
+    note = claims._crossing(contrast)
+    assert note.startswith("faster: ") and "slower" not in note
+
+
 def test_a_contrast_may_name_the_slower_settings_own_metric(claimed, monkeypatch):
     """Two models that name a block differently (Laplace W, softmax beta1): the contrast
     compares `metric` in the faster setting with `slower_metric` in the slower one — here a
     in "first" against D1 in "again", whose median slopes the rate table gives."""
     config, out = claimed
-    claims = [c.model_copy(update={"slower_metric": "D1"}) if c.expect == "contrast" else c
-              for c in config.claims]
+    renamed = [c.model_copy(update={"slower_metric": "D1"}) if c.expect == "contrast" else c
+               for c in config.claims]
     judge = runner.judge  # the run's cells are keyed by its own config: judge another's claims
     monkeypatch.setattr(runner, "judge", lambda cfg, runs, n_boot: judge(
-        cfg.model_copy(update={"claims": claims}), runs, n_boot))
+        cfg.model_copy(update={"claims": renamed}), runs, n_boot))
     rep = runner.report(out, n_boot=1000)
     slopes = {(r["setting"], r["metric"]): r["median_slope"] for r in rep["rates"]}
     c = rep["contrasts"][0]

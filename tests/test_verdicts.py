@@ -23,6 +23,7 @@ from moestat.verdicts import (
     NOT_ESTIMATED,
     Evidence,
     contrast_verdict,
+    crossing_note,
     polynomial_verdict,
     slope_verdict,
 )
@@ -85,6 +86,17 @@ def test_an_init_floor_is_not_estimated_whatever_its_slope():
     # the band is two-sided: just below 1 / FLOOR_RATIO still the start's perturbation
     near = clean(floor_ratio=1 / FLOOR_RATIO - 1e-9)
     assert judge_slope(fast, -0.5, evidence=near).verdict == NOT_ESTIMATED
+
+
+def test_a_note_tells_fits_that_left_their_starts_from_fits_that_never_moved():
+    """Rule 1's band at the largest n: the note appears only when the smallest n's ratio was
+    at or above 1 / FLOOR_RATIO (the verdict itself is not the note's business)."""
+    note = crossing_note(17.0, 1.3)
+    assert note is not None and "17x" in note and "second scale" in note
+    assert crossing_note(1 / FLOOR_RATIO, 1.3) is not None
+    assert crossing_note(1 / FLOOR_RATIO - 1e-9, 1.3) is None  # never far from the start
+    assert crossing_note(17.0, 0.2) is None and crossing_note(17.0, 5.0) is None  # not the band
+    assert crossing_note(None, 1.3) is None and crossing_note(17.0, None) is None
 
 
 def test_fits_far_from_a_tiny_start_are_judged_unless_their_error_grows_with_n():

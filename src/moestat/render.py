@@ -52,18 +52,22 @@ def claims_table(rep: dict) -> RichTable:
     t = RichTable("claim", "verdict", "numbers", title=f"{rep['experiment']}: claims "
                   f"(judged on the {rep['headline']} over replicates)")
     for c in rep["claims"]:
-        if c["expect"] == "contrast":
-            slower = c["slower"] + (f" ({c['slower_metric']})" if c.get("slower_metric") else "")
-            what = f"{c['metric']}: {c['faster']} faster than {slower}"
-            if c.get("paired") is not None:
-                what += " (paired)" if c["paired"] else " (unpaired)"
-        elif c["expect"] == "slope":
-            what = f"{c['setting']} {c['metric']}: slope {c['value']:+g} +- {c['tol']:g}"
-        else:
-            what = f"{c['setting']} {c['metric']}: slower than any polynomial"
         style = VERDICT_STYLE.get(c["verdict"], "white")
-        t.add_row(what, f"[{style}]{c['verdict']}[/{style}]", c["reason"])
+        t.add_row(claim_label(c), f"[{style}]{c['verdict']}[/{style}]", c["reason"])
     return t
+
+
+def claim_label(c: dict) -> str:
+    """A declared claim in words (`moestat report`'s claim column)."""
+    if c["expect"] == "contrast":
+        slower = c["slower"] + (f" ({c['slower_metric']})" if c.get("slower_metric") else "")
+        what = f"{c['metric']}: {c['faster']} faster than {slower}"
+        if c.get("paired") is not None:
+            what += " (paired)" if c["paired"] else " (unpaired)"
+        return what
+    if c["expect"] == "slope":
+        return f"{c['setting']} {c['metric']}: slope {c['value']:+g} +- {c['tol']:g}"
+    return f"{c['setting']} {c['metric']}: slower than any polynomial"
 
 
 def init_scales_table(rep: dict) -> RichTable:
@@ -130,6 +134,9 @@ def print_report(console: Console, rep: dict) -> None:
             t.add_row(r["setting"], str(r["n"]), str(r["fits"]), str(r["stuck"]),
                       str(r["escaped"]))
         console.print(t)
+    for c in rep.get("claims", []):
+        if c.get("note"):
+            console.print(f"note: {claim_label(c)}: {c['note']}")
     for w in rep.get("warnings", []):
         console.print(f"[yellow]warning: {w}[/yellow]")
 

@@ -21,6 +21,11 @@ A claim is judged on a run's numbers, the rules in this order:
    - slower than polynomial: `holds` when the log law's likelihood advantage over the power
      law (rates.power_vs_log) has an interval above 0, `fails` below 0, else `inconclusive`.
 
+A `not estimated` of rule 1's band reads the largest n only. When the ratio at the smallest n
+was at or above 1 / FLOOR_RATIO, the fits left their starts by far and their error comes back
+back to the start's level at the largest n: `crossing_note` says so next to the verdict
+(which stands), and that starts at a second scale would decide.
+
 An `inconclusive` interval verdict says what would decide it: an interval's half-width shrinks
 as 1/sqrt(replicates) and about as 1/(decades of n), so it names the replicates (or decades)
 that bring the half-width down to the distance between the estimate and the band's edge (or
@@ -149,3 +154,15 @@ def polynomial_verdict(delta: float, ci, evidence: Evidence) -> Verdict:
         return Verdict(FAILS, f"{numbers}: the power law fits better")
     return Verdict(INCONCLUSIVE, f"{numbers}: neither law fits better; "
                    f"{_what_decides(ci, 0.0, evidence)}")
+
+
+def crossing_note(first_ratio: float | None, floor_ratio: float | None) -> str | None:
+    """For rule 1's band (floor_ratio at the largest n between FLOOR_RATIO and 1 / FLOOR_RATIO):
+    a note when the ratio at the smallest n (first_ratio) was at or above 1 / FLOOR_RATIO —
+    fits that left their starts and cross the start's level — else None."""
+    if first_ratio is None or floor_ratio is None or not (
+            FLOOR_RATIO < floor_ratio < 1 / FLOOR_RATIO and first_ratio >= 1 / FLOOR_RATIO):
+        return None
+    return (f"the fits left their starts ({first_ratio:.3g}x the start's error at the smallest "
+            f"n) and are back near that level at the largest ({floor_ratio:.2f}x): starts at a "
+            f"second scale would decide")

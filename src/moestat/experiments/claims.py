@@ -21,7 +21,9 @@ from moestat.experiments.metric_runs import MetricRuns
 from moestat.rates import fit_rate, power_vs_log, slope_difference
 from moestat.verdicts import (
     INCONCLUSIVE,
+    NOT_ESTIMATED,
     contrast_verdict,
+    crossing_note,
     polynomial_verdict,
     slope_verdict,
 )
@@ -41,6 +43,8 @@ def judge(config: ExperimentConfig, runs: dict[tuple[str, str], MetricRuns],
             reason = (f"{' '.join(e.args[0])}: fewer than two sample sizes finished"
                       if isinstance(e, KeyError) else str(e))
             entry.update({"verdict": INCONCLUSIVE, "reason": reason})
+        if entry["verdict"] == NOT_ESTIMATED:
+            entry["note"] = _crossing(entry)
         claims.append(entry)
         if isinstance(claim, ContrastClaim):
             contrasts.append({k: entry.get(k) for k in (
@@ -81,6 +85,17 @@ def _stream(config: ExperimentConfig, name: str) -> str:
 
 
 def _gate_numbers(r: MetricRuns) -> dict:
-    floor = r.floor()
+    floor, first = r.floor(), r.floor(largest=False)
     return {"n_fits": r.n_fits, "n_at_max_iter": int(r.at_max_iter.sum()),
-            "floor_ratio": None if floor is None else floor["ratio"]}
+            "floor_ratio": None if floor is None else floor["ratio"],
+            "first_ratio": None if first is None else first["ratio"]}
+
+
+def _crossing(entry: dict) -> str | None:
+    """verdicts.crossing_note of a not-estimated claim (of each side of a contrast)."""
+    sides = ([("", entry)] if "floor_ratio" in entry else
+             [(f"{k.split('_')[0]}: ", entry.get(f"{k}_gates") or {}) for k in ("faster",
+                                                                              "slower")])
+    notes = [where + n for where, g in sides
+             if (n := crossing_note(g.get("first_ratio"), g.get("floor_ratio"))) is not None]
+    return "; ".join(notes) or None

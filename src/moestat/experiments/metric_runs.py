@@ -33,14 +33,15 @@ class MetricRuns:
     def decades(self) -> float:
         return float(np.log10(self.ns[-1] / self.ns[0])) if self.ns.size else 0.0
 
-    def floor(self) -> dict | None:
-        """At the largest n with recorded starts: the medians over replicates of the start and
-        final errors and of their ratio final / start (None: no near-truth starts)."""
+    def floor(self, largest: bool = True) -> dict | None:
+        """At the largest (else the smallest) n with recorded starts: the medians over
+        replicates of the start and final errors and of their ratio final / start (None: no
+        near-truth starts)."""
         ok = np.isfinite(self.start) & np.isfinite(self.losses) & (self.start > 0)
         rows = np.flatnonzero(ok.any(axis=1))
         if rows.size == 0:
             return None
-        i = rows[-1]
+        i = rows[-1] if largest else rows[0]
         keep = ok[i]
         return {"n": int(self.ns[i]),
                 "start_median": float(np.median(self.start[i, keep])),
