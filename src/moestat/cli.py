@@ -172,15 +172,17 @@ def report(
     per_n: Annotated[str | None, typer.Option(
         "--per-n", help="SETTING:METRIC: mean, median, non-converged and far-out fits at "
         "each n, and the slope with and without non-converged fits")] = None,
+    asymptotic: Annotated[bool, typer.Option("--asymptotic", help="exact fits: median errors "
+                          "under the normal law at the truth, and the run's")] = False,
 ):
     """Rate table of a run: slope, 95% CI, theory, paper, fits, failed."""
+    if asymptotic:
+        from moestat.experiments.asymptotics import asymptotic_report
+        return _emit(asymptotic_report(directory), as_json, render.print_asymptotic)
     if per_n is not None:
-        from moestat.experiments.runner import per_n as per_n_table
+        from moestat.experiments.runner import per_n_of
 
-        setting, _, metric = per_n.partition(":")
-        if not setting or not metric:
-            raise InputError(f"--per-n takes SETTING:METRIC, got {per_n!r}")
-        return _emit(per_n_table(directory, setting, metric), as_json, render.print_per_n)
+        return _emit(per_n_of(directory, per_n), as_json, render.print_per_n)
     from moestat.experiments.config import holds_classification
 
     if holds_classification(directory):

@@ -141,6 +141,24 @@ def print_report(console: Console, rep: dict) -> None:
         console.print(f"[yellow]warning: {w}[/yellow]")
 
 
+def print_asymptotic(console: Console, rep: dict) -> None:
+    """`moestat report --asymptotic`: observed against asymptotic median errors."""
+    t = RichTable("setting", "metric", "n", "asymptotic median", "observed median",
+                  "observed / asymptotic", "null directions",
+                  title=f"{rep['experiment']}: median errors under the asymptotic normal law "
+                  f"at the truth ({rep['draws']} draws, information from {rep['n_info']} "
+                  f"points) and in the run")
+    for r in rep["rows"]:
+        t.add_row(r["setting"], r["metric"], *(" / ".join(f"{v:.3g}" for v in r[k])
+                                               for k in ("n", "asymptotic_median",
+                                                         "observed_median")),
+                  " / ".join("" if v is None else f"{v:.2f}" for v in r["ratio"]),
+                  str(r["null_directions"]))
+    console.print(t)
+    if not rep["rows"]:
+        console.print("no exact-fit setting: no asymptotic normal law to compare with")
+
+
 def print_fit(console: Console, out: dict) -> None:
     """A fitted model: its parameters, log-likelihood, BIC / AIC, restarts, convergence and
     flags (the dict of `TableFit.summary`)."""

@@ -265,6 +265,14 @@ def laws(ns, losses, seed: int) -> dict | None:
         return None
 
 
+def per_n_of(out: Path, spec: str) -> dict:
+    """`per_n` of a "SETTING:METRIC" spec (`moestat report --per-n`)."""
+    setting, _, metric = spec.partition(":")
+    if not setting or not metric:
+        raise InputError(f"--per-n takes SETTING:METRIC, got {spec!r}")
+    return per_n(out, setting, metric)
+
+
 def per_n(out: Path, setting: str, metric: str) -> dict:
     """Per-n statistics of one (setting, metric), for reading a noisy rate: mean and median
     loss, fits, non-converged and far-out fits at each n, and the mean slope over all fits and
