@@ -39,6 +39,7 @@ from moestat.experiments.store import read_rows
 N_INFO = 100_000  # simulated points behind the Fisher information
 DRAWS = 400  # normal draws per n (the median's sampling error ~ 1.25 / sqrt(DRAWS) relative)
 CHUNK = 10  # draws measured at once (a sweep cell's replicates)
+NULL = 1e-9  # an eigenvalue of I below NULL * the largest: a direction the likelihood misses
 
 
 def information(setting: Setting, n: int, seed: int, n_info: int = N_INFO
@@ -100,9 +101,6 @@ def asymptotic_medians(config: ExperimentConfig, setting: Setting, ns, draws: in
     return out
 
 
-NULL = 1e-9  # an eigenvalue of I below NULL * the largest: a direction the likelihood does not see
-
-
 def _root_of_inverse(info: np.ndarray) -> tuple[np.ndarray, int]:
     """(L with L L^T = I^+, the inverse on the directions the likelihood sees; the number of
     null directions, held at the truth: a redundant coordinate such as the antisymmetric part
@@ -120,8 +118,12 @@ def asymptotic_report(out: Path) -> dict:
     """`moestat report DIR --asymptotic`: for every exact-fit setting of a run and each of its
     metrics, the asymptotic median error (normal law at the truth) and the run's median error
     at the smallest and largest n, and observed / asymptotic at each."""
+    from moestat.experiments.config import holds_classification
     from moestat.experiments.runner import expected_keys, load_resolved
 
+    if holds_classification(out):
+        raise InputError(f"{out} is a classification study: --asymptotic applies to rate "
+                         f"studies")
     config = load_resolved(out)
     table = read_rows(out, expected_keys(out, config))
     if table is None:
