@@ -23,7 +23,7 @@ A claim is judged on a run's numbers, the rules in this order:
 
 A `not estimated` of rule 1's band reads the largest n only. When the ratio at the smallest n
 was at or above 1 / FLOOR_RATIO, the fits left their starts by far and their error comes back
-back to the start's level at the largest n: `crossing_note` says so next to the verdict
+to the start's level at the largest n: `crossing_note` says so next to the verdict
 (which stands), and that starts at a second scale would decide.
 
 An `inconclusive` interval verdict says what would decide it: an interval's half-width shrinks
