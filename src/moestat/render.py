@@ -149,9 +149,9 @@ def print_asymptotic(console: Console, rep: dict) -> None:
                   f"at the truth ({rep['draws']} draws, information from {rep['n_info']} "
                   f"points) and in the run")
     for r in rep["rows"]:
-        t.add_row(r["setting"], r["metric"], *(" / ".join(f"{v:.3g}" for v in r[k])
-                                               for k in ("n", "asymptotic_median",
-                                                         "observed_median")),
+        t.add_row(r["setting"], r["metric"], " / ".join(str(v) for v in r["n"]),
+                  *(" / ".join(f"{v:.3g}" for v in r[k])
+                    for k in ("asymptotic_median", "observed_median")),
                   " / ".join("" if v is None else f"{v:.2f}" for v in r["ratio"]),
                   str(r["null_directions"]))
     console.print(t)
