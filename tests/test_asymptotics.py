@@ -10,10 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 from moestat.cli import app
-from moestat.experiments import runner
 from moestat.experiments.asymptotics import asymptotic_medians, asymptotic_report
 from moestat.experiments.metric_runs import metric_runs
 from moestat.experiments.store import read_rows
+from studies import run_study
 from truths import TWO_EXPERTS
 
 RUN = """
@@ -39,13 +39,8 @@ init = { kind = "near_truth", scale = 0.1, assignment = [0, 0, 1] }
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    d = tmp_path_factory.mktemp("asymptotic")
-    (d / "asymptotic.toml").write_text(RUN)
-    config = runner.resolve(d / "asymptotic.toml")
-    out = d / "run"
-    runner.prepare_out(config, out, True)
-    runner.run_sweep(config, out, only={"exact"})  # the over-specified setting is not fitted
-    return config, out
+    # the over-specified setting is not fitted
+    return run_study(tmp_path_factory.mktemp("asymptotic"), "asymptotic", RUN, only={"exact"})
 
 
 def test_the_law_scales_as_one_over_root_n_and_skips_over_specified_fits(run):

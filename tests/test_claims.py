@@ -15,6 +15,7 @@ from moestat.errors import InputError
 from moestat.experiments import claims, runner
 from moestat.experiments.config import base_setting, parse_config, read_toml
 from moestat.experiments.store import read_rows
+from studies import run_study
 from truths import TWO_EXPERTS as SOFTMAX_TRUTH
 
 TWO_EXPERTS = 'gate = "softmax"\nexpert = "linear"\n' + SOFTMAX_TRUTH
@@ -59,13 +60,7 @@ metric = "a"
 
 @pytest.fixture(scope="module")
 def claimed(tmp_path_factory):
-    d = tmp_path_factory.mktemp("claimed")
-    (d / "claimed.toml").write_text(CLAIMED)
-    config = runner.resolve(d / "claimed.toml")
-    out = d / "run"
-    runner.prepare_out(config, out, True)
-    runner.run_sweep(config, out)
-    return config, out
+    return run_study(tmp_path_factory.mktemp("claimed"), "claimed", CLAIMED)
 
 
 def test_init_scales_expand_once_and_pair_with_their_setting(claimed):

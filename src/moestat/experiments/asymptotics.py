@@ -32,7 +32,7 @@ from moestat.experiments.config import ExperimentConfig, NDependent, Setting
 from moestat.experiments.grid import replicate_keys
 from moestat.experiments.metric_runs import metric_runs
 from moestat.experiments.metrics import COUNTS, metric_evaluator, reference_params
-from moestat.experiments.settings import build
+from moestat.experiments.settings import SettingModels, build
 from moestat.experiments.simulation import eval_points, simulate
 from moestat.experiments.store import read_rows
 
@@ -42,12 +42,12 @@ CHUNK = 10  # draws measured at once (a sweep cell's replicates)
 NULL = 1e-9  # an eigenvalue of I below NULL * the largest: a direction the likelihood misses
 
 
-def information(setting: Setting, n: int, seed: int, n_info: int = N_INFO
+def information(models: SettingModels, n: int, seed: int, n_info: int = N_INFO
                 ) -> tuple[np.ndarray, object] | None:
     """(per-sample Fisher information (p, p) in the free coordinates at the truth of sample
     size n, (the truth's free coordinates, their unravel)) — None when the setting is not an
     exact fit."""
-    models = build(setting)
+    setting = models.setting
     m, tm = models.fit_model, models.truth_model
     if m.frozen is not None or m.n_components != tm.n_components or m.gate != tm.gate:
         return None
@@ -79,10 +79,10 @@ def asymptotic_medians(config: ExperimentConfig, setting: Setting, ns, draws: in
     key = jax.random.PRNGKey(config.seed)
     points = eval_points(config.seed, setting)  # the run's held-out x
     out = {x: [] for x in names}
-    info = z = chol = theta = unravel = None
+    z = chol = theta = unravel = null = None
     for n in ns:
-        if info is None or moves:
-            got = information(setting, int(n) if moves else int(ns[-1]), config.seed, n_info)
+        if chol is None or moves:
+            got = information(models, int(n) if moves else int(ns[-1]), config.seed, n_info)
             if got is None:
                 return None
             info, (theta, unravel) = got

@@ -94,8 +94,7 @@ def _gate_numbers(r: MetricRuns) -> dict:
 def _crossing(entry: dict) -> str | None:
     """verdicts.crossing_note of a not-estimated claim (of each side of a contrast)."""
     sides = ([("", entry)] if "floor_ratio" in entry else
-             [(f"{k.split('_')[0]}: ", entry.get(f"{k}_gates") or {}) for k in ("faster",
-                                                                              "slower")])
+             [(f"{k}: ", entry.get(f"{k}_gates") or {}) for k in ("faster", "slower")])
     notes = [where + n for where, g in sides
              if (n := crossing_note(g.get("first_ratio"), g.get("floor_ratio"))) is not None]
     return "; ".join(notes) or None
