@@ -10,10 +10,10 @@ from moestat.fit import fit_random
 from moestat.model import MixtureOfExperts
 
 
-def _fit(cache):
+def _fit(cache, rows=256):
     rng = np.random.default_rng(0)
-    x = rng.uniform(-1, 1, 256)
-    y = np.where(rng.uniform(size=256) < 0.5, 2 * x, -x) + 0.1 * rng.normal(size=256)
+    x = rng.uniform(-1, 1, rows)
+    y = np.where(rng.uniform(size=rows) < 0.5, 2 * x, -x) + 0.1 * rng.normal(size=rows)
     model = MixtureOfExperts.create("softmax", "linear", "gaussian", n_experts=2, n_features=1)
     result, objectives = fit_random(model, x[:, None], y, jax.random.PRNGKey(1), 2, explore=2,
                                     program_cache=cache)
@@ -25,9 +25,11 @@ def test_stored_program_gives_the_traced_programs_fit_and_survives_damage(tmp_pa
     compiled again over a damaged entry: the same fit every time (the same program compiled
     with the same options; 1e-12 allows for nothing but rounding)."""
     direct = _fit(None)
+    cache_setting = jax.config.jax_enable_compilation_cache
     stored = _fit(str(tmp_path))
-    entries = list((tmp_path / "programs").glob("*" + program_store.SUFFIX))
-    assert len(entries) == 1
+    assert jax.config.jax_enable_compilation_cache == cache_setting  # back as it was
+    entries = sorted((tmp_path / "programs").glob("*" + program_store.SUFFIX))
+    assert len(entries) == 3  # drawn starts, short runs, converged fits: prepared as called
     program_store._LOADED.clear()  # as a fresh process: loaded from disk
     loaded = _fit(str(tmp_path))
     entries[0].write_bytes(b"damaged")
@@ -37,6 +39,19 @@ def test_stored_program_gives_the_traced_programs_fit_and_survives_damage(tmp_pa
     for other in (stored, loaded, rebuilt):
         np.testing.assert_allclose(other[0], direct[0], rtol=1e-12)
         np.testing.assert_allclose(other[1], direct[1], rtol=1e-12)
+
+
+def test_above_the_table_rows_the_fit_is_one_stored_program(tmp_path):
+    """Above compiling.TABLE_ROWS rows the emEM fit is one program (compile time matters
+    less there than the three programs' extra run time), stored and loaded like the others."""
+    from moestat.compiling import TABLE_ROWS
+
+    program_store._LOADED.clear()
+    stored = _fit(str(tmp_path), TABLE_ROWS + 1)
+    assert len(list((tmp_path / "programs").glob("*" + program_store.SUFFIX))) == 1
+    program_store._LOADED.clear()
+    loaded = _fit(str(tmp_path), TABLE_ROWS + 1)
+    assert loaded[0] == stored[0] and np.array_equal(loaded[1], stored[1])
 
 
 def test_the_key_names_the_profile_and_the_shapes():
@@ -75,7 +90,8 @@ def test_a_fresh_process_runs_the_stored_program(tmp_path):
 
     first = run()
     stored = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache" / "programs").iterdir()}
-    assert len(stored) == 2  # the fit and its standard errors
+    assert len(stored) == 4  # the fit's three programs and its standard errors' (prepared with
+    # the shapes they are called with: one entry each)
     second = run()
     assert {p: p.stat().st_mtime_ns for p in stored} == stored
     for path in stored:
@@ -85,6 +101,41 @@ def test_a_fresh_process_runs_the_stored_program(tmp_path):
     for other in (second, fourth):
         assert other["loglik"] == first["loglik"]
         assert other["standard_errors"] == first["standard_errors"]
+
+
+def test_prepared_programs_compile_on_worker_threads_and_a_call_waits_for_its_own(tmp_path):
+    """`prepare` returns before its program has compiled (the compile runs on a worker
+    thread, here held back until released) and the next program is traced meanwhile;
+    `call_stored` waits for the compile and runs it."""
+    import threading
+
+    release, threads = threading.Event(), []
+    compile_and_store = program_store._compile_and_store
+
+    def held(path, lowered):
+        threads.append(threading.current_thread().name)
+        release.wait(60)
+        return compile_and_store(path, lowered)
+
+    x = jax.numpy.arange(3.0)
+    program_store._LOADED.clear()
+    try:
+        program_store._compile_and_store = held
+        program_store.prepare(str(tmp_path), "double", (), lambda: lambda a: 2 * a, x)
+        program_store.prepare(str(tmp_path), "square", (), lambda: lambda a: a * a, x)
+        assert not list((tmp_path / "programs").glob("*" + program_store.SUFFIX))  # held
+        release.set()
+        doubled = program_store.call_stored(str(tmp_path), "double", (),
+                                            lambda: lambda a: 2 * a, x)
+        squared = program_store.call_stored(str(tmp_path), "square", (),
+                                            lambda: lambda a: a * a, x)
+    finally:
+        program_store._compile_and_store = compile_and_store
+        release.set()
+    np.testing.assert_array_equal(doubled, [0.0, 2.0, 4.0])
+    np.testing.assert_array_equal(squared, [0.0, 1.0, 4.0])
+    assert len(threads) == 2 and all(t.startswith("moestat-compile") for t in threads)
+    assert len(list((tmp_path / "programs").glob("*" + program_store.SUFFIX))) == 2
 
 
 def test_a_cache_that_cannot_be_written_still_fits(tmp_path):

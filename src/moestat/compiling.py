@@ -19,16 +19,21 @@ compile moestat's programs. Three profiles, measured on the 2-core machine
   starts for every shipped setting; the key programs are integer threefry (exact under any
   options).
 
-* "table" (a user's table of at most TABLE_ROWS padded rows, `table_fit.fit_table`): the
-  "fit" options and LLVM's optimisation level 1. A cold `moestat fit` of a small table is
-  mostly compiling the emEM program. Measured in fresh processes on the idle machine (k = 2;
-  compile / run): 256 rows, XLA's default 7.2-7.5 s / 0.14 s, level 1 6.1-6.3 s / 0.16 s,
-  level 0 2.0-3.1 s / 0.36-0.41 s; 1,024 rows (k = 3) default 7.6 s / 0.52 s, level 1 5.6 s /
-  0.77 s, level 0 3.2 s / 2.4 s; 4,096 rows level 1 4.2 s / 1.31 s against 5.5 s / 1.34 s.
-  Level 0 was tried for tables up to 256 rows: over the peer benchmark's 11 small and medium
-  cases it saved 2.6 s of empty-cache time in total and cost 4 s of warm time (every run pays
-  the slower code, and its SE program too), so level 1 it is. Same optimum (log-likelihoods
-  equal to 1e-9). Sweeps keep "fit", so their results are unchanged.
+* "table" and "table_small" (a user's table of at most TABLE_ROWS, SMALL_TABLE_ROWS padded
+  rows, `table_fit.fit_table`): the "fit" options and LLVM's optimisation level 1, 0. A
+  first-ever `moestat fit` of a small table is mostly tracing and compiling its programs
+  (the program store's three emEM programs, compiled side by side, and the SE program:
+  moestat/program_store.py). Level 0 halves the compile and runs ~2x slower. Probes of the
+  emEM program in-process (compile / run of 20 restarts): k = 2, 256 rows, level 1 2.3-2.4 s
+  / 0.02 s, level 0 1.2 s / 0.06 s; k = 3, 256 rows, 2.5 s / 0.17 s against 1.2 s / 0.32 s;
+  k = 4, 1,024 rows, a fit that runs to max_iter, 3.3 s / 1.7 s against 1.8 s / 3.7 s. So
+  tables of up to 256 padded rows compile at level 0 (at most ~0.15 s more per fit, ~1.2 s
+  less once per shape), larger ones up to 4,096 at level 1 (there a slow fit would lose
+  seconds on every run; 4,096 rows: compile 4.2 s / run 1.3 s at level 1, against XLA's
+  default 5.5 s / 1.3 s). In fresh processes, interleaved, medians of 5, a first-ever
+  `moestat fit` of a 200-row table (k = 2) took 3.7 s at level 0 against 5.6 s at level 1,
+  cache-warm 1.57 s against 1.69 s. Same optimum (log-likelihoods equal to the last digit
+  printed). Sweeps keep "fit", so their results are unchanged.
 
 The options are decided once per process and profile at the first compile (after `--device`
 has chosen the backend): on the CPU when this jaxlib accepts them (a trial compile), else None
@@ -46,13 +51,16 @@ PROFILES = {
     "data": {"xla_backend_optimization_level": 2},
     "small": {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 2},
     "table": {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 1},
+    "table_small": {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 0},
 }
-TABLE_ROWS = 4096  # a user's table up to this many (padded) rows compiles with "table"
+SMALL_TABLE_ROWS = 256  # a user's table up to this many (padded) rows: "table_small"
+TABLE_ROWS = 4096  # up to this many: "table"
 
 
 def table_profile(rows: int) -> str:
     """The profile of a user's table fit with `rows` (padded) rows."""
-    return "table" if rows <= TABLE_ROWS else "fit"
+    return ("table_small" if rows <= SMALL_TABLE_ROWS else "table" if rows <= TABLE_ROWS
+            else "fit")
 
 
 @functools.cache

@@ -79,7 +79,7 @@ def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bi
                "options": FitOptions(max_iter=max_iter, tol=tol), "seed": seed}
     selection = None
     if len(models) == 1:
-        fitted = fit_table(models[0], table.X, table.y, **options)
+        fitted = fit_table(models[0], table.X, table.y, with_standard_errors=True, **options)
     else:
         fitted, selection = select_experts(models, table.X, table.y, criterion=criterion,
                                            **options)

@@ -18,8 +18,13 @@ Writes are atomic; an unreadable entry is compiled again and overwritten. The en
 are the user's own cache, written by moestat (they are unpickled: do not point the cache at a
 directory others can write). Used by the table fit (`table_fit.py`: `moestat fit`, the fit
 and its standard errors) where the XLA cache is on; sweeps compile through jit and the XLA
-cache. `_compile_fresh` switches the XLA cache off process-wide for the duration of one
-compile, so the store is for single-threaded callers.
+cache.
+
+Several programs a caller is about to run compile at once: `prepare` traces and lowers a
+program on the calling thread and hands its compile to a worker thread (XLA releases the GIL
+while it compiles), so the next program is traced while the first compiles and two compile
+side by side on two cores; `call_stored` waits for the compile it needs. The XLA cache is
+switched off process-wide while any store compile runs (`_xla_cache_bypassed`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import functools
 import hashlib
 import os
 import pickle
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import jax
@@ -72,6 +79,20 @@ def _key(name: str, static, args, profile: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def prepare(directory: str | None, name: str, static, build, *args,
+            profile: str = "fit") -> None:
+    """Make `build()` ready for `call_stored` with arguments shaped like `args` (arrays or
+    `jax.ShapeDtypeStruct`s): loaded from disk, or traced and lowered here and compiled (then
+    written to disk) on a worker thread. directory None: nothing (plain jit compiles at the
+    call)."""
+    if directory is None:
+        return
+    path = _path(directory, name, static, args, profile)
+    if path not in _LOADED:
+        _LOADED[path] = _load(path) or _compiler().submit(
+            _compile_and_store, path, jit(build(), profile).lower(*args))
+
+
 def call_stored(directory: str | None, name: str, static, build, *args,
                 profile: str = "fit"):
     """`build()(*args)`, by the compiled program on disk when there is one (else compiled and
@@ -81,13 +102,25 @@ def call_stored(directory: str | None, name: str, static, build, *args,
     on disk."""
     if directory is None:
         return jit(build(), profile)(*args)
-    path = Path(directory) / "programs" / (_key(name, static, args, profile) + SUFFIX)
-    if path not in _LOADED:
-        _LOADED[path] = _load(path) or _compile_and_store(path, build, args, profile)
+    prepare(directory, name, static, build, *args, profile=profile)
+    path = _path(directory, name, static, args, profile)
+    if isinstance(_LOADED[path], Future):
+        _LOADED[path] = _LOADED[path].result()
     return _LOADED[path](*args)
 
 
-_LOADED: dict = {}  # path -> the loaded compiled program
+def _path(directory: str, name: str, static, args, profile: str) -> Path:
+    return Path(directory) / "programs" / (_key(name, static, args, profile) + SUFFIX)
+
+
+@functools.cache
+def _compiler() -> ThreadPoolExecutor:
+    """The worker threads that compile (as many as cores, at most 4)."""
+    return ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)),
+                              thread_name_prefix="moestat-compile")
+
+
+_LOADED: dict = {}  # path -> the loaded compiled program, or the Future of its compile
 
 
 def _load(path: Path):
@@ -112,9 +145,9 @@ def _initialize_kernels() -> None:
     initialize_lapack()
 
 
-def _compile_and_store(path: Path, build, args, profile: str):
-    compiled = _compile_fresh(jit(build(), profile).lower(*args))
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+def _compile_and_store(path: Path, lowered):
+    compiled = _compile_fresh(lowered)
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(pickle.dumps(serialize_executable.serialize(compiled)))
@@ -129,13 +162,31 @@ def _compile_fresh(lowered):
     """lowered.compile() by XLA itself, the persistent cache bypassed: an executable that the
     cache supplied serialises without some of its kernels (jaxlib 0.10: its load then fails
     with "Function ..._kernel not found"), so what the store keeps is always compiled here."""
+    with _xla_cache_bypassed():
+        return lowered.compile()
+
+
+_BYPASS = threading.Lock()
+_bypass_state = {"compiles": 0, "enabled": None}  # store compiles running; the setting before
+
+
+@contextlib.contextmanager
+def _xla_cache_bypassed():
+    """The XLA cache off (process-wide) while at least one store compile runs, then back as
+    it was."""
     from jax.experimental.compilation_cache import compilation_cache
 
-    enabled = jax.config.jax_enable_compilation_cache
-    compilation_cache.reset_cache()
-    jax.config.update("jax_enable_compilation_cache", False)
+    with _BYPASS:
+        if _bypass_state["compiles"] == 0:
+            _bypass_state["enabled"] = jax.config.jax_enable_compilation_cache
+            compilation_cache.reset_cache()
+            jax.config.update("jax_enable_compilation_cache", False)
+        _bypass_state["compiles"] += 1
     try:
-        return lowered.compile()
+        yield
     finally:
-        jax.config.update("jax_enable_compilation_cache", enabled)
-        compilation_cache.reset_cache()
+        with _BYPASS:
+            _bypass_state["compiles"] -= 1
+            if _bypass_state["compiles"] == 0:
+                jax.config.update("jax_enable_compilation_cache", _bypass_state["enabled"])
+                compilation_cache.reset_cache()

@@ -59,6 +59,25 @@ def _program(model: MixtureOfExperts):
     return run
 
 
+def _stored(model: MixtureOfExperts, params: MoEParams, scaling: Scaling, X, y, weights):
+    """The program store's (name, static, build, *arguments) of the SE program."""
+    f64 = functools.partial(jnp.asarray, dtype=jnp.float64)
+    return ("standard_errors", (model,), lambda: _program(model), f64(X), f64(y), f64(weights),
+            jax.tree_util.tree_map(f64, params), f64(scaling.x_shift), f64(scaling.x_scale),
+            f64(scaling.y_shift), f64(scaling.y_scale))
+
+
+def prepare_standard_errors(model: MixtureOfExperts, scaling: Scaling, X, y, weights,
+                            program_cache: str | None) -> None:
+    """Start compiling the SE program for this table's shape (program_store.prepare), so that
+    it compiles while the fit does."""
+    from moestat.compiling import table_profile
+    from moestat.program_store import prepare
+
+    prepare(program_cache, *_stored(model, model.zeros(), scaling, X, y, weights),
+            profile=table_profile(np.shape(X)[0]))
+
+
 def standard_errors(model: MixtureOfExperts, params: MoEParams, scaling: Scaling, X, y,
                     weights, program_cache: str | None = None) -> tuple[dict, bool]:
     """({name: SE array shaped like the parameter}, ok) for the fit `params` of the
@@ -66,11 +85,8 @@ def standard_errors(model: MixtureOfExperts, params: MoEParams, scaling: Scaling
     from moestat.compiling import table_profile
     from moestat.program_store import call_stored
 
-    f64 = functools.partial(jnp.asarray, dtype=jnp.float64)
-    se, ok = call_stored(program_cache, "standard_errors", (model,), lambda: _program(model),
-                         f64(X), f64(y), f64(weights), jax.tree_util.tree_map(f64, params),
-                         f64(scaling.x_shift), f64(scaling.x_scale), f64(scaling.y_shift),
-                         f64(scaling.y_scale), profile=table_profile(np.shape(X)[0]))
+    se, ok = call_stored(program_cache, *_stored(model, params, scaling, X, y, weights),
+                         profile=table_profile(np.shape(X)[0]))
     se, ok = np.asarray(se), bool(ok)
     leaves, tree = jax.tree_util.tree_flatten(to_user_scale(model, params, scaling))
     ends = np.cumsum([np.size(v) for v in leaves])  # ravel_pytree's order, in NumPy

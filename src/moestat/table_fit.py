@@ -155,10 +155,12 @@ class TableFit:
 
 def fit_table(model: MixtureOfExperts, X, y, sample_weight=None, *, estimator: str = "em",
               n_init: int = 20, options: FitOptions | None = None, seed: int = 0,
-              explore: int = EXPLORE_FACTOR, standardise: bool = True) -> TableFit:
+              explore: int = EXPLORE_FACTOR, standardise: bool = True,
+              with_standard_errors: bool = False) -> TableFit:
     """Fit `model` to X (n, d), y (n,) (NumPy float64, already validated for shape); its
     standard errors come from the observed information when asked for
-    (moestat/standard_errors.py)."""
+    (moestat/standard_errors.py). with_standard_errors: they will be asked for, so their
+    program compiles alongside the fit's."""
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64).reshape(-1)
     n = y.shape[0]
@@ -169,11 +171,18 @@ def fit_table(model: MixtureOfExperts, X, y, sample_weight=None, *, estimator: s
         np.zeros(X.shape[1]), np.ones(X.shape[1]))
     Xs, ys = scaling.apply(X, y)
     Xp, yp, wp = pad_rows(Xs, ys, w, bucket_size(n))
+    standard_errors_program = None
+    if with_standard_errors:
+        from moestat.standard_errors import prepare_standard_errors
+
+        standard_errors_program = functools.partial(prepare_standard_errors, model, scaling,
+                                                    Xp, yp, wp, active_directory())
     result, objectives = fit_random(model, Xp, yp, prng_key(seed), int(n_init),
                                     estimator=estimator, weights=wp,
                                     options=options or FitOptions(), explore=explore,
                                     program_cache=active_directory(),
-                                    profile=table_profile(len(yp)))
+                                    profile=table_profile(len(yp)),
+                                    while_compiling=standard_errors_program)
     result, objectives = jax.device_get((result, objectives))
     if not np.isfinite(result.objective):
         raise InputError("every restart ended with a non-finite objective; check the data")

@@ -217,27 +217,62 @@ def _over_starts(f, starts, n_rows: int):
     return jax.lax.map(f, starts, batch_size=group) if group > 1 else jax.lax.map(f, starts)
 
 
-def _random_fits(model, estimator, options, n_init: int, explore: int):
-    """run(X, y, weights, key, bounds=None), emEM (Biernacki et al. 2003): `explore` * n_init
-    data-driven starts of every kind (fit/init.py START_KINDS, in turn), SHORT_ITERATIONS
-    iterations from each, the n_init with the best objective run to convergence."""
+def _drawn_starts(model, options, n_starts: int):
+    """draw(X, y, weights, key, bounds=None) -> n_starts data-driven starting parameters
+    (leading axis), of every kind in turn (fit/init.py START_KINDS)."""
+
+    def draw(X, y, weights, key, bounds=None):
+        b = default_bounds(model, y, weights) if bounds is None else bounds
+        seeds = (jax.random.split(key, n_starts), jnp.arange(n_starts) % len(START_KINDS))
+        return _over_starts(lambda s: random_start(model, X, y, weights, s[0], b, options,
+                                                   s[1]), seeds, X.shape[0])
+
+    return draw
+
+
+def _short_runs(model, estimator, options, n_keep: int):
+    """keep(X, y, weights, starts, bounds=None) -> the n_keep starts whose SHORT_ITERATIONS
+    iterations reached the best objectives, as those iterations left them (the short-run
+    phase of emEM, Biernacki et al. 2003)."""
     short = dataclasses.replace(options, max_iter=min(SHORT_ITERATIONS, options.max_iter))
 
-    def run(X, y, weights, key, bounds=None):
+    def keep(X, y, weights, starts, bounds=None):
         b = default_bounds(model, y, weights) if bounds is None else bounds
-        n_explore = explore * n_init
-        seeds = (jax.random.split(key, n_explore), jnp.arange(n_explore) % len(START_KINDS))
-        starts = _over_starts(lambda s: random_start(model, X, y, weights, s[0], b, options,
-                                                     s[1]), seeds, X.shape[0])
-        if explore > 1:
-            trial = _over_starts(lambda s: _fit_one(model, estimator, short, X, y, weights, s,
-                                                    b), starts, X.shape[0])
-            score = jnp.where(jnp.isfinite(trial.objective), trial.objective, -jnp.inf)
-            keep = jnp.argsort(-score)[:n_init]
-            starts = jax.tree_util.tree_map(lambda a: a[keep], trial.params)
+        trial = _over_starts(lambda s: _fit_one(model, estimator, short, X, y, weights, s, b),
+                             starts, X.shape[0])
+        score = jnp.where(jnp.isfinite(trial.objective), trial.objective, -jnp.inf)
+        kept = jnp.argsort(-score)[:n_keep]
+        return jax.tree_util.tree_map(lambda a: a[kept], trial.params)
+
+    return keep
+
+
+def _converged_fits(model, estimator, options):
+    """run(X, y, weights, starts, bounds=None) -> (best FitResult, objectives (S,)): each of
+    the S starts (leading axis) run to convergence."""
+
+    def run(X, y, weights, starts, bounds=None):
+        b = default_bounds(model, y, weights) if bounds is None else bounds
         results = _over_starts(lambda s: _fit_one(model, estimator, options, X, y, weights, s,
                                                    b), starts, X.shape[0])
         return best_of_starts(results, jnp), results.objective
+
+    return run
+
+
+def _random_fits(model, estimator, options, n_init: int, explore: int):
+    """run(X, y, weights, key, bounds=None), emEM: explore * n_init drawn starts
+    (`_drawn_starts`), the n_init best after short runs (`_short_runs`; explore = 1: the
+    drawn starts themselves), each run to convergence (`_converged_fits`)."""
+    draw = _drawn_starts(model, options, explore * n_init)
+    keep = _short_runs(model, estimator, options, n_init)
+    converge = _converged_fits(model, estimator, options)
+
+    def run(X, y, weights, key, bounds=None):
+        starts = draw(X, y, weights, key, bounds)
+        if explore > 1:
+            starts = keep(X, y, weights, starts, bounds)
+        return converge(X, y, weights, starts, bounds)
 
     return run
 
@@ -251,12 +286,13 @@ def _compiled_random(model, estimator, options, n_init: int, explore: int,
 def fit_random(model: MixtureOfExperts, X, y, key, n_init: int = 5, *, estimator: str = "em",
                weights=None, bounds=None, options: FitOptions = DEFAULT_OPTIONS,
                explore: int = EXPLORE_FACTOR, program_cache: str | None = None,
-               profile: str = "fit"):
+               profile: str = "fit", while_compiling=None):
     """Data-driven random starts, emEM-style (`_random_fits`; explore = 1: n_init starts,
     each run to convergence); returns (best FitResult, objectives of the n_init converged runs
-    (n_init,)). program_cache: a directory where the traced program is kept between processes
-    (moestat/program_store.py; default bounds only); profile: the compile options
-    (moestat/compiling.py)."""
+    (n_init,)). program_cache: a directory where the compiled programs are kept between
+    processes (moestat/program_store.py; default bounds only); profile: the compile options
+    (moestat/compiling.py); while_compiling: called (no arguments) once the fit's programs
+    are prepared, before they run — the caller's work while they compile."""
     if n_init < 1:
         raise InputError(f"n_init must be >= 1, got {n_init}")
     if explore < 1:
@@ -264,11 +300,47 @@ def fit_random(model: MixtureOfExperts, X, y, key, n_init: int = 5, *, estimator
     X, y, weights = _prepare(model, estimator, X, y, weights)
     static = (model, estimator, options, int(n_init), int(explore))
     if program_cache is not None and bounds is None:
-        from moestat.program_store import call_stored
-
-        return call_stored(program_cache, "fit_random", static,
-                           lambda: _random_fits(*static), X, y, weights, key, profile=profile)
+        return _stored_random_fits(program_cache, static, profile, X, y, weights, key,
+                                   while_compiling)
     return _compiled_random(*static, profile)(X, y, weights, key, bounds)
+
+
+def _stored_random_fits(directory: str, static, profile: str, X, y, weights, key,
+                        while_compiling=None):
+    """`fit_random` by the program store (moestat/program_store.py). Up to TABLE_ROWS rows,
+    where compiling is most of a first fit, as three programs — the drawn starts, the short
+    runs, the converged fits — all prepared before any runs, so that each is traced while the
+    ones before it compile and they compile side by side; above, as one program (the three
+    ran a fit of 1e5 rows ~4 % slower: docs/performance.md)."""
+    from moestat.compiling import TABLE_ROWS
+    from moestat.program_store import call_stored, prepare
+
+    model, estimator, options, n_init, explore = static
+
+    def shaped(n_starts):
+        return jax.tree_util.tree_map(
+            lambda a: jax.ShapeDtypeStruct((n_starts,) + np.shape(a), jnp.float64),
+            model.zeros())
+
+    if X.shape[0] > TABLE_ROWS:  # (program, its last argument); each takes the one before's out
+        programs = [(("fit_random", static, lambda: _random_fits(*static)), key)]
+    else:
+        programs = [(("drawn_starts", (model, options, explore * n_init),
+                      lambda: _drawn_starts(model, options, explore * n_init)), key)]
+        if explore > 1:
+            programs.append((("short_runs", static[:3] + (n_init,),
+                              lambda: _short_runs(model, estimator, options, n_init)),
+                             shaped(explore * n_init)))
+        programs.append((("converged_fits", static[:3],
+                          lambda: _converged_fits(model, estimator, options)), shaped(n_init)))
+    for program, last in programs:
+        prepare(directory, *program, X, y, weights, last, profile=profile)
+    if while_compiling is not None:
+        while_compiling()
+    out = key
+    for program, _ in programs:
+        out = call_stored(directory, *program, X, y, weights, out, profile=profile)
+    return out
 
 
 def best_of_starts(results: FitResult, xp=np) -> FitResult:
