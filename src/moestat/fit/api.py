@@ -302,6 +302,8 @@ def fit_random(model: MixtureOfExperts, X, y, key, n_init: int = 5, *, estimator
     if program_cache is not None and bounds is None:
         return _stored_random_fits(program_cache, static, profile, X, y, weights, key,
                                    while_compiling)
+    if while_compiling is not None:  # (nothing prepared: jit compiles at the call)
+        while_compiling()
     return _compiled_random(*static, profile)(X, y, weights, key, bounds)
 
 
