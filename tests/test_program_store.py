@@ -138,6 +138,27 @@ def test_prepared_programs_compile_on_worker_threads_and_a_call_waits_for_its_ow
     assert len(list((tmp_path / "programs").glob("*" + program_store.SUFFIX))) == 2
 
 
+def test_without_a_directory_a_program_is_traced_once_per_name_static_and_profile():
+    """No directory (a library user's process): the first call traces, later calls with the
+    same name, static arguments and shapes reuse the jitted function (a standard-error
+    request on each new fit of a table used to trace and compile again, ~0.2 s)."""
+    traces = []
+
+    def build():
+        def double(a):
+            traces.append(1)
+            return 2 * a
+        return double
+
+    x = jax.numpy.arange(3.0)
+    for _ in range(3):
+        out = program_store.call_stored(None, "double_untraced", ("s",), build, x)
+    np.testing.assert_array_equal(out, [0.0, 2.0, 4.0])
+    assert len(traces) == 1
+    program_store.call_stored(None, "double_untraced", ("other",), build, x)
+    assert len(traces) == 2
+
+
 def test_a_cache_that_cannot_be_written_still_fits(tmp_path):
     """The store's directory cannot be created (a file stands in its place): the program is
     compiled, the fit is the traced program's, and nothing is written."""

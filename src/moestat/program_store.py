@@ -99,9 +99,11 @@ def call_stored(directory: str | None, name: str, static, build, *args,
     written there). `build` returns the function to jit; `static` (hashable, with a stable
     repr) names everything the traced program depends on besides the shapes of `args`;
     `profile` the compile options (moestat/compiling.py). directory None: plain jit, nothing
-    on disk."""
+    on disk (jit's own cache, one jitted function per name, static and profile)."""
     if directory is None:
-        return jit(build(), profile)(*args)
+        if (name, static, profile) not in _JITTED:
+            _JITTED[name, static, profile] = jit(build(), profile)
+        return _JITTED[name, static, profile](*args)
     prepare(directory, name, static, build, *args, profile=profile)
     path = _path(directory, name, static, args, profile)
     if isinstance(_LOADED[path], Future):
@@ -121,6 +123,7 @@ def _compiler() -> ThreadPoolExecutor:
 
 
 _LOADED: dict = {}  # path -> the loaded compiled program, or the Future of its compile
+_JITTED: dict = {}  # (name, static, profile) -> jit(build()), when nothing is kept on disk
 
 
 def _load(path: Path):
