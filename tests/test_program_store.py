@@ -168,3 +168,24 @@ def test_a_cache_that_cannot_be_written_still_fits(tmp_path):
     blocked = _fit(str(tmp_path))
     np.testing.assert_allclose(blocked[0], direct[0], rtol=1e-12)
     assert (tmp_path / "programs").read_text() == "not a directory"
+
+
+def test_a_quick_exit_flushes_output_and_waits_for_the_compiles(tmp_path):
+    """`process_exit.exit_process` after `request_quick_exit` (what `moestat fit` does):
+    the exit code kept, stdout flushed, and work handed to the compile threads finished
+    (here a job that writes a file after 0.5 s) before the process is gone."""
+    import subprocess
+    import sys
+
+    done = tmp_path / "written"
+    code = ("import time\n"
+            "from moestat import process_exit, program_store\n"
+            f"program_store._compiler().submit(lambda: (time.sleep(0.5), "
+            f"open({str(done)!r}, 'w').write('ok')))\n"
+            "process_exit.request_quick_exit()\n"
+            "print('result', end='')\n"
+            "process_exit.exit_process(3)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       check=False)
+    assert r.returncode == 3 and r.stdout == "result", r.stderr[-300:]
+    assert done.read_text() == "ok"

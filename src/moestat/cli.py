@@ -85,12 +85,9 @@ def fit(
                   gate=gate, expert=expert, noise=noise, estimator=estimator, n_init=n_init,
                   max_iter=max_iter, tol=tol, seed=seed, save=save, plot=plot,
                   dendrogram=dendrogram, bootstrap=bootstrap, kind=kind)
-    if as_json:
-        print(strict_json(out))
-        return
-    render.print_fit(console, out)
+    _emit(out, as_json, lambda c, r: render.print_fit(c, r))  # (render: imported if drawn)
     for label, path in (("saved to", save), ("figure:", plot), ("figure:", dendrogram)):
-        if path is not None:
+        if path is not None and not as_json:
             console.print(f"{label} {path}")
 
 
@@ -397,4 +394,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    from moestat.process_exit import exit_process
+
+    exit_process(main())

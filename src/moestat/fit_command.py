@@ -25,7 +25,9 @@ def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bi
     "classification": the target holds labels ("classes" in the output, in the order of the
     experts' classes), fitted with multinomial experts."""
     from moestat.expert_selection import check_criterion, parse_experts
+    from moestat.process_exit import request_quick_exit
 
+    request_quick_exit()  # (the command line leaves without the interpreter's teardown)
     check_seed(seed)  # every argument first: a refusal comes before JAX is imported
     if save is not None and save.is_dir():
         raise InputError(f"--save {save} is a directory; name a file")

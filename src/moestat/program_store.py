@@ -122,6 +122,13 @@ def _compiler() -> ThreadPoolExecutor:
                               thread_name_prefix="moestat-compile")
 
 
+def finish_compiles() -> None:
+    """Wait for every compile handed to a worker thread (each writes its program to disk)."""
+    if _compiler.cache_info().currsize:
+        _compiler().shutdown(wait=True)
+        _compiler.cache_clear()
+
+
 _LOADED: dict = {}  # path -> the loaded compiled program, or the Future of its compile
 _JITTED: dict = {}  # (name, static, profile) -> jit(build()), when nothing is kept on disk
 
