@@ -80,17 +80,18 @@ def _key(name: str, static, args, profile: str) -> str:
 
 
 def prepare(directory: str | None, name: str, static, build, *args,
-            profile: str = "fit") -> None:
+            profile: str = "fit") -> Path | None:
     """Make `build()` ready for `call_stored` with arguments shaped like `args` (arrays or
     `jax.ShapeDtypeStruct`s): loaded from disk, or traced and lowered here and compiled (then
-    written to disk) on a worker thread. directory None: nothing (plain jit compiles at the
-    call)."""
+    written to disk) on a worker thread; returns its entry's path. directory None: nothing
+    (plain jit compiles at the call)."""
     if directory is None:
-        return
-    path = _path(directory, name, static, args, profile)
+        return None
+    path = Path(directory) / "programs" / (_key(name, static, args, profile) + SUFFIX)
     if path not in _LOADED:
         _LOADED[path] = _load(path) or _compiler().submit(
             _compile_and_store, path, jit(build(), profile).lower(*args))
+    return path
 
 
 def call_stored(directory: str | None, name: str, static, build, *args,
@@ -104,15 +105,10 @@ def call_stored(directory: str | None, name: str, static, build, *args,
         if (name, static, profile) not in _JITTED:
             _JITTED[name, static, profile] = jit(build(), profile)
         return _JITTED[name, static, profile](*args)
-    prepare(directory, name, static, build, *args, profile=profile)
-    path = _path(directory, name, static, args, profile)
+    path = prepare(directory, name, static, build, *args, profile=profile)
     if isinstance(_LOADED[path], Future):
         _LOADED[path] = _LOADED[path].result()
     return _LOADED[path](*args)
-
-
-def _path(directory: str, name: str, static, args, profile: str) -> Path:
-    return Path(directory) / "programs" / (_key(name, static, args, profile) + SUFFIX)
 
 
 @functools.cache
