@@ -29,7 +29,7 @@ def test_stored_program_gives_the_traced_programs_fit_and_survives_damage(tmp_pa
     stored = _fit(str(tmp_path))
     assert jax.config.jax_enable_compilation_cache == cache_setting  # back as it was
     entries = sorted((tmp_path / "programs").glob("*" + program_store.SUFFIX))
-    assert len(entries) == 3  # drawn starts, short runs, converged fits: prepared as called
+    assert len(entries) == 2  # drawn starts; runs (short and to convergence): prepared as called
     program_store._LOADED.clear()  # as a fresh process: loaded from disk
     loaded = _fit(str(tmp_path))
     entries[0].write_bytes(b"damaged")
@@ -41,17 +41,22 @@ def test_stored_program_gives_the_traced_programs_fit_and_survives_damage(tmp_pa
         np.testing.assert_allclose(other[1], direct[1], rtol=1e-12)
 
 
-def test_above_the_table_rows_the_fit_is_one_stored_program(tmp_path):
-    """Above compiling.TABLE_ROWS rows the emEM fit is one program (compile time matters
-    less there than the three programs' extra run time), stored and loaded like the others."""
+def test_short_and_full_runs_share_one_program_and_give_the_one_program_fit(tmp_path):
+    """Above compiling.TABLE_ROWS rows too, the stored fit is two programs — the runs'
+    program serves the short runs and the runs to convergence through its traced iteration
+    limit — and gives the fit of the single traced program (`_random_fits`, where both phases
+    are compiled: rounding only), stored and loaded alike."""
     from moestat.compiling import TABLE_ROWS
 
+    direct = _fit(None, TABLE_ROWS + 1)
     program_store._LOADED.clear()
     stored = _fit(str(tmp_path), TABLE_ROWS + 1)
-    assert len(list((tmp_path / "programs").glob("*" + program_store.SUFFIX))) == 1
+    assert len(list((tmp_path / "programs").glob("*" + program_store.SUFFIX))) == 2
     program_store._LOADED.clear()
     loaded = _fit(str(tmp_path), TABLE_ROWS + 1)
     assert loaded[0] == stored[0] and np.array_equal(loaded[1], stored[1])
+    np.testing.assert_allclose(stored[0], direct[0], rtol=1e-12)
+    np.testing.assert_allclose(stored[1], direct[1], rtol=1e-12)
 
 
 def test_the_key_names_the_profile_and_the_shapes():
@@ -90,7 +95,7 @@ def test_a_fresh_process_runs_the_stored_program(tmp_path):
 
     first = run()
     stored = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache" / "programs").iterdir()}
-    assert len(stored) == 4  # the fit's three programs and its standard errors' (prepared with
+    assert len(stored) == 3  # the fit's two programs and its standard errors' (prepared with
     # the shapes they are called with: one entry each)
     second = run()
     assert {p: p.stat().st_mtime_ns for p in stored} == stored
@@ -189,3 +194,31 @@ def test_a_quick_exit_flushes_output_and_waits_for_the_compiles(tmp_path):
                        check=False)
     assert r.returncode == 3 and r.stdout == "result", r.stderr[-300:]
     assert done.read_text() == "ok"
+
+
+def test_a_traced_iteration_limit_runs_like_a_smaller_max_iter():
+    """One jitted fit with the iteration limit as an argument: limit 3 stops where max_iter = 3
+    stops (same parameters, n_iter 3, history NaN after it), limit = max_iter is the plain
+    fit."""
+    from moestat.fit import FitOptions, fit
+    from moestat.fit.api import _fit_one, default_bounds
+
+    rng = np.random.default_rng(2)
+    x = rng.uniform(-1, 1, 300)
+    y = np.where(rng.uniform(size=300) < 0.5, 2 * x, -x) + 0.1 * rng.normal(size=300)
+    model = MixtureOfExperts.create("softmax", "linear", "gaussian", n_experts=2, n_features=1)
+    X, w = jax.numpy.asarray(x[:, None]), jax.numpy.ones(300)
+    start = model.zeros()._replace(expert=model.zeros().expert._replace(
+        a=jax.numpy.asarray([[1.0], [-0.5]]), b=jax.numpy.asarray([0.1, 0.0])))
+    options = FitOptions(max_iter=50)
+    limited = jax.jit(lambda s, limit: _fit_one(model, "em", options, X, y, w, s,
+                                                default_bounds(model, y, w), limit))
+    for limit, max_iter in ((3, 3), (50, 50)):
+        got = limited(start, np.asarray(limit))
+        want = fit(model, x[:, None], y, start, options=FitOptions(max_iter=max_iter))
+        assert int(got.n_iter) == int(want.n_iter) and got.history.shape == (50,)
+        for a, b in zip(jax.tree_util.tree_leaves(got.params), jax.tree_util.tree_leaves(
+                want.params), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+        assert np.all(np.isnan(np.asarray(got.history)[int(got.n_iter):]))
+    assert int(limited(start, np.asarray(3)).n_iter) == 3

@@ -25,11 +25,13 @@ from moestat.fit.result import FitOptions
 from moestat.model import MixtureOfExperts, MoEParams
 
 
-def run_em(step, params: MoEParams, model: MixtureOfExperts, bounds, options: FitOptions):
+def run_em(step, params: MoEParams, model: MixtureOfExperts, bounds, options: FitOptions,
+           limit=None):
     """Iterate `step(params) -> (EM update, mean log-likelihood at params)` to convergence
-    (options.accelerate: "squarem" or "none"). Returns (params, n_iter, converged, history)."""
+    (options.accelerate: "squarem" or "none"; `limit`: fit/loop.py `iterate`). Returns
+    (params, n_iter, converged, history)."""
     if options.accelerate == "none":
-        return iterate(step, params, options.max_iter, options.tol)
+        return iterate(step, params, options.max_iter, options.tol, limit=limit)
     _, unravel = ravel_pytree(model.to_free(params))
     lo = ravel_pytree(model.to_free(bounds[0]))[0]
     hi = ravel_pytree(model.to_free(bounds[1]))[0]
@@ -52,4 +54,4 @@ def run_em(step, params: MoEParams, model: MixtureOfExperts, bounds, options: Fi
         new = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), p3, p2)
         return new, ll0
 
-    return iterate(squarem_step, params, options.max_iter, options.tol)
+    return iterate(squarem_step, params, options.max_iter, options.tol, limit=limit)

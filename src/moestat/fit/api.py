@@ -78,12 +78,13 @@ def fit_bounds(model, y, weights, options: FitOptions, bounds=None):
     return bounds
 
 
-def _fit_one(model, estimator, options, X, y, weights, start, bounds):
-    """Traced body: run the estimator from `start`, then final objective and flags."""
+def _fit_one(model, estimator, options, X, y, weights, start, bounds, limit=None):
+    """Traced body: run the estimator from `start` (for at most `limit` iterations, which may
+    be traced: fit/loop.py `iterate`), then final objective and flags."""
     bounds = fit_bounds(model, y, weights, options, bounds)
     start = project(model.canonicalize(start), bounds)
     params, n_iter, converged, history = ESTIMATOR_FUNCTIONS[estimator](
-        model, X, y, weights, start, bounds, options)
+        model, X, y, weights, start, bounds, options, limit=limit)
     params = model.canonicalize(params)
     loglik = mean_loglik(model, params, X, y, weights)
     if model.kind == "regression" and estimator in ("lse", "sgd"):  # least squares
@@ -230,49 +231,43 @@ def _drawn_starts(model, options, n_starts: int):
     return draw
 
 
-def _short_runs(model, estimator, options, n_keep: int):
-    """keep(X, y, weights, starts, bounds=None) -> the n_keep starts whose SHORT_ITERATIONS
-    iterations reached the best objectives, as those iterations left them (the short-run
-    phase of emEM, Biernacki et al. 2003)."""
-    short = dataclasses.replace(options, max_iter=min(SHORT_ITERATIONS, options.max_iter))
+def _runs(model, estimator, options):
+    """run(X, y, weights, starts, limit, bounds=None) -> FitResult with a leading start axis:
+    each start run for at most `limit` iterations (<= options.max_iter, traced: one compiled
+    program serves emEM's short runs and its runs to convergence)."""
 
-    def keep(X, y, weights, starts, bounds=None):
+    def run(X, y, weights, starts, limit, bounds=None):
         b = default_bounds(model, y, weights) if bounds is None else bounds
-        trial = _over_starts(lambda s: _fit_one(model, estimator, short, X, y, weights, s, b),
-                             starts, X.shape[0])
-        score = jnp.where(jnp.isfinite(trial.objective), trial.objective, -jnp.inf)
-        kept = jnp.argsort(-score)[:n_keep]
-        return jax.tree_util.tree_map(lambda a: a[kept], trial.params)
-
-    return keep
-
-
-def _converged_fits(model, estimator, options):
-    """run(X, y, weights, starts, bounds=None) -> (best FitResult, objectives (S,)): each of
-    the S starts (leading axis) run to convergence."""
-
-    def run(X, y, weights, starts, bounds=None):
-        b = default_bounds(model, y, weights) if bounds is None else bounds
-        results = _over_starts(lambda s: _fit_one(model, estimator, options, X, y, weights, s,
-                                                   b), starts, X.shape[0])
-        return best_of_starts(results, jnp), results.objective
+        return _over_starts(lambda s: _fit_one(model, estimator, options, X, y, weights, s, b,
+                                               limit), starts, X.shape[0])
 
     return run
 
 
+def best_short_runs(trial: FitResult, n_keep: int, xp=np):
+    """The parameters of the n_keep short runs with the best objectives (ties: the first), as
+    those runs left them — the short-run phase of emEM (Biernacki et al. 2003). xp: the array
+    module (`best_of_starts`)."""
+    score = xp.where(xp.isfinite(trial.objective), trial.objective, -xp.inf)
+    kept = xp.argsort(-score, stable=True)[:n_keep]
+    return jax.tree_util.tree_map(lambda a: a[kept], trial.params)
+
+
 def _random_fits(model, estimator, options, n_init: int, explore: int):
-    """run(X, y, weights, key, bounds=None), emEM: explore * n_init drawn starts
-    (`_drawn_starts`), the n_init best after short runs (`_short_runs`; explore = 1: the
-    drawn starts themselves), each run to convergence (`_converged_fits`)."""
+    """run(X, y, weights, key, bounds=None) -> (best FitResult, objectives (n_init,)), emEM in
+    one program: explore * n_init drawn starts (`_drawn_starts`), each run SHORT_ITERATIONS
+    iterations, the n_init best (`best_short_runs`; explore = 1: the drawn starts themselves)
+    run to convergence (`_runs`)."""
     draw = _drawn_starts(model, options, explore * n_init)
-    keep = _short_runs(model, estimator, options, n_init)
-    converge = _converged_fits(model, estimator, options)
+    runs = _runs(model, estimator, options)
 
     def run(X, y, weights, key, bounds=None):
         starts = draw(X, y, weights, key, bounds)
         if explore > 1:
-            starts = keep(X, y, weights, starts, bounds)
-        return converge(X, y, weights, starts, bounds)
+            trial = runs(X, y, weights, starts, min(SHORT_ITERATIONS, options.max_iter), bounds)
+            starts = best_short_runs(trial, n_init, jnp)
+        results = runs(X, y, weights, starts, options.max_iter, bounds)
+        return best_of_starts(results, jnp), results.objective
 
     return run
 
@@ -309,12 +304,12 @@ def fit_random(model: MixtureOfExperts, X, y, key, n_init: int = 5, *, estimator
 
 def _stored_random_fits(directory: str, static, profile: str, X, y, weights, key,
                         while_compiling=None):
-    """`fit_random` by the program store (moestat/program_store.py). Up to TABLE_ROWS rows,
-    where compiling is most of a first fit, as three programs — the drawn starts, the short
-    runs, the converged fits — all prepared before any runs, so that each is traced while the
-    ones before it compile and they compile side by side; above, as one program (the three
-    ran a fit of 1e5 rows ~4 % slower: docs/performance.md)."""
-    from moestat.compiling import TABLE_ROWS
+    """`fit_random` by the program store (moestat/program_store.py), as two programs: the
+    drawn starts, and the runs (`_runs`), called explore times for the short runs (n_init
+    starts each) and once to convergence, the short runs' best chosen on the host between.
+    Both are prepared before any runs, so that the second is traced while the first compiles
+    and they compile side by side; one EM loop is compiled where `_random_fits` compiles two
+    (docs/performance.md: a first fit ~1 s faster, a fit of 1e5 rows no slower)."""
     from moestat.program_store import call_stored, prepare
 
     model, estimator, options, n_init, explore = static
@@ -324,25 +319,26 @@ def _stored_random_fits(directory: str, static, profile: str, X, y, weights, key
             lambda a: jax.ShapeDtypeStruct((n_starts,) + np.shape(a), jnp.float64),
             model.zeros())
 
-    if X.shape[0] > TABLE_ROWS:  # (program, its last argument); each takes the one before's out
-        programs = [(("fit_random", static, lambda: _random_fits(*static)), key)]
-    else:
-        programs = [(("drawn_starts", (model, options, explore * n_init),
-                      lambda: _drawn_starts(model, options, explore * n_init)), key)]
-        if explore > 1:
-            programs.append((("short_runs", static[:3] + (n_init,),
-                              lambda: _short_runs(model, estimator, options, n_init)),
-                             shaped(explore * n_init)))
-        programs.append((("converged_fits", static[:3],
-                          lambda: _converged_fits(model, estimator, options)), shaped(n_init)))
-    for program, last in programs:
-        prepare(directory, *program, X, y, weights, last, profile=profile)
+    draw = ("drawn_starts", (model, options, explore * n_init),
+            lambda: _drawn_starts(model, options, explore * n_init))
+    runs = ("runs", static[:3], lambda: _runs(model, estimator, options))
+    limit = np.asarray(options.max_iter)
+    prepare(directory, *draw, X, y, weights, key, profile=profile)
+    prepare(directory, *runs, X, y, weights, shaped(n_init), limit, profile=profile)
     if while_compiling is not None:
         while_compiling()
-    out = key
-    for program, _ in programs:
-        out = call_stored(directory, *program, X, y, weights, out, profile=profile)
-    return out
+    starts = jax.device_get(call_stored(directory, *draw, X, y, weights, key, profile=profile))
+    if explore > 1:  # the short runs, n_init starts at a time, by the same program
+        short = np.asarray(min(SHORT_ITERATIONS, options.max_iter))
+        trials = [jax.device_get(call_stored(
+            directory, *runs, X, y, weights,
+            jax.tree_util.tree_map(lambda a, g=g: a[g * n_init:(g + 1) * n_init], starts),
+            short, profile=profile)) for g in range(explore)]
+        trial = jax.tree_util.tree_map(lambda *a: np.concatenate(a), *trials)
+        starts = best_short_runs(trial, n_init)
+    results = jax.device_get(call_stored(directory, *runs, X, y, weights, starts, limit,
+                                         profile=profile))
+    return best_of_starts(results), results.objective
 
 
 def best_of_starts(results: FitResult, xp=np) -> FitResult:

@@ -146,17 +146,17 @@ def m_step(model, params, X, y, resp, weights, bounds, options, log_w=None):
 
 
 def em(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
-       options: FitOptions):
+       options: FitOptions, limit=None):
     """Run EM from `params`. Returns (params, n_iter, converged, history). Models whose
     M-step needs only weighted sums of fixed data statistics (linear-logit gate, linear
     experts, Gaussian noise) run the one-pass version in `fit/em_statistics.py` unless
     `options.em_path` is "generic". options.accelerate = "squarem" extrapolates along the EM
-    path (fit/acceleration.py)."""
+    path (fit/acceleration.py). `limit`: a traced iteration bound (fit/loop.py `iterate`)."""
     if options.em_path == "auto" and applies(model, options):
-        return em_by_statistics(model, X, y, weights, params, bounds, options)
+        return em_by_statistics(model, X, y, weights, params, bounds, options, limit)
 
     def step(p):
         resp, ll, log_w = e_step(model, p, X, y, weights)
         return m_step(model, p, X, y, resp, weights, bounds, options, log_w), ll
 
-    return run_em(step, params, model, bounds, options)
+    return run_em(step, params, model, bounds, options, limit)

@@ -125,7 +125,7 @@ def _columns(F, monomials):
     return [None if t == () else F[:, j] for j, t in enumerate(monomials)]
 
 
-def em_by_statistics(model, X, y, weights, params, bounds, options):
+def em_by_statistics(model, X, y, weights, params, bounds, options, limit=None):
     """Run EM from `params` (see module docstring). Returns (params, n_iter, converged,
     history) like `fit.em.em`."""
     gate, expert, noise = model.gate, model.expert, model.noise
@@ -211,4 +211,4 @@ def em_by_statistics(model, X, y, weights, params, bounds, options):
         ep, npar = expert_step(prm, S)
         return prm._replace(gate=new_gate, expert=ep, noise=npar), ll
 
-    return run_em(step, params, model, bounds, options)
+    return run_em(step, params, model, bounds, options, limit)

@@ -11,8 +11,10 @@ def converged_test(new, old, tol, floor: float = 1.0):
     return jnp.abs(new - old) <= tol * jnp.maximum(jnp.abs(old), floor)
 
 
-def iterate(step, state, max_iter: int, tol: float, floor: float = 1.0):
-    """Run `step(state) -> (state, objective_of_input_state)` until converged.
+def iterate(step, state, max_iter: int, tol: float, floor: float = 1.0, limit=None):
+    """Run `step(state) -> (state, objective_of_input_state)` until converged, at most
+    `max_iter` iterations — or `limit` (<= max_iter, may be traced: one compiled program then
+    serves a short and a full run; history keeps max_iter entries).
 
     `floor` keeps the relative test meaningful for objectives that cross 0 (a mean
     log-likelihood: floor 1); a mean squared error is > 0 and may be tiny (low noise), so least
@@ -24,10 +26,11 @@ def iterate(step, state, max_iter: int, tol: float, floor: float = 1.0):
     objective is returned instead (not converged): no step can turn a fit into NaN.
     """
     history = jnp.full((max_iter,), jnp.nan)
+    stop = max_iter if limit is None else jnp.minimum(limit, max_iter)
 
     def cond(carry):
         _, _, i, _, done, _ = carry
-        return (i < max_iter) & ~done
+        return (i < stop) & ~done
 
     def body(carry):
         state, good, i, prev, _, hist = carry

@@ -38,7 +38,7 @@ def solver(model: MixtureOfExperts, options: FitOptions) -> str:
 
 
 def lse(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
-        options: FitOptions, constrain=None):
+        options: FitOptions, constrain=None, limit=None):
     """Returns (params, n_iter, converged, history); history holds minus the mean squared
     error (so that every estimator maximises its objective). `constrain(params) -> params`,
     when given, is applied to every iterate (a profile: some entries functions of others; the
@@ -93,7 +93,8 @@ def lse(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
 
     if solver(model, options) == "lm":
         (vec, _), n_iter, converged, history = iterate(step, (vec0, jnp.asarray(1e-3)),
-                                                       options.max_iter, options.tol, floor=0.0)
+                                                       options.max_iter, options.tol, floor=0.0,
+                                                       limit=limit)
     else:
         init, lbfgs_step = projected_lbfgs(lambda v: sse(v) / total, lo, hi)
 
@@ -102,7 +103,8 @@ def lse(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
             return (vec, opt_state), -value
 
         (vec, _), n_iter, converged, history = iterate(lbfgs, (vec0, init(vec0)),
-                                                       options.max_iter, options.tol, floor=0.0)
+                                                       options.max_iter, options.tol, floor=0.0,
+                                                       limit=limit)
     out = to_params(vec)
     mse = sse(vec) / total
     var = jnp.clip(mse, bounds[0].noise.var, bounds[1].noise.var)

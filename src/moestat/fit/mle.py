@@ -23,7 +23,7 @@ def mean_loglik(model: MixtureOfExperts, params: MoEParams, X, y, weights):
 
 
 def mle(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
-        options: FitOptions):
+        options: FitOptions, limit=None):
     """Returns (params, n_iter, converged, history); one L-BFGS iteration per step."""
     init, lbfgs_step = projected_lbfgs(
         lambda free: -mean_loglik(model, model.from_free(free), X, y, weights),
@@ -35,7 +35,8 @@ def mle(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
 
     free0 = model.to_free(params)
     (free, _), n_iter, converged, history = iterate(step, (free0, init(free0)),
-                                                    options.max_iter, options.tol)
+                                                    options.max_iter, options.tol,
+                                                    limit=limit)
     return model.from_free(free), n_iter, converged, history
 
 
@@ -48,7 +49,7 @@ def check_newton(model: MixtureOfExperts) -> None:
 
 
 def newton(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
-           options: FitOptions):
+           options: FitOptions, limit=None):
     """Returns (params, n_iter, converged, history); one step per iteration: the Newton step
     on |H| (H's eigenvalues' absolute values, floored: an ascent direction where the
     log-likelihood is not concave), clipped into the box and halved until the log-likelihood
@@ -67,5 +68,6 @@ def newton(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
         return (new, ok), value
 
     (params, ok), n_iter, converged, history = iterate(step, (params, jnp.asarray(True)),
-                                                       options.max_iter, options.tol)
+                                                       options.max_iter, options.tol,
+                                                    limit=limit)
     return params, n_iter, converged & ok, history

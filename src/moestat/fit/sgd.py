@@ -38,7 +38,7 @@ def sample_losses(model: MixtureOfExperts, params: MoEParams, X, y):
 
 
 def sgd(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
-        options: FitOptions):
+        options: FitOptions, limit=None):
     """Returns (params, n_iter (epochs), converged, history); history holds minus the mean
     loss after each epoch (every estimator maximises its objective)."""
     n_rows = X.shape[0]
@@ -87,5 +87,6 @@ def sgd(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
     free0 = model.to_free(params)
     floor = 0.0 if model.kind == "regression" else 1.0
     (free, _, _), n_iter, converged, history = iterate(
-        epoch, (free0, opt.init(free0), jnp.asarray(0)), options.max_iter, options.tol, floor)
+        epoch, (free0, opt.init(free0), jnp.asarray(0)), options.max_iter, options.tol, floor,
+        limit)
     return model.from_free(free), n_iter, converged, history
