@@ -160,12 +160,14 @@ def newton_gate_update(gate, params, X, resp, weights, bounds, n_steps: int, rid
 
     if n_steps < 1:
         return params
-    params = one_step(params, log_w)
     if n_steps == 1:
-        return params
-    # the further steps as one loop: unrolled, each step's code (its line search's while loop
-    # included) would be repeated in the program
-    return jax.lax.fori_loop(1, n_steps, lambda _, p: one_step(p, None), params)
+        return one_step(params, log_w)
+    # several steps as one loop: unrolled, each step's code (its line search's while loop
+    # included) would be repeated in the program; a first step apart only to reuse log_w
+    first = 0 if log_w is None else 1
+    if first:
+        params = one_step(params, log_w)
+    return jax.lax.fori_loop(first, n_steps, lambda _, p: one_step(p, None), params)
 
 
 def projected_lbfgs(loss, lo, hi):
