@@ -71,22 +71,22 @@ def prepare_standard_errors(model: MixtureOfExperts, scaling: Scaling, X, y, wei
                             program_cache: str | None) -> None:
     """Start compiling the SE program for this table's shape (program_store.prepare), so that
     it compiles while the fit does."""
-    from moestat.compiling import table_profile
+    from moestat.compiling import one_pass_profile
     from moestat.program_store import prepare
 
     prepare(program_cache, *_stored(model, model.zeros(), scaling, X, y, weights),
-            profile=table_profile(np.shape(X)[0]))
+            profile=one_pass_profile(np.shape(X)[0]))
 
 
 def standard_errors(model: MixtureOfExperts, params: MoEParams, scaling: Scaling, X, y,
                     weights, program_cache: str | None = None) -> tuple[dict, bool]:
     """({name: SE array shaped like the parameter}, ok) for the fit `params` of the
     standardised data X, y (padded rows carry weight 0)."""
-    from moestat.compiling import table_profile
+    from moestat.compiling import one_pass_profile
     from moestat.program_store import call_stored
 
     se, ok = call_stored(program_cache, *_stored(model, params, scaling, X, y, weights),
-                         profile=table_profile(np.shape(X)[0]))
+                         profile=one_pass_profile(np.shape(X)[0]))
     se, ok = np.asarray(se), bool(ok)
     leaves, tree = jax.tree_util.tree_flatten(to_user_scale(model, params, scaling))
     ends = np.cumsum([np.size(v) for v in leaves])  # ravel_pytree's order, in NumPy
