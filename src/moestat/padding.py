@@ -51,6 +51,17 @@ def pad_rows(X, y, weights, size: int):
 
 
 SMALL_BUCKETS = (256, 1024, 4096)  # small tables: fitting costs little next to a compile
+FEATURE_WIDTHS = (2, 4, 8, 16)  # a small table's feature count, padded with zero columns
+
+
+def feature_width(d: int) -> int:
+    """The smallest of FEATURE_WIDTHS >= d (d itself above them)."""
+    return next((w for w in FEATURE_WIDTHS if d <= w), d)
+
+
+def pad_features(X, width: int):
+    """X (n, d) with width - d zero columns appended."""
+    return np.concatenate([X, np.zeros((X.shape[0], width - X.shape[1]))], axis=1)
 
 
 def bucket_size(n: int) -> int:

@@ -5,11 +5,14 @@ This is what `moestat fit` runs and what `MixtureOfExpertsRegressor.fit` wraps; 
 neither scikit-learn nor the command line, so a cold `moestat fit` pays for neither.
 
 Rows are padded to a few bucket sizes (moestat/padding.py) with weight 0, so tables of
-similar length share one compiled program.
+similar length share one compiled program; up to TABLE_ROWS rows, where a first fit is mostly
+compiling, the features of a softmax-gated mixture of linear experts are padded too, with zero
+columns to 2, 4, 8 or 16 (`feature_padded`), so that y ~ x and y ~ x + x^2 share one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -17,13 +20,13 @@ import jax
 import numpy as np
 
 from moestat.cache import active_directory
-from moestat.compiling import table_profile
+from moestat.compiling import TABLE_ROWS, table_profile
 from moestat.errors import InputError
 from moestat.fit import FitOptions, FitResult, fit_random
 from moestat.fit.api import EXPLORE_FACTOR, check_estimator_for
 from moestat.fit.init import prng_key
 from moestat.model import MixtureOfExperts, MoEParams
-from moestat.padding import bucket_size, pad_rows
+from moestat.padding import bucket_size, feature_width, pad_features, pad_rows
 from moestat.standardise import Scaling, loglik_to_user_scale, scaling_for, to_user_scale
 
 VALUE_LIMIT = 1e150  # |value| at or above this: squares overflow float64
@@ -53,6 +56,31 @@ def build_model(n_experts, n_features: int, *, gate="softmax", expert="linear",
                                     n_features=n_features, kind=kind)
     check_estimator_for(model, estimator)
     return model
+
+
+INERT_ZERO_COLUMNS = {("softmax", "linear")}  # (gate, expert) whose every feature enters
+# through a product with a coefficient: a zero column leaves the likelihood, the starts and
+# every update as they were, and its coefficients stay 0 (tests/test_table_fit_padding.py)
+
+
+def feature_padded(model: MixtureOfExperts, X: np.ndarray) -> tuple[MixtureOfExperts,
+                                                                     np.ndarray]:
+    """(the model fitted, X as fitted): for a table of at most TABLE_ROWS (padded) rows of a
+    model in INERT_ZERO_COLUMNS without a frozen expert, the model with feature_width(d)
+    features and X with zero columns up to it; else (model, X)."""
+    width = feature_width(model.n_features)
+    if (X.shape[0] > TABLE_ROWS or width == model.n_features or model.frozen is not None
+            or (model.gate.label, model.expert.label) not in INERT_ZERO_COLUMNS):
+        return model, X
+    return dataclasses.replace(model, n_features=width), pad_features(X, width)
+
+
+def narrowed(model: MixtureOfExperts, params: MoEParams) -> MoEParams:
+    """Parameters of a feature-padded fit cut to `model`'s shapes (the padded columns'
+    coefficients dropped: only the feature axes differ)."""
+    return jax.tree_util.tree_map(
+        lambda real, a: np.asarray(a)[tuple(slice(0, n) for n in np.shape(real))],
+        model.zeros(), params)
 
 
 def underdetermined_message(n: int, p: int, model) -> str:
@@ -177,13 +205,15 @@ def fit_table(model: MixtureOfExperts, X, y, sample_weight=None, *, estimator: s
 
         standard_errors_program = functools.partial(prepare_standard_errors, model, scaling,
                                                     Xp, yp, wp, active_directory())
-    result, objectives = fit_random(model, Xp, yp, prng_key(seed), int(n_init),
+    fitted, Xf = feature_padded(model, Xp)
+    result, objectives = fit_random(fitted, Xf, yp, prng_key(seed), int(n_init),
                                     estimator=estimator, weights=wp,
                                     options=options or FitOptions(), explore=explore,
                                     program_cache=active_directory(),
                                     profile=table_profile(len(yp)),
                                     while_compiling=standard_errors_program)
     result, objectives = jax.device_get((result, objectives))
+    result = result._replace(params=narrowed(model, result.params))
     if not np.isfinite(result.objective):
         raise InputError("every restart ended with a non-finite objective; check the data")
     objectives = np.asarray(objectives)
