@@ -60,8 +60,12 @@ def _program(model: MixtureOfExperts):
 
 
 def _stored(model: MixtureOfExperts, params: MoEParams, scaling: Scaling, X, y, weights):
-    """The program store's (name, static, build, *arguments) of the SE program."""
-    f64 = functools.partial(jnp.asarray, dtype=jnp.float64)
+    """The program store's (name, static, build, *arguments) of the SE program (`params` may
+    be shapes: jax.ShapeDtypeStruct leaves)."""
+
+    def f64(a):
+        return a if isinstance(a, jax.ShapeDtypeStruct) else jnp.asarray(a, dtype=jnp.float64)
+
     return ("standard_errors", (model,), lambda: _program(model), f64(X), f64(y), f64(weights),
             jax.tree_util.tree_map(f64, params), f64(scaling.x_shift), f64(scaling.x_scale),
             f64(scaling.y_shift), f64(scaling.y_scale))
@@ -74,7 +78,7 @@ def prepare_standard_errors(model: MixtureOfExperts, scaling: Scaling, X, y, wei
     from moestat.compiling import one_pass_profile
     from moestat.program_store import prepare
 
-    prepare(program_cache, *_stored(model, model.zeros(), scaling, X, y, weights),
+    prepare(program_cache, *_stored(model, jax.eval_shape(model.zeros), scaling, X, y, weights),
             profile=one_pass_profile(np.shape(X)[0]))
 
 

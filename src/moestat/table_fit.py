@@ -79,8 +79,8 @@ def narrowed(model: MixtureOfExperts, params: MoEParams) -> MoEParams:
     """Parameters of a feature-padded fit cut to `model`'s shapes (the padded columns'
     coefficients dropped: only the feature axes differ)."""
     return jax.tree_util.tree_map(
-        lambda real, a: np.asarray(a)[tuple(slice(0, n) for n in np.shape(real))],
-        model.zeros(), params)
+        lambda real, a: np.asarray(a)[tuple(slice(0, n) for n in real.shape)],
+        jax.eval_shape(model.zeros), params)
 
 
 def underdetermined_message(n: int, p: int, model) -> str:
