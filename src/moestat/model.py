@@ -151,6 +151,11 @@ class MixtureOfExperts:
         return MoEParams(self.gate.zeros(self.n_components, d), self.expert.zeros(k, d),
                          self.noise.zeros(k, d))
 
+    def shapes(self) -> MoEParams:
+        """The parameters' shapes and dtypes (jax.ShapeDtypeStruct leaves), computed without
+        running anything: an eager `zeros()` compiles small programs in a fresh process."""
+        return jax.eval_shape(self.zeros)
+
     def parts(self):
         return (self.gate, self.expert, self.noise)
 
@@ -212,7 +217,7 @@ class MixtureOfExperts:
 
     def n_free_coordinates(self) -> int:
         """Length of the unconstrained coordinates `to_free` returns (what an optimiser moves)."""
-        free = jax.eval_shape(lambda: self.to_free(self.zeros()))  # shapes only: nothing runs
+        free = jax.eval_shape(self.to_free, self.shapes())  # shapes only: nothing runs
         return int(sum(math.prod(v.shape) for v in jax.tree_util.tree_leaves(free)))
 
     def n_free_parameters(self) -> int:

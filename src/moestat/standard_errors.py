@@ -78,7 +78,7 @@ def prepare_standard_errors(model: MixtureOfExperts, scaling: Scaling, X, y, wei
     from moestat.compiling import one_pass_profile
     from moestat.program_store import prepare
 
-    prepare(program_cache, *_stored(model, jax.eval_shape(model.zeros), scaling, X, y, weights),
+    prepare(program_cache, *_stored(model, model.shapes(), scaling, X, y, weights),
             profile=one_pass_profile(np.shape(X)[0]))
 
 

@@ -80,7 +80,7 @@ def narrowed(model: MixtureOfExperts, params: MoEParams) -> MoEParams:
     coefficients dropped: only the feature axes differ)."""
     return jax.tree_util.tree_map(
         lambda real, a: np.asarray(a)[tuple(slice(0, n) for n in real.shape)],
-        jax.eval_shape(model.zeros), params)
+        model.shapes(), params)
 
 
 def underdetermined_message(n: int, p: int, model) -> str:

@@ -248,8 +248,7 @@ def best_short_runs(trial: FitResult, n_keep: int, xp=np):
     """The parameters of the n_keep short runs with the best objectives (ties: the first), as
     those runs left them — the short-run phase of emEM (Biernacki et al. 2003). xp: the array
     module (`best_of_starts`)."""
-    score = xp.where(xp.isfinite(trial.objective), trial.objective, -xp.inf)
-    kept = xp.argsort(-score, stable=True)[:n_keep]
+    kept = xp.argsort(-_finite_score(trial.objective, xp), stable=True)[:n_keep]
     return jax.tree_util.tree_map(lambda a: a[kept], trial.params)
 
 
@@ -314,10 +313,9 @@ def _stored_random_fits(directory: str, static, profile: str, X, y, weights, key
 
     model, estimator, options, n_init, explore = static
 
-    def shaped(n_starts):  # (jax.eval_shape: an eager model.zeros() compiles ~0.1 s of programs)
+    def shaped(n_starts):
         return jax.tree_util.tree_map(
-            lambda a: jax.ShapeDtypeStruct((n_starts,) + a.shape, jnp.float64),
-            jax.eval_shape(model.zeros))
+            lambda a: jax.ShapeDtypeStruct((n_starts,) + a.shape, jnp.float64), model.shapes())
 
     draw = ("drawn_starts", (model, options, explore * n_init),
             lambda: _drawn_starts(model, options, explore * n_init))
@@ -341,13 +339,17 @@ def _stored_random_fits(directory: str, static, profile: str, X, y, weights, key
     return best_of_starts(results), results.objective
 
 
+def _finite_score(objective, xp):
+    """The objective with non-finite values at -inf (never chosen over a finite one)."""
+    return xp.where(xp.isfinite(objective), objective, -xp.inf)
+
+
 def best_of_starts(results: FitResult, xp=np) -> FitResult:
     """Fits of the same data sets from several starts, stacked along a leading start axis
     (objective (S,) or (S, R)): per data set, the fit with the largest finite objective (the
     first on ties). `xp` is the array module: NumPy on the host (no eager device programs),
     jax.numpy inside a traced function."""
-    score = xp.where(xp.isfinite(results.objective), results.objective, -xp.inf)
-    best = xp.argmax(score, axis=0)  # () or (R,)
+    best = xp.argmax(_finite_score(results.objective, xp), axis=0)  # () or (R,)
 
     def pick(a):
         index = best.reshape((1,) + best.shape + (1,) * (a.ndim - 1 - best.ndim))

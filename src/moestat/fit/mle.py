@@ -69,5 +69,5 @@ def newton(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
 
     (params, ok), n_iter, converged, history = iterate(step, (params, jnp.asarray(True)),
                                                        options.max_iter, options.tol,
-                                                    limit=limit)
+                                                       limit=limit)
     return params, n_iter, converged & ok, history
