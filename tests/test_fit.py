@@ -7,6 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from moestat import MixtureOfExperts
 from moestat.fit import FitOptions, fit, fit_batch, near_truth
@@ -85,20 +86,22 @@ def test_newton_reaches_the_em_maximum_at_a_zero_gradient():
 def test_a_newton_step_reports_whether_it_found_an_increase():
     """On a concave quadratic one step lands on the maximum (ok); on -|u - 0.3| from 0 the
     Hessian is 0, every halving of the step still overshoots into the box edge, no point
-    increases the objective, so the step is refused (parameters kept) and reported not ok:
-    the `newton` estimator turns that into converged False."""
+    increases the objective, so the step is refused (parameters kept) and reported not ok,
+    with a predicted gain far above any tolerance: the `newton` estimator turns that into
+    converged False. The quadratic's predicted gain g . delta / 2 is its true gain, 0.09."""
     from moestat.fit.steps import newton_ascent
 
     def ident(p):
         return p
 
     box = (jnp.asarray(-10.0), jnp.asarray(10.0))
-    top, ok, _ = newton_ascent(lambda u: -(u - 0.3) ** 2, jnp.asarray(0.0), ident, ident, box, 1,
-                            1e-10)
+    top, ok, q0, gain = newton_ascent(lambda u: -(u - 0.3) ** 2, jnp.asarray(0.0), ident,
+                                      ident, box, 1, 1e-10)
     assert bool(ok) and abs(float(top) - 0.3) < 1e-12
-    kept, ok, _ = newton_ascent(lambda u: -jnp.abs(u - 0.3), jnp.asarray(0.0), ident, ident, box,
-                             1, 1e-10)
-    assert not bool(ok) and float(kept) == 0.0
+    assert float(q0) == pytest.approx(-0.09) and float(gain) == pytest.approx(0.09)
+    kept, ok, _, gain = newton_ascent(lambda u: -jnp.abs(u - 0.3), jnp.asarray(0.0), ident,
+                                      ident, box, 1, 1e-10)
+    assert not bool(ok) and float(kept) == 0.0 and float(gain) > 1e-3
 
 
 def test_newton_refuses_a_model_with_too_many_parameters():

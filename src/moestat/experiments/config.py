@@ -11,6 +11,7 @@
     name = "distinguishable"
     gate = "contaminated"; expert = "ridge_nobias:tanh"; noise = "gaussian"
     kind = "mixture"; estimator = "em"; n_experts = 1; n_features = 8
+    accelerate = "squarem"; finish = "newton"   # EM options (fit/result.py FitOptions)
     x = { dist = "normal" }       # or { dist = "uniform", low = 0, high = 1 }
     init = { kind = "near_truth", scale = 0.1 }   # best_of = 4: best of 4 near-truth starts;
                                   # { kind = "random", n_init = 5 }: data-driven restarts
@@ -63,8 +64,6 @@ class Strict(BaseModel):
 
 
 CLASSIFICATION_KIND = "attention_classification"  # configs of moestat.attention.experiment
-
-
 RESOLVED = "config.resolved.toml"  # a run directory's resolved config
 
 
@@ -80,6 +79,8 @@ def holds_classification(out: Path) -> bool:
         return path.is_file() and is_classification(tomllib.loads(path.read_text()))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError):
         return False
+
+
 MAX_N = 100_000_000  # sample sizes beyond this are refused (a typo, not a study)
 MAX_REPLICATES = 100_000
 
@@ -118,8 +119,7 @@ class Init(Strict):
     kind: Literal["near_truth", "random"] = "near_truth"
     scale: Annotated[float, Field(ge=0)] = 0.1
     n_init: Annotated[int, Field(ge=1, le=100)] = 5  # random (data-driven) restarts
-    # near-truth starts per replicate, the best objective kept (start j > 0 from further keys);
-    # a separate field from n_init, whose default every existing run directory records
+    # near-truth starts per replicate, the best kept (start j > 0 from further keys)
     best_of: Annotated[int, Field(ge=1, le=100)] = 1
     assignment: list[int] | None = None
 
@@ -164,6 +164,8 @@ class Setting(Strict):
     max_iter: Annotated[int, Field(ge=1, le=1_000_000)] = 500
     tol: Annotated[float, Field(gt=0)] = 1e-8
     accelerate: Literal["none", "squarem"] = "none"  # EM extrapolated along its path
+    finish: Literal["none", "newton"] = "none"  # newton: EM to handover_tol, then Newton to tol
+    handover_tol: Annotated[float, Field(gt=0)] = 1e-6
     learning_rate: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 0.1  # sgd; max_iter =
     batch_size: Annotated[int, Field(ge=1)] = 32  # sgd                        # its epochs
     data: str | None = None  # fit the simulated data of this setting (its replicate keys)
@@ -179,12 +181,14 @@ class Setting(Strict):
         """The name the replicate keys are drawn from (grid.replicate_keys)."""
         return self.data or self.name
 
-
     @model_validator(mode="after")
-    def _reference_needs_regression(self):
+    def _options_fit_the_model(self):
         if self.reference == "best_approximation" and self.kind != "regression":
             raise ValueError("reference = 'best_approximation' needs kind = 'regression' (it "
                              "is the least-squares projection of the regression function)")
+        if self.finish == "newton" and self.estimator != "em":
+            raise ValueError(f"finish = 'newton' follows EM; estimator {self.estimator!r} has "
+                             "no EM phase")
         return self
 
 
@@ -349,16 +353,13 @@ class ExperimentConfig(Strict):
         setting = setting if setting in t else base_setting(setting)
         if isinstance(t.get(setting), dict):
             return t[setting].get(metric)
-        v = t.get(metric)
-        return v if isinstance(v, float | int) else None
+        return v if isinstance(v := t.get(metric), float | int) else None
 
     def with_preset(self, preset: str | None) -> ExperimentConfig:
         if preset is None:
             return self
         p = pick_preset(self.presets, preset)
-        changes = {k: v for k, v in p.model_dump(exclude_none=True).items()}
-        if p.n is not None:
-            changes["n"] = p.n
+        changes = p.model_dump(exclude_none=True) | ({} if p.n is None else {"n": p.n})
         return self.model_copy(update=changes)
 
 

@@ -42,7 +42,8 @@ class SettingModels:
         s = self.setting
         return FitOptions(max_iter=s.max_iter, tol=s.tol, expert_bound=s.expert_bound,
                           accelerate=s.accelerate, learning_rate=s.learning_rate,
-                          batch_size=s.batch_size)
+                          batch_size=s.batch_size, finish=s.finish,
+                          handover_tol=s.handover_tol)
 
 
 def fitted_model(setting: Setting) -> MixtureOfExperts:

@@ -44,8 +44,9 @@ ESTIMATOR_FUNCTIONS = {"em": em, "mle": mle, "newton": newton, "lse": lse, "sgd"
 DEFAULT_OPTIONS = FitOptions()
 
 
-def check_estimator_for(model: MixtureOfExperts, estimator: str) -> None:
-    """Raise InputError when `estimator` does not apply to `model`."""
+def check_estimator_for(model: MixtureOfExperts, estimator: str,
+                        options: FitOptions = DEFAULT_OPTIONS) -> None:
+    """Raise InputError when `estimator` (with `options`) does not apply to `model`."""
     if estimator not in ESTIMATOR_FUNCTIONS:
         raise InputError(f"unknown estimator {estimator!r}; expected one of "
                          f"{', '.join(ESTIMATOR_FUNCTIONS)}")
@@ -54,7 +55,9 @@ def check_estimator_for(model: MixtureOfExperts, estimator: str) -> None:
                          "or 'mle' for regression models")
     if estimator == "lse" and model.kind != "regression":
         raise InputError("estimator 'lse' needs a regression model (kind='regression')")
-    if estimator == "newton":
+    if options.finish == "newton" and estimator != "em":
+        raise InputError(f"finish 'newton' follows EM; estimator {estimator!r} has no EM phase")
+    if estimator == "newton" or options.finish == "newton":
         check_newton(model)
 
 
@@ -122,7 +125,7 @@ def compile_batch(model: MixtureOfExperts, estimator: str = "em",
     `split_after` iterations (default max_iter). `lanes_per_pass` fixes how many lanes run
     vmapped together on the CPU (default: fit/batch_layout.py's choice). `program.lower(*shapes)
     .compile()` compiles it ahead (fit_batch then finds it compiled)."""
-    check_estimator_for(model, estimator)
+    check_estimator_for(model, estimator, options)
     if _one_lane_at_a_time(model, estimator, options):
         split_after = None
     if split_after is not None and split_after < options.max_iter:
@@ -130,8 +133,8 @@ def compile_batch(model: MixtureOfExperts, estimator: str = "em",
     return _compiled(model, estimator, options, True, lanes_per_pass)
 
 
-def _prepare(model, estimator, X, y, weights):
-    check_estimator_for(model, estimator)
+def _prepare(model, estimator, X, y, weights, options: FitOptions = DEFAULT_OPTIONS):
+    check_estimator_for(model, estimator, options)
     X = jnp.asarray(X, dtype=jnp.float64)
     y = jnp.asarray(y, dtype=jnp.float64)
     if weights is None:
@@ -142,7 +145,7 @@ def _prepare(model, estimator, X, y, weights):
 def fit(model: MixtureOfExperts, X, y, start: MoEParams, *, estimator: str = "em",
         weights=None, bounds=None, options: FitOptions = DEFAULT_OPTIONS) -> FitResult:
     """Fit one data set from `start`; returns a FitResult."""
-    X, y, weights = _prepare(model, estimator, X, y, weights)
+    X, y, weights = _prepare(model, estimator, X, y, weights, options)
     return _compiled(model, estimator, options, False)(X, y, weights, start, bounds)
 
 
@@ -162,7 +165,7 @@ def fit_batch(model: MixtureOfExperts, X, y, start: MoEParams, *, estimator: str
     may take one extra iteration (its first objective has no predecessor to compare with).
     Least squares by L-BFGS on the CPU runs lane by lane and ignores `split_after`.
     """
-    X, y, weights = _prepare(model, estimator, X, y, weights)
+    X, y, weights = _prepare(model, estimator, X, y, weights, options)
     if _one_lane_at_a_time(model, estimator, options):
         split_after = None
     first = compile_batch(model, estimator, options, split_after=split_after)
@@ -291,7 +294,7 @@ def fit_random(model: MixtureOfExperts, X, y, key, n_init: int = 5, *, estimator
         raise InputError(f"n_init must be >= 1, got {n_init}")
     if explore < 1:
         raise InputError(f"explore must be >= 1, got {explore}")
-    X, y, weights = _prepare(model, estimator, X, y, weights)
+    X, y, weights = _prepare(model, estimator, X, y, weights, options)
     static = (model, estimator, options, int(n_init), int(explore))
     if program_cache is not None and bounds is None:
         return _stored_random_fits(program_cache, static, profile, X, y, weights, key,

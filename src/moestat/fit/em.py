@@ -26,6 +26,7 @@ import jax.numpy as jnp
 from moestat import component_reductions as reductions
 from moestat.fit.acceleration import run_em
 from moestat.fit.bounds import project
+from moestat.fit.em_newton import em_then_newton
 from moestat.fit.em_statistics import applies, em_by_statistics
 from moestat.fit.result import FitOptions
 from moestat.fit.steps import (
@@ -151,7 +152,14 @@ def em(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
     M-step needs only weighted sums of fixed data statistics (linear-logit gate, linear
     experts, Gaussian noise) run the one-pass version in `fit/em_statistics.py` unless
     `options.em_path` is "generic". options.accelerate = "squarem" extrapolates along the EM
-    path (fit/acceleration.py). `limit`: a traced iteration bound (fit/loop.py `iterate`)."""
+    path (fit/acceleration.py); options.finish = "newton" hands over to Newton steps near the
+    optimum (fit/em_newton.py). `limit`: a traced iteration bound (fit/loop.py `iterate`)."""
+    if options.finish == "newton":
+        return em_then_newton(_em, model, X, y, weights, params, bounds, options, limit)
+    return _em(model, X, y, weights, params, bounds, options, limit)
+
+
+def _em(model, X, y, weights, params, bounds, options, limit=None):
     if options.em_path == "auto" and applies(model, options):
         return em_by_statistics(model, X, y, weights, params, bounds, options, limit)
 

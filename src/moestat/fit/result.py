@@ -49,7 +49,9 @@ class FitOptions:
     comparisons); accelerate: "squarem" extrapolates along the EM path (fit/acceleration.py;
     one iteration = three EM steps), "none" runs plain EM; learning_rate, batch_size: minibatch
     SGD (fit/sgd.py, one iteration = one epoch); lse_solver: least squares by
-    Levenberg-Marquardt or L-BFGS (fit/lse.py).
+    Levenberg-Marquardt or L-BFGS (fit/lse.py); finish: "newton" runs EM only until its
+    relative change is below `handover_tol`, then Newton steps on the log-likelihood until
+    `tol` (fit/em_newton.py; EM only), "none" runs EM to `tol`.
     """
 
     max_iter: int = 500
@@ -65,12 +67,16 @@ class FitOptions:
     learning_rate: float = 0.1  # sgd: step size
     batch_size: int = 32  # sgd: rows per minibatch
     lse_solver: str = "auto"  # "lm", "lbfgs", or "auto": lm up to LM_MAX_PARAMETERS
+    finish: str = "none"  # or "newton" (EM only)
+    handover_tol: float = 1e-6  # finish = "newton": EM's stopping tolerance before Newton
 
     def __post_init__(self):
         if self.em_path not in ("auto", "generic"):
             raise ValueError(f"em_path must be 'auto' or 'generic', got {self.em_path!r}")
         if self.accelerate not in ("none", "squarem"):
             raise ValueError(f"accelerate must be 'none' or 'squarem', got {self.accelerate!r}")
+        if self.finish not in ("none", "newton"):
+            raise ValueError(f"finish must be 'none' or 'newton', got {self.finish!r}")
         if self.lse_solver not in ("auto", "lm", "lbfgs"):
             raise ValueError(f"lse_solver must be 'auto', 'lm' or 'lbfgs', got "
                              f"{self.lse_solver!r}")

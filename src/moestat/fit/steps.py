@@ -201,15 +201,21 @@ def autodiff_newton_maximize(objective, params, to_free, from_free, bounds, n_st
     to_free(bounds) and halved (down to 2^-20) until the objective does not decrease; a step
     that never succeeds is not taken.
     """
-    new, _, _ = newton_ascent(objective, params, to_free, from_free, bounds, n_steps, ridge)
+    new, _, _, _ = newton_ascent(objective, params, to_free, from_free, bounds, n_steps, ridge)
     return new
 
 
-def newton_ascent(objective, params, to_free, from_free, bounds, n_steps: int, ridge: float):
+def newton_ascent(objective, params, to_free, from_free, bounds, n_steps: int, ridge: float,
+                  blocks=None):
     """`autodiff_newton_maximize`, also returning whether its last step found a point that
     does not decrease the objective (False: no step along the direction passed, as at a kink
-    of a non-smooth objective or against a face of the box, and the parameters were left) and
-    the objective at `params` (computed by the first step anyway)."""
+    of a non-smooth objective or against a face of the box, and the parameters were left),
+    the objective at `params` (computed by the first step anyway) and the last step's
+    predicted gain g . delta / 2 (the quadratic model's: a step that fails with a predicted
+    gain at rounding level stands at the optimum). `blocks = (part, data)` with
+    objective(params) = sum_b part(params, data_b) (data: arrays with a leading block axis)
+    forms the Hessian block by block (one `lax.scan`): the peak memory of one block's
+    forward-over-reverse pass (p tangents of every intermediate) instead of all rows'."""
     u0, unravel = ravel_pytree(to_free(params))
     lo, _ = ravel_pytree(to_free(bounds[0]))
     hi, _ = ravel_pytree(to_free(bounds[1]))
@@ -220,10 +226,18 @@ def newton_ascent(objective, params, to_free, from_free, bounds, n_steps: int, r
     def finite(a):
         return jnp.where(jnp.isfinite(a), a, 0.0)
 
+    def blocked_hessian(u):
+        part, data = blocks
+
+        def add(H, block):
+            return H + jax.hessian(lambda v: part(from_free(unravel(v)), block))(u), None
+
+        return jax.lax.scan(add, jnp.zeros((u.size, u.size)), data)[0]
+
     def one_step(u):
         q0 = f(u)
         g = finite(jax.grad(f)(u))
-        H = finite(jax.hessian(f)(u))
+        H = finite(jax.hessian(f)(u) if blocks is None else blocked_hessian(u))
         lam, V = jnp.linalg.eigh(-0.5 * (H + H.T))
         mag = jnp.abs(lam)
         mag = jnp.maximum(mag, jnp.maximum(ridge, 1e-12) * jnp.max(mag) + 1e-300)
@@ -231,13 +245,13 @@ def newton_ascent(objective, params, to_free, from_free, bounds, n_steps: int, r
 
         s, _, ok = backtrack(lambda s: f(jnp.clip(u + s * delta, lo, hi)),
                              lambda q: q >= q0, MAX_HALVINGS)
-        return jnp.where(ok, jnp.clip(u + s * delta, lo, hi), u), ok, q0
+        return jnp.where(ok, jnp.clip(u + s * delta, lo, hi), u), ok, q0, 0.5 * g @ delta
 
-    u, ok, start_value = u0, jnp.asarray(True), None
+    u, ok, start_value, predicted = u0, jnp.asarray(True), None, None
     for _ in range(n_steps):  # a few steps (default 1): unrolled
-        u, ok, q0 = one_step(u)
+        u, ok, q0, predicted = one_step(u)
         start_value = q0 if start_value is None else start_value
-    return from_free(unravel(u)), ok, start_value
+    return from_free(unravel(u)), ok, start_value, predicted
 
 
 def lbfgs_maximize(objective, params, to_free, from_free, bounds, n_steps: int):
