@@ -533,6 +533,9 @@ def test_compare_holds_runs_to_the_same_rows(reference, tmp_path):
     assert all(p["replicates"] == 4 and p["b_higher_objective"] == 0 for p in paired)
     assert sum(p["mean_a"] != p["mean_b"] for p in paired) == 1
     assert all(p["median_objective_b_minus_a"] == 0.0 for p in paired)
+    assert all(p["median_iterations_a"] == p["median_iterations_b"] >= 1
+               and p["converged_a"] == p["converged_b"] and p["fit_seconds_a"] > 0
+               for p in paired)
     assert compare.paired(reference, changed, "exact", "D1", "exact") == paired  # A:B form
     two = json.loads(moestat("compare", reference, reference, "--setting", "exact:exact",
                              "--metric", "D1", "--json").stdout)

@@ -249,12 +249,17 @@ def print_comparison(console: Console, result: dict) -> None:
     """`moestat compare`: equal columns and largest differences, or the paired table."""
     if "paired" in result:
         t = RichTable("n", "replicates", "B higher objective", "median objective B - A",
-                      "mean A", "mean B", "median A", "median B", "on bound A", "on bound B")
+                      "mean A", "mean B", "median A", "median B", "on bound A", "on bound B",
+                      "converged A", "converged B", "median iterations A",
+                      "median iterations B", "fit s A", "fit s B")
         for r in result["paired"]:
             t.add_row(str(r["n"]), str(r["replicates"]), str(r["b_higher_objective"]),
                       _g(r["median_objective_b_minus_a"]),
                       _g(r["mean_a"]), _g(r["mean_b"]), _g(r["median_a"]), _g(r["median_b"]),
-                      str(r["at_bound_a"]), str(r["at_bound_b"]))
+                      str(r["at_bound_a"]), str(r["at_bound_b"]), str(r["converged_a"]),
+                      str(r["converged_b"]), f"{r['median_iterations_a']:g}",
+                      f"{r['median_iterations_b']:g}", f"{r['fit_seconds_a']:.0f}",
+                      f"{r['fit_seconds_b']:.0f}")
         console.print(t)
         return
     if not result["same_keys"]:

@@ -7,7 +7,9 @@
 * `paired(a, b, setting, metric)`: two runs of one setting on the same data (same seed and
   setting name: replicate r has the same data in both), e.g. one near-truth start against the
   best of several: per n, how many replicates reach a higher objective in B, the mean and
-  median metric in A and in B, and how many fits end on a bound in each.
+  median metric in A and in B, how many fits end on a bound and how many converged in each,
+  their median iterations and their fit seconds (the sum over the replicates: a cell's
+  seconds per fit times its fits).
 """
 
 from __future__ import annotations
@@ -72,11 +74,13 @@ def paired(a: Path, b: Path, setting: str, metric: str,
         if col not in rows:
             raise InputError(f"{run} has no metric {metric!r}")
 
+    columns = ("objective", col, "at_bound", "n_iter", "converged", "fit_seconds")
+
     def by_replicate(rows, setting):
         sel = rows["setting"] == setting
-        return {(int(n), int(r)): (o, m, bd) for n, r, o, m, bd in zip(
-            rows["n"][sel], rows["replicate"][sel], rows["objective"][sel], rows[col][sel],
-            rows["at_bound"][sel], strict=True)}
+        return {(int(n), int(r)): values for n, r, *values in zip(
+            rows["n"][sel], rows["replicate"][sel], *(rows[c][sel] for c in columns),
+            strict=True)}
 
     pa, pb = by_replicate(ra, setting), by_replicate(rb, setting_b or setting)
     both = sorted(set(pa) & set(pb))
@@ -85,12 +89,16 @@ def paired(a: Path, b: Path, setting: str, metric: str,
     out = []
     for n in sorted({k[0] for k in both}):
         ks = [k for k in both if k[0] == n]
-        oa, ma, ba = (np.array([pa[k][i] for k in ks], float) for i in range(3))
-        ob, mb, bb = (np.array([pb[k][i] for k in ks], float) for i in range(3))
+        oa, ma, ba, ia, ca, sa = (np.array([pa[k][i] for k in ks], float) for i in range(6))
+        ob, mb, bb, ib, cb, sb = (np.array([pb[k][i] for k in ks], float) for i in range(6))
         out.append({"n": n, "replicates": len(ks),
                     "b_higher_objective": int(np.sum(ob > oa + 1e-12 * np.abs(oa))),
                     "median_objective_b_minus_a": float(np.nanmedian(ob - oa)),
                     "mean_a": float(np.nanmean(ma)), "mean_b": float(np.nanmean(mb)),
                     "median_a": float(np.nanmedian(ma)), "median_b": float(np.nanmedian(mb)),
-                    "at_bound_a": int(ba.sum()), "at_bound_b": int(bb.sum())})
+                    "at_bound_a": int(ba.sum()), "at_bound_b": int(bb.sum()),
+                    "median_iterations_a": float(np.median(ia)),
+                    "median_iterations_b": float(np.median(ib)),
+                    "converged_a": int(ca.sum()), "converged_b": int(cb.sum()),
+                    "fit_seconds_a": float(np.sum(sa)), "fit_seconds_b": float(np.sum(sb))})
     return out
