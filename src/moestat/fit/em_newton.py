@@ -35,10 +35,11 @@ def em_then_newton(em_run, model, X, y, weights, params, bounds, options, limit=
     p1, n1, _, h1 = em_run(model, X, y, weights, params, bounds, loose, limit)
     budget = options.max_iter if limit is None else jnp.minimum(limit, options.max_iter)
     newton = newton_step(model, X, y, weights, bounds, options)
+    once = dataclasses.replace(options, max_iter=1)  # one EM iteration, a history of one
 
     def step(p):
         stepped, _, value, _ = newton(p)
-        return em_run(model, X, y, weights, stepped, bounds, options, 1)[0], value
+        return em_run(model, X, y, weights, stepped, bounds, once)[0], value
 
     p2, n2, converged, h2 = iterate(step, p1, options.max_iter, options.tol,
                                     limit=budget - n1)
