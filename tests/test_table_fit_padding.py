@@ -61,10 +61,13 @@ def test_one_and_two_feature_tables_share_the_fit_programs(tmp_path, monkeypatch
 
 def test_padding_applies_only_where_zero_columns_are_known_inert():
     """Not above TABLE_ROWS rows (compiling is not the cost there), not for other gates or
-    experts, not for a model with a frozen expert."""
+    experts, not for a model with a frozen expert, not with Newton steps (each zero column
+    adds Hessian passes and could push a model past Newton's parameter limit)."""
     X = np.zeros((100, 1))
     model = build_model(2, 1)
     assert feature_padded(model, np.zeros((TABLE_ROWS + 1, 1)))[0] is model
+    assert feature_padded(model, X)[0] is not model
+    assert feature_padded(model, X, newton=True)[0] is model
     laplace = MixtureOfExperts.create("laplace", "linear", "gaussian", n_experts=2,
                                       n_features=1)
     assert feature_padded(laplace, X)[0] is laplace

@@ -29,7 +29,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, TableEstimator):
     n_experts : int, number of experts k >= 1.
     gate : a normalised gate spec ("softmax", "laplace", "topk_softmax:2", ...).
     estimator : "em" | "mle" | "newton" (at most 64 free parameters).
-    n_init, max_iter, tol, random_state, standardise : as MixtureOfExpertsRegressor.
+    n_init, max_iter, tol, random_state, standardise, finish : as MixtureOfExpertsRegressor.
 
     After `fit`: classes_, and the regressor's fitted attributes (params_, loglik_,
     converged_, n_reached_best_, params_se_, degenerate_, ...); "separated" among the
@@ -38,7 +38,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, TableEstimator):
     """
 
     def __init__(self, n_experts=2, gate="softmax", estimator="em", n_init=10, max_iter=500,
-                 tol=1e-8, random_state=None, standardise=True):
+                 tol=1e-8, random_state=None, standardise=True, finish="none"):
         self.n_experts = n_experts
         self.gate = gate
         self.estimator = estimator
@@ -47,6 +47,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, TableEstimator):
         self.tol = tol
         self.random_state = random_state
         self.standardise = standardise
+        self.finish = finish
 
     def _build_model(self, n_features: int) -> MixtureOfExperts:
         self._check_numbers()
@@ -56,7 +57,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, TableEstimator):
         return build_model(self.n_experts, n_features, gate=self.gate,
                            expert=f"multinomial:{max(len(getattr(self, 'classes_', ())), 2)}",
                            noise="categorical", estimator=self.estimator,
-                           kind="classification")
+                           kind="classification", finish=self.finish)
 
     def fit(self, X, y, sample_weight=None):
         """Fit to X (n_samples, n_features) and labels y (n_samples,). Returns self."""

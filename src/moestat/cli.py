@@ -20,9 +20,8 @@ from moestat.lazy import lazy_module
 
 render = lazy_module("moestat.render")  # tables and progress (rich): loaded at first use
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Statistics of mixture-of-experts models.",
-                  pretty_exceptions_enable=False)
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Statistics of mixture-of-experts models.")
 console = Console(width=None if sys.stdout.isatty() else 170)
 
 
@@ -60,6 +59,8 @@ def fit(
     expert: Annotated[str, typer.Option(help="expert, e.g. linear, ridge:tanh")] = "linear",
     noise: Annotated[str, typer.Option(help="gaussian or laplace")] = "gaussian",
     estimator: Annotated[str, typer.Option(help="em, mle, newton or lse")] = "em",
+    finish: Annotated[str, typer.Option(help="none, or newton: EM to 1e-6, then Newton + EM "
+                                        "steps (where EM crawls; <= 64 parameters)")] = "none",
     kind: Annotated[str, typer.Option(help="auto, mixture, regression, or classification "
                                       "(the target holds labels)")] = "auto",
     n_init: Annotated[int, typer.Option(help="restarts run to convergence (chosen from 5x as "
@@ -81,10 +82,10 @@ def fit(
     """Fit one MoE model to a user's table; print parameters, log-likelihood, BIC."""
     from moestat.fit_command import run_fit
 
-    out = run_fit(data, target, experts=experts, criterion=criterion, features=features,
-                  gate=gate, expert=expert, noise=noise, estimator=estimator, n_init=n_init,
-                  max_iter=max_iter, tol=tol, seed=seed, save=save, plot=plot,
-                  dendrogram=dendrogram, bootstrap=bootstrap, kind=kind)
+    out = run_fit(data, target, experts=experts, criterion=criterion, features=features, gate=gate,
+                  expert=expert, noise=noise, estimator=estimator, finish=finish, n_init=n_init,
+                  max_iter=max_iter, tol=tol, seed=seed, save=save, plot=plot, kind=kind,
+                  dendrogram=dendrogram, bootstrap=bootstrap)
     _emit(out, as_json, lambda c, r: render.print_fit(c, r))  # (render: imported if drawn)
     for label, path in (("saved to", save), ("figure:", plot), ("figure:", dendrogram)):
         if path is not None and not as_json:

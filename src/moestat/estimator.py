@@ -54,7 +54,7 @@ class TableEstimator(BaseEstimator):
         return self._build_model(n_features)
 
     def _options(self) -> FitOptions:
-        return FitOptions(max_iter=int(self.max_iter), tol=float(self.tol))
+        return FitOptions(max_iter=int(self.max_iter), tol=float(self.tol), finish=self.finish)
 
     def _fit_table(self, X, y, sample_weight, target: str = "y"):
         """Fit the model to validated X (n, d), y (n,) and set the fitted attributes."""
@@ -87,8 +87,10 @@ class TableEstimator(BaseEstimator):
         self.n_parameters_ = p
         self.underdetermined_ = underdetermined
         if not self.converged_:
+            hint = ("; finish='newton' converges where EM crawls"
+                    if (self.estimator, self.finish) == ("em", "none") else "")
             warnings.warn(f"best of {self.n_init} restarts did not converge in {self.max_iter} "
-                          f"iterations (tol={self.tol})", ConvergenceWarning, stacklevel=3)
+                          f"iterations (tol={self.tol}){hint}", ConvergenceWarning, stacklevel=3)
         if self.degenerate_:
             warnings.warn("degenerate fit: " + ", ".join(REASONS[r] for r in self.degenerate_),
                           DegenerateFitWarning, stacklevel=3)
@@ -163,6 +165,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, TableEstimator):
     n_init : restarts run to convergence, chosen emEM-style from 5 x n_init short runs of
         four kinds of data-driven starts (moestat/table_fit.py); the best objective is kept.
     max_iter, tol : stopping rule (relative change of the per-sample objective).
+    finish : "none" | "newton" (with "em": EM to 1e-6, then Newton steps each followed by an
+        EM iteration, to tol — converged where EM crawls, e.g. more experts than the data
+        hold; models with at most 64 free parameters; moestat/fit/em_newton.py).
     random_state : seed for the restarts.
     standardise : fit on standardised features and response where the model can follow
         (moestat/standardise.py); parameters are always reported on the user's scale.
@@ -179,7 +184,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, TableEstimator):
 
     def __init__(self, n_experts=3, gate="softmax", expert="linear", noise="gaussian",
                  estimator="em", n_init=20, max_iter=500, tol=1e-8, random_state=None,
-                 kind="auto", standardise=True):
+                 kind="auto", standardise=True, finish="none"):
         self.n_experts = n_experts
         self.gate = gate
         self.expert = expert
@@ -191,11 +196,13 @@ class MixtureOfExpertsRegressor(RegressorMixin, TableEstimator):
         self.random_state = random_state
         self.kind = kind
         self.standardise = standardise
+        self.finish = finish
 
     def _build_model(self, n_features: int) -> MixtureOfExperts:
         self._check_numbers()
         return build_model(self.n_experts, n_features, gate=self.gate, expert=self.expert,
-                           noise=self.noise, estimator=self.estimator, kind=self.kind)
+                           noise=self.noise, estimator=self.estimator, kind=self.kind,
+                           finish=self.finish)
 
     def fit(self, X, y, sample_weight=None):
         """Fit to X (n_samples, n_features), y (n_samples,). Returns self."""

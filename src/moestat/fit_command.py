@@ -16,14 +16,15 @@ def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bi
             noise: str = "gaussian", estimator: str = "em", n_init: int = 20,
             max_iter: int = 500, tol: float = 1e-8, seed: int = 0, save: Path | None = None,
             plot: Path | None = None, dendrogram: Path | None = None,
-            bootstrap: int = 0, kind: str = "auto") -> dict:
+            bootstrap: int = 0, kind: str = "auto", finish: str = "none") -> dict:
     """Validate every argument, read the table, fit (each k of a range, keeping the one
     `criterion` prefers), write `save`, `plot` and `dendrogram`; returns `TableFit.summary`
     plus the data's names, the seed and, for a range, "selection" (with the largest fit's
     dendrogram of mixing measures); for one k with `dendrogram`, "dendrogram"; with
     `bootstrap` > 0, "bootstrap" (parametric-bootstrap SEs of the kept fit). kind
     "classification": the target holds labels ("classes" in the output, in the order of the
-    experts' classes), fitted with multinomial experts."""
+    experts' classes), fitted with multinomial experts. finish "newton": EM to 1e-6, then
+    Newton steps (fit/em_newton.py)."""
     from moestat.expert_selection import check_criterion, parse_experts
     from moestat.process_exit import request_quick_exit
 
@@ -68,7 +69,7 @@ def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bi
     from moestat.table_fit import build_model, fit_table, underdetermined_message
 
     models = [build_model(k, table.X.shape[1], gate=gate, expert=expert, noise=noise,
-                          estimator=estimator, kind=kind) for k in ks]
+                          estimator=estimator, kind=kind, finish=finish) for k in ks]
     if dendrogram is not None:  # (a DIC choice is checked by select_experts, before fitting)
         from moestat.dendrogram import check_dendrogram_model
 
@@ -78,7 +79,7 @@ def run_fit(data: Path, target: str, *, experts: str = "2", criterion: str = "bi
         if len(table.y) < n_params:  # a whole table too small to say anything
             raise InputError(underdetermined_message(len(table.y), n_params, model))
     options = {"estimator": estimator, "n_init": n_init,
-               "options": FitOptions(max_iter=max_iter, tol=tol), "seed": seed}
+               "options": FitOptions(max_iter=max_iter, tol=tol, finish=finish), "seed": seed}
     selection = None
     if len(models) == 1:
         fitted = fit_table(models[0], table.X, table.y, with_standard_errors=True, **options)

@@ -200,6 +200,8 @@ def print_fit(console: Console, out: dict) -> None:
                   f"AIC {out['aic']:.6g}   parameters {out['n_parameters']}")
     r = out["restarts"]
     status = "converged" if out["converged"] else "[red]NOT converged[/red]"
+    if not out["converged"] and (out["estimator"], out.get("finish")) == ("em", "none"):
+        status += " (--finish newton converges where EM crawls)"
     console.print(f"{status} after {out['n_iter']} iterations; {r['reached_best']} of "
                   f"{r['run_to_convergence']} restarts (best of {r['explored']} short runs) "
                   "reached the best optimum"

@@ -25,6 +25,7 @@ from moestat.errors import InputError
 from moestat.fit import FitOptions, FitResult, fit_random
 from moestat.fit.api import EXPLORE_FACTOR, check_estimator_for
 from moestat.fit.init import prng_key
+from moestat.fit.result import FINISHES
 from moestat.model import MixtureOfExperts, MoEParams
 from moestat.padding import bucket_size, feature_width, pad_features, pad_rows
 from moestat.standardise import Scaling, loglik_to_user_scale, scaling_for, to_user_scale
@@ -34,10 +35,10 @@ SAME_OPTIMUM = 1e-6  # restarts within this (per sample) of the best reached the
 
 
 def build_model(n_experts, n_features: int, *, gate="softmax", expert="linear",
-                noise="gaussian", estimator="em", kind="auto") -> MixtureOfExperts:
+                noise="gaussian", estimator="em", kind="auto", finish="none") -> MixtureOfExperts:
     """The model a user's fit asks for (kind "auto": classification for a label expert,
     regression for "lse" or a gate that is not normalised, else mixture), checked against
-    the estimator."""
+    the estimator and its finish ("none", or "newton": fit/em_newton.py)."""
     from moestat.registry import ESTIMATORS, make_gate
 
     if isinstance(n_experts, bool) or not isinstance(n_experts, int | np.integer) or \
@@ -46,6 +47,8 @@ def build_model(n_experts, n_features: int, *, gate="softmax", expert="linear",
     if estimator not in ESTIMATORS:
         raise InputError(f"unknown estimator {estimator!r}; expected one of "
                          f"{', '.join(ESTIMATORS)}")
+    if finish not in FINISHES:
+        raise InputError(f"finish must be one of {', '.join(FINISHES)}, got {finish!r}")
     if kind == "auto":
         from moestat.registry import make_expert
 
@@ -54,7 +57,7 @@ def build_model(n_experts, n_features: int, *, gate="softmax", expert="linear",
                 else "mixture")
     model = MixtureOfExperts.create(gate, expert, noise, n_experts=int(n_experts),
                                     n_features=n_features, kind=kind)
-    check_estimator_for(model, estimator)
+    check_estimator_for(model, estimator, FitOptions(finish=finish))
     return model
 
 
@@ -63,13 +66,14 @@ INERT_ZERO_COLUMNS = {("softmax", "linear")}  # (gate, expert) whose every featu
 # every update as they were, and its coefficients stay 0 (tests/test_table_fit_padding.py)
 
 
-def feature_padded(model: MixtureOfExperts, X: np.ndarray) -> tuple[MixtureOfExperts,
-                                                                     np.ndarray]:
+def feature_padded(model: MixtureOfExperts, X: np.ndarray, newton: bool = False
+                   ) -> tuple[MixtureOfExperts, np.ndarray]:
     """(the model fitted, X as fitted): for a table of at most TABLE_ROWS (padded) rows of a
     model in INERT_ZERO_COLUMNS without a frozen expert, the model with feature_width(d)
-    features and X with zero columns up to it; else (model, X)."""
+    features and X with zero columns up to it; else (model, X). Not with Newton steps
+    (`newton`): the Hessian costs a pass per free parameter and the zero columns add some."""
     width = feature_width(model.n_features)
-    if (X.shape[0] > TABLE_ROWS or width == model.n_features or model.frozen is not None
+    if (newton or X.shape[0] > TABLE_ROWS or width == model.n_features or model.frozen is not None
             or (model.gate.label, model.expert.label) not in INERT_ZERO_COLUMNS):
         return model, X
     return dataclasses.replace(model, n_features=width), pad_features(X, width)
@@ -160,7 +164,7 @@ class TableFit:
         s = self.scaling
         return {
             "n_samples": int(n_samples), "model": self.model.describe(),
-            "estimator": estimator,
+            "estimator": estimator, "finish": (self.options or FitOptions()).finish,
             "parameters": {k: np.asarray(v).tolist()
                            for k, v in self.model.named(self.params).items()},
             "loglik": self.loglik, "bic": -2 * self.loglik + p * np.log(n_samples),
@@ -205,10 +209,11 @@ def fit_table(model: MixtureOfExperts, X, y, sample_weight=None, *, estimator: s
 
         standard_errors_program = functools.partial(prepare_standard_errors, model, scaling,
                                                     Xp, yp, wp, active_directory())
-    fitted, Xf = feature_padded(model, Xp)
+    options = options or FitOptions()
+    fitted, Xf = feature_padded(model, Xp, "newton" in (estimator, options.finish))
     result, objectives = fit_random(fitted, Xf, yp, prng_key(seed), int(n_init),
                                     estimator=estimator, weights=wp,
-                                    options=options or FitOptions(), explore=explore,
+                                    options=options, explore=explore,
                                     program_cache=active_directory(),
                                     profile=table_profile(len(yp)),
                                     while_compiling=standard_errors_program)

@@ -40,7 +40,8 @@ def run_cell(config: ExperimentConfig, cell: Cell) -> dict[str, list]:
     resources.limit_live_executables(text, size)
     models, truth = built(text), truth_at(text, cell.n)
     rows: dict[str, list] = {}
-    for block in resources.replicate_blocks(cell.replicates, models.fit_model, size):
+    for block in resources.replicate_blocks(cell.replicates, models.fit_model, size,
+                                              setting.estimator, setting.finish):
         for k, v in _run_replicates(config, models, truth, cell.n, block, size).items():
             rows.setdefault(k, []).extend(v)
     return rows

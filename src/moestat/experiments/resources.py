@@ -24,9 +24,10 @@ _LIVE_SHAPES: set = set()
 _ON_CLEAR: list = []  # callbacks run when the executables are dropped
 
 
-def replicate_blocks(reps: list[int], model: MixtureOfExperts, n: int) -> list[list[int]]:
+def replicate_blocks(reps: list[int], model: MixtureOfExperts, n: int, estimator: str = "em",
+                     finish: str = "none") -> list[list[int]]:
     """The cell's replicates in consecutive blocks that each fit in memory.budget()."""
-    size = max(1, int(budget() // bytes_per_fit(model, n)))
+    size = max(1, int(budget() // bytes_per_fit(model, n, estimator, finish)))
     return [reps[i:i + size] for i in range(0, len(reps), size)]
 
 

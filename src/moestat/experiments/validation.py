@@ -13,7 +13,6 @@ from moestat.experiments.config import ExperimentConfig, NDependent, Setting
 from moestat.experiments.settings import SettingModels, build, fitted_model
 from moestat.fit import bytes_per_fit
 from moestat.memory import refuse_over_budget
-from moestat.model import MixtureOfExperts
 
 X_LIMIT = 1e150  # |x| beyond which x^2 overflows float64 (the estimator's limit too)
 
@@ -27,7 +26,7 @@ def check_runnable(config: ExperimentConfig) -> None:
             raise InputError(f"{where}.n_max: {setting.n_max} is below the smallest n of the "
                              f"grid ({grid[0]}): the setting would run no cell")
         _check_input_law(setting, where)
-        _check_memory(fitted_model(setting), grid, where)
+        _check_memory(setting, grid, where)
     for setting in config.settings:
         where = f"settings.{setting.name}"
         models = build(setting)
@@ -88,8 +87,9 @@ def _check_assignment(models: SettingModels, where: str) -> None:
                          f"got {bad[0]}")
 
 
-def _check_memory(model: MixtureOfExperts, grid: list[int], where: str) -> None:
+def _check_memory(setting: Setting, grid: list[int], where: str) -> None:
     """One replicate of the largest cell must fit the budget: blocks split replicates, never
     rows (padding only raises smaller n to sizes of the grid)."""
     n = max(grid)
-    refuse_over_budget(where, n, bytes_per_fit(model, n))
+    refuse_over_budget(where, n, bytes_per_fit(fitted_model(setting), n, setting.estimator,
+                                                setting.finish))

@@ -7,7 +7,7 @@ replicates (`fit/batch_layout.py`) or vmapped over restarts.
     compile_batch(model, estimator, options)  the jitted program fit_batch runs (to compile it
                                        ahead, or to time it)
     best_of_starts(results)            per replicate, the start with the best objective
-    bytes_per_fit(model, n)            an upper estimate of one batched fit's memory
+    bytes_per_fit(model, n, estimator, finish)  an upper estimate of one batched fit's memory
 
 X (n_samples, n_features), y (n_samples,), weights (n_samples,) >= 0 (default ones). Default
 bounds: `MixtureOfExperts.bounds(var(y))`. Estimators: "em" (mixture models), "mle" (any),
@@ -34,7 +34,7 @@ from moestat.fit.em_statistics import MAX_DATA_COLUMNS, data_columns
 from moestat.fit.init import START_KINDS, random_start
 from moestat.fit.lse import lse
 from moestat.fit.lse import solver as lse_solver
-from moestat.fit.mle import check_newton, mean_loglik, mle, newton
+from moestat.fit.mle import HESSIAN_ROWS, check_newton, mean_loglik, mle, newton
 from moestat.fit.result import FitOptions, FitResult
 from moestat.fit.sgd import sgd
 from moestat.memory import rows_bytes
@@ -42,6 +42,7 @@ from moestat.model import MixtureOfExperts, MoEParams
 
 ESTIMATOR_FUNCTIONS = {"em": em, "mle": mle, "newton": newton, "lse": lse, "sgd": sgd}
 DEFAULT_OPTIONS = FitOptions()
+NEWTON_TANGENT_ARRAYS = 16  # (P, rows, K) arrays of a Newton Hessian block (XLA: 3-12.5)
 
 
 def check_estimator_for(model: MixtureOfExperts, estimator: str,
@@ -58,7 +59,7 @@ def check_estimator_for(model: MixtureOfExperts, estimator: str,
     if options.finish == "newton" and estimator != "em":
         raise InputError(f"finish 'newton' follows EM; estimator {estimator!r} has no EM phase")
     if estimator == "newton" or options.finish == "newton":
-        check_newton(model)
+        check_newton(model, finish=estimator != "newton")
 
 
 def default_bounds(model: MixtureOfExperts, y, weights):
@@ -361,16 +362,23 @@ def best_of_starts(results: FitResult, xp=np) -> FitResult:
     return jax.tree_util.tree_map(pick, results)
 
 
-def bytes_per_fit(model: MixtureOfExperts, n: int) -> int:
+def bytes_per_fit(model: MixtureOfExperts, n: int, estimator: str = "em",
+                  finish: str = "none") -> int:
     """An estimate, on the high side, of one replicate's peak memory in a batched fit of n rows
     (float64): the data (n, d + 1), about 8 arrays of (n, K) (responsibilities, log weights,
     log joint, ...), the gate Hessian's (n, K^2 m) product, a least-squares Jacobian (n, P)
-    and, for the one-pass EM, its data statistics D (n, n_D) twice (formed, then read).
+    and, for the one-pass EM, its data statistics D (n, n_D) twice (formed, then read); with
+    Newton steps (estimator "newton" or finish "newton") the Hessian's forward-over-reverse
+    pass over one block of rows: NEWTON_TANGENT_ARRAYS arrays of (P, rows, K).
     Measured: a regression fit with P = 8 at n = 1e6 estimated 0.44 GB, resident ~0.28 GB;
     softmax + linear experts at n = 1e5, d = 1: 0.06 GB (XLA's own analysis 0.03), d = 32:
-    1.4 GB (1.0)."""
+    1.4 GB (1.0); shared + routed ReLU experts (K = 5, P = 20) at n = 1e5: EM 0.09 GB (XLA
+    0.10), finished by Newton 0.20 GB (XLA 0.16; at n = 1e4 0.11 GB, XLA 0.09)."""
     d, K, P = model.n_features, model.n_components, model.n_free_parameters()
     m = len(model.gate.logit_monomials(d)) if model.gate.logit_monomials else d + 1
     n_D = data_columns(model)
     n_D = n_D if n_D <= MAX_DATA_COLUMNS else 0  # beyond the bound EM runs per sample
-    return rows_bytes(n, d, K) + 8 * n * (K * K * m + P + 2 * n_D)
+    rows = rows_bytes(n, d, K) + 8 * n * (K * K * m + P + 2 * n_D)
+    if "newton" in (estimator, finish):
+        rows += 8 * NEWTON_TANGENT_ARRAYS * P * K * min(n, HESSIAN_ROWS)
+    return rows

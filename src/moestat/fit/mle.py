@@ -40,12 +40,15 @@ def mle(model: MixtureOfExperts, X, y, weights, params: MoEParams, bounds,
     return model.from_free(free), n_iter, converged, history
 
 
-def check_newton(model: MixtureOfExperts) -> None:
-    """Raise InputError when the model has more free parameters than `newton` handles."""
+def check_newton(model: MixtureOfExperts, finish: bool = False) -> None:
+    """Raise InputError when the model has more free parameters than Newton steps handle
+    (the `newton` estimator, or EM's Newton `finish`)."""
     p = model.n_free_coordinates()
     if p > NEWTON_MAX_PARAMS:
-        raise InputError(f"estimator 'newton' needs at most {NEWTON_MAX_PARAMS} free "
-                         f"parameters; this model has {p}: use 'mle' or 'em'")
+        what, instead = (("finish 'newton'", "EM without it") if finish
+                         else ("estimator 'newton'", "'mle' or 'em'"))
+        raise InputError(f"{what} needs at most {NEWTON_MAX_PARAMS} free parameters; this "
+                         f"model has {p}: use {instead}")
 
 
 HESSIAN_ROWS = 8192  # rows per block of the Newton Hessian: its forward-over-reverse pass

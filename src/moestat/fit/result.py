@@ -35,6 +35,9 @@ class FitResult(NamedTuple):
     history: jax.Array
 
 
+FINISHES = ("none", "newton")  # what runs after EM: nothing, or Newton steps (fit/em_newton.py)
+
+
 @dataclass(frozen=True)
 class FitOptions:
     """Stopping and inner-solver settings (hashable: part of the compiled function's key).
@@ -75,7 +78,7 @@ class FitOptions:
             raise ValueError(f"em_path must be 'auto' or 'generic', got {self.em_path!r}")
         if self.accelerate not in ("none", "squarem"):
             raise ValueError(f"accelerate must be 'none' or 'squarem', got {self.accelerate!r}")
-        if self.finish not in ("none", "newton"):
+        if self.finish not in FINISHES:
             raise ValueError(f"finish must be 'none' or 'newton', got {self.finish!r}")
         if self.lse_solver not in ("auto", "lm", "lbfgs"):
             raise ValueError(f"lse_solver must be 'auto', 'lm' or 'lbfgs', got "
