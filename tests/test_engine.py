@@ -665,3 +665,23 @@ def test_an_unknown_setting_is_refused_before_any_cell(tiny, tmp_path):
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         "error: --setting 'nope' is not a setting of tiny; its settings: exact"]
     assert not (tmp_path / "o" / "cells").exists()
+
+
+def test_progress_sent_to_a_log_file_is_a_timestamped_line_per_cell():
+    """A sweep whose output goes to a file (nohup, a batch job) cannot show the transient bar:
+    it logs one line per finished cell instead, written through at once."""
+    import io
+    import re
+
+    from rich.console import Console
+
+    from moestat import render
+
+    console, calls = Console(file=io.StringIO()), []
+    with render.cell_progress(console, "demo", 3, then=lambda: calls.append(1)) as advance:
+        advance(1, 3)
+        advance(2, 3)
+    lines = console.file.getvalue().splitlines()
+    assert len(lines) == 2 and len(calls) == 2
+    for line, done in zip(lines, (1, 2), strict=True):
+        assert re.fullmatch(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d demo: {done}/3 cells done", line)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 
 import numpy as np
 from rich.console import Console
@@ -277,8 +278,19 @@ def print_comparison(console: Console, result: dict) -> None:
 
 @contextlib.contextmanager
 def cell_progress(console: Console, name: str, total: int, then=None):
-    """A transient progress bar over `total` cells; yields advance(done, total), which also
-    calls `then()` when given."""
+    """A transient progress bar over `total` cells, or on a console that is not a terminal (a
+    sweep's output sent to a log file) one timestamped line per finished cell; yields
+    advance(done, total), which also calls `then()` when given."""
+    if not console.is_terminal:
+        def advance(done, total_now):
+            console.print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {name}: {done}/{total_now} "
+                          "cells done", highlight=False)
+            console.file.flush()
+            if then is not None:
+                then()
+
+        yield advance
+        return
     with Progress("[progress.description]{task.description}", BarColumn(),
                   MofNCompleteColumn(), TimeRemainingColumn(), console=console,
                   transient=True) as progress:
