@@ -23,7 +23,7 @@ from moestat.cache import active_directory
 from moestat.compiling import TABLE_ROWS, table_profile
 from moestat.errors import InputError
 from moestat.fit import FitOptions, FitResult, fit_random
-from moestat.fit.api import EXPLORE_FACTOR, check_estimator_for
+from moestat.fit.api import EXPLORE_FACTOR, check_estimator_for, takes_newton_steps
 from moestat.fit.init import prng_key
 from moestat.fit.result import FINISHES
 from moestat.model import MixtureOfExperts, MoEParams
@@ -210,7 +210,7 @@ def fit_table(model: MixtureOfExperts, X, y, sample_weight=None, *, estimator: s
         standard_errors_program = functools.partial(prepare_standard_errors, model, scaling,
                                                     Xp, yp, wp, active_directory())
     options = options or FitOptions()
-    fitted, Xf = feature_padded(model, Xp, "newton" in (estimator, options.finish))
+    fitted, Xf = feature_padded(model, Xp, takes_newton_steps(estimator, options.finish))
     result, objectives = fit_random(fitted, Xf, yp, prng_key(seed), int(n_init),
                                     estimator=estimator, weights=wp,
                                     options=options, explore=explore,

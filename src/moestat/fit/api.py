@@ -45,6 +45,11 @@ DEFAULT_OPTIONS = FitOptions()
 NEWTON_TANGENT_ARRAYS = 16  # (P, rows, K) arrays of a Newton Hessian block (XLA: 3-12.5)
 
 
+def takes_newton_steps(estimator: str, finish: str = "none") -> bool:
+    """The fit forms the Newton Hessian: the `newton` estimator, or EM's Newton finish."""
+    return "newton" in (estimator, finish)
+
+
 def check_estimator_for(model: MixtureOfExperts, estimator: str,
                         options: FitOptions = DEFAULT_OPTIONS) -> None:
     """Raise InputError when `estimator` (with `options`) does not apply to `model`."""
@@ -58,7 +63,7 @@ def check_estimator_for(model: MixtureOfExperts, estimator: str,
         raise InputError("estimator 'lse' needs a regression model (kind='regression')")
     if options.finish == "newton" and estimator != "em":
         raise InputError(f"finish 'newton' follows EM; estimator {estimator!r} has no EM phase")
-    if estimator == "newton" or options.finish == "newton":
+    if takes_newton_steps(estimator, options.finish):
         check_newton(model, finish=estimator != "newton")
 
 
@@ -379,6 +384,6 @@ def bytes_per_fit(model: MixtureOfExperts, n: int, estimator: str = "em",
     n_D = data_columns(model)
     n_D = n_D if n_D <= MAX_DATA_COLUMNS else 0  # beyond the bound EM runs per sample
     rows = rows_bytes(n, d, K) + 8 * n * (K * K * m + P + 2 * n_D)
-    if "newton" in (estimator, finish):
+    if takes_newton_steps(estimator, finish):
         rows += 8 * NEWTON_TANGENT_ARRAYS * P * K * min(n, HESSIAN_ROWS)
     return rows
