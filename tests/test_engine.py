@@ -105,12 +105,41 @@ def test_ctrl_c_stops_after_the_cell_exit_130_and_a_rerun_resumes(reference, tin
     os.kill(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err
-    assert "interrupt: finishing the current cell" in err
+    assert "interrupt: finishing the cells at hand" in err
     assert "interrupted: finished cells are kept; run the same command again to resume" in err
     written = len(list((out / "cells").glob("*.parquet")))
     assert 2 <= written < 8
     assert moestat("run", tiny, "--out", out).returncode == 0
     assert _table(out) == _table(reference)  # the resumed rows are the reference's
+
+
+def test_ctrl_c_in_a_pool_sweep_writes_the_cells_at_hand_and_starts_no_other(
+        reference, tiny, tmp_path):
+    """Ctrl-C while two workers compute: both cells finish and are written (none computed and
+    thrown away, none started after it), the sweep raises KeyboardInterrupt (exit 130 in the
+    CLI), and a rerun completes to the reference's rows."""
+    from moestat import interrupts
+    from moestat.experiments import runner
+    from moestat.experiments.backends import ProcessPool
+
+    out = tmp_path / "pool_interrupted"
+    config = runner.resolve(tiny)
+    runner.prepare_out(config, out, resume=True)
+    finished = []
+
+    def ctrl_c_after_the_first(done, total):
+        finished.append(done)
+        interrupts._requested.set()  # what the SIGINT handler sets
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            runner.run_sweep(config, out, ProcessPool(2), on_cell=ctrl_c_after_the_first)
+    finally:
+        interrupts._requested.clear()
+    assert finished == [1, 2]  # the worker's cell at hand, then the other's; no third
+    assert len(list((out / "cells").glob("*.parquet"))) == 2
+    assert runner.run_sweep(config, out) == 6
+    assert _table(out) == _table(reference)
 
 
 def test_workers_die_with_their_parent(tiny, tmp_path):

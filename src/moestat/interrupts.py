@@ -1,6 +1,8 @@
-"""Ctrl-C during a sweep: the cell at hand finishes and is written, then the command stops
-with exit code 130 and says that a rerun resumes; a second Ctrl-C stops at once (cells are
-written atomically, so nothing finished is lost either way).
+"""Ctrl-C during a sweep: the cells at hand (one in-process, one per pool worker) finish and
+are written, no new cell starts, then the command stops with exit code 130 and says that a
+rerun resumes; a second Ctrl-C stops at once (cells are written atomically, so nothing finished
+is lost either way). On a Dask cluster the sweep stops after the cell just written and cancels
+the rest: the scheduler, not moestat, decides which tasks are at hand.
 
 Python's default handler raises KeyboardInterrupt wherever the main thread happens to be —
 inside a garbage-collector callback of JAX it is printed and ignored, and with compile
@@ -25,7 +27,7 @@ def _handler(signum, frame) -> None:
               file=sys.stderr, flush=True)
         os._exit(STOP_NOW_EXIT)
     _requested.set()
-    print("interrupt: finishing the current cell, then stopping (Ctrl-C again to stop now)",
+    print("interrupt: finishing the cells at hand, then stopping (Ctrl-C again to stop now)",
           file=sys.stderr, flush=True)
 
 
@@ -34,6 +36,11 @@ def stop_between_cells() -> None:
     _requested.clear()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _handler)
+
+
+def requested() -> bool:
+    """Has Ctrl-C been pressed since the sweep began? (Backends start no cell after it.)"""
+    return _requested.is_set()
 
 
 def check() -> None:

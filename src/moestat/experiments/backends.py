@@ -10,8 +10,11 @@ the runner writes each finished cell atomically, so the backend never touches th
 
 A task that raises is retried `retries` times; if it still fails, its rows are recorded with
 `failed = true` and null metrics (never lost, never presented as a result). A pool whose worker
-dies is rebuilt and the unfinished cells resubmitted. Results do not depend on the backend:
-a cell's numbers derive only from (seed, setting, n, replicate).
+dies is rebuilt and the unfinished cells resubmitted. After Ctrl-C (moestat.interrupts) a
+backend starts no new cell: the pool's and the in-process cells at hand finish and are
+yielded; a Dask sweep stops after the cell just yielded and cancels its other tasks.
+Results do not depend on the backend: a cell's numbers derive only from (seed, setting, n,
+replicate).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
+from moestat import interrupts
 from moestat.cache import enable_compilation_cache
 from moestat.device import select_device
 from moestat.errors import InputError, require
@@ -78,6 +82,8 @@ class InProcess:
 
     def map_cells(self, config: ExperimentConfig, cells: list[Cell]) -> Iterator:
         for cell in cells:
+            if interrupts.requested():
+                return
             yield cell, run_cell_safely(config, cell)
 
 
@@ -90,26 +96,43 @@ class ProcessPool:
     def map_cells(self, config: ExperimentConfig, cells: list[Cell]) -> Iterator:
         pending = list(cells)
         for _ in range(RETRIES + 1):
-            if not pending:
+            if not pending or interrupts.requested():
                 return
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(self.workers, mp_context=ctx,
                                      initializer=worker_setup) as pool:
-                futures = {pool.submit(run_cell_in_worker, config, c): c for c in pending}
                 try:
-                    while futures:
-                        done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                        for f in done:
-                            cell = futures.pop(f)
-                            pending.remove(cell)
-                            yield cell, f.result()
+                    yield from self._cells_at_hand(pool, config, pending)
+                    return  # every cell ran, or an interrupt stopped new ones
                 except BrokenProcessPool:
                     continue  # a worker died: rebuild the pool for what is left
-                except GeneratorExit:  # the caller stopped (an interrupt): queue nothing more
+                except GeneratorExit:  # the caller stopped: start nothing more
                     pool.shutdown(wait=False, cancel_futures=True)
                     raise
         for cell in pending:  # the pool kept breaking: record, do not lose
             yield cell, failed_rows(config, cell)
+
+    def _cells_at_hand(self, pool, config: ExperimentConfig, pending: list[Cell]) -> Iterator:
+        """At most one cell per worker in the pool, none queued behind them, so that after
+        Ctrl-C the cells at hand finish and are yielded (written) and no other starts;
+        finished cells leave `pending`."""
+        waiting, running = iter(list(pending)), {}
+
+        def start_more():
+            while len(running) < self.workers and not interrupts.requested():
+                cell = next(waiting, None)
+                if cell is None:
+                    return
+                running[pool.submit(run_cell_in_worker, config, cell)] = cell
+
+        start_more()
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for f in done:
+                cell, rows = running.pop(f), f.result()
+                pending.remove(cell)
+                yield cell, rows
+            start_more()
 
 
 SCHEMES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
@@ -170,6 +193,9 @@ class DaskCluster:
                         continue
                     rows = failed_rows(config, cell)
                 yield cell, rows
+                if interrupts.requested():
+                    client.cancel(list(futures))
+                    return
 
 
 def choose_backend(workers: int, scheduler: str | None):

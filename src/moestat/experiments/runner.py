@@ -142,7 +142,7 @@ def run_sweep(config: ExperimentConfig, out: Path, backend=None,
         done += 1
         if on_cell:
             on_cell(done, total)
-        interrupts.check()  # Ctrl-C: stop after the cell just written (moestat.interrupts)
+    interrupts.check()  # Ctrl-C: the backend stopped early, its cells at hand written
     return len(todo)
 
 
