@@ -159,6 +159,21 @@ def test_workers_die_with_their_parent(tiny, tmp_path):
     assert not alive, alive
 
 
+def test_a_killed_worker_loses_no_cell(reference, tiny, tmp_path):
+    """kill -9 of one pool worker mid-sweep (the OOM killer's way): the pool is rebuilt, the
+    cells it was computing run again, and the sweep completes to the reference's rows."""
+    out = tmp_path / "worker_killed"
+    proc = _run_until_cells(tiny, out, 1, "--workers", "2")
+    workers = [pid for pid in subprocess.run(["pgrep", "-P", str(proc.pid)],
+                                             capture_output=True, text=True).stdout.split()
+               if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+    assert len(workers) == 2
+    os.kill(int(workers[0]), signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert _table(out) == _table(reference)
+
+
 def _running(pid: str) -> bool:
     try:
         return "zombie" not in Path(f"/proc/{pid}/status").read_text()
