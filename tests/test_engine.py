@@ -129,13 +129,15 @@ def test_ctrl_c_in_a_pool_sweep_writes_the_cells_at_hand_and_starts_no_other(
 
     def ctrl_c_after_the_first(done, total):
         finished.append(done)
-        interrupts._requested.set()  # what the SIGINT handler sets
+        interrupts.request()  # what the first Ctrl-C does
 
     try:
         with pytest.raises(KeyboardInterrupt):
             runner.run_sweep(config, out, ProcessPool(2), on_cell=ctrl_c_after_the_first)
-    finally:
-        interrupts._requested.clear()
+    finally:  # clear the request, and give pytest its own Ctrl-C back
+        pytest_handler = signal.getsignal(signal.SIGINT)
+        interrupts.stop_between_cells()
+        signal.signal(signal.SIGINT, pytest_handler)
     assert finished == [1, 2]  # the worker's cell at hand, then the other's; no third
     assert len(list((out / "cells").glob("*.parquet"))) == 2
     assert runner.run_sweep(config, out) == 6

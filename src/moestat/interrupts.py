@@ -26,7 +26,7 @@ def _handler(signum, frame) -> None:
         print("interrupted again: stopping now; finished cells are kept, a rerun resumes",
               file=sys.stderr, flush=True)
         os._exit(STOP_NOW_EXIT)
-    _requested.set()
+    request()
     print("interrupt: finishing the cells at hand, then stopping (Ctrl-C again to stop now)",
           file=sys.stderr, flush=True)
 
@@ -36,6 +36,11 @@ def stop_between_cells() -> None:
     _requested.clear()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _handler)
+
+
+def request() -> None:
+    """Ask the sweep to stop between cells (what the first Ctrl-C does)."""
+    _requested.set()
 
 
 def requested() -> bool:
