@@ -50,5 +50,5 @@ def requested() -> bool:
 
 def check() -> None:
     """Raise KeyboardInterrupt at this safe point when an interrupt was requested."""
-    if _requested.is_set():
+    if requested():
         raise KeyboardInterrupt
